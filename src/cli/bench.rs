@@ -1,0 +1,167 @@
+//! `powkit bench`: nonce-search speed per backend, implementation and thread count.
+
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde::Serialize;
+
+use super::{fmt_rate, Backend, CliError, GPU_UNAVAILABLE};
+use crate::mine::{search, SearchOptions, NONCE_SPACE};
+use crate::primitives::BlockHeader;
+use crate::sha256::{CpuImpl, Job};
+
+/// Bitcoin block 1's header: a real header, searched at its real target (difficulty 1).
+const BENCH_HEADER: &str = "010000006fe28c0ab6f1b372c1a6a246ae63f74f931e8365e15a089c68d6190000000000982051fd1e4ba744bbbe680e1fee14677ba1a3c3540bf7b1cdb606e857233e0e61bc6649ffff001d01e36299";
+
+/// Flags of `powkit bench`.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Where to hash.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: Backend,
+    /// Worker threads; a comma-separated list gives one row per count (default: all cores).
+    #[arg(long, value_delimiter = ',')]
+    pub threads: Vec<usize>,
+    /// CPU implementation: auto (the fastest this CPU has), all (every one it has), scalar, shani, avx2.
+    #[arg(long, default_value = "auto")]
+    pub cpu_impl: String,
+    /// Seconds per row.
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One measured configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchRow {
+    /// `cpu` or `gpu`.
+    pub backend: Backend,
+    /// Implementation name (`shani`, `avx2`, `scalar`).
+    #[serde(rename = "impl")]
+    pub imp: String,
+    /// Worker threads.
+    pub threads: usize,
+    /// Nonces hashed (completed chunks only).
+    pub hashes: u64,
+    /// Wall time of the row.
+    pub seconds: f64,
+    /// `hashes / seconds`.
+    pub hashes_per_second: f64,
+    /// `hashes_per_second / threads`.
+    pub hashes_per_second_per_thread: f64,
+}
+
+/// The whole benchmark.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// One row per configuration.
+    pub results: Vec<BenchRow>,
+    /// CPU implementations this machine can run, fastest first.
+    pub cpu_impls_available: Vec<CpuImpl>,
+    /// Hardware threads.
+    pub hardware_threads: usize,
+    /// Plain-language notes (a backend not available, say).
+    pub notes: Vec<String>,
+}
+
+fn choose_impls(choice: &str) -> Result<Vec<CpuImpl>, CliError> {
+    match choice {
+        "auto" => Ok(vec![CpuImpl::detect()]),
+        "all" => Ok(CpuImpl::available()),
+        other => {
+            let imp: CpuImpl = other.parse().map_err(CliError::usage)?;
+            if !imp.is_available() {
+                return Err(CliError::usage(crate::sha256::UnsupportedImpl(imp).to_string()));
+            }
+            Ok(vec![imp])
+        }
+    }
+}
+
+/// Measures one CPU configuration for `seconds`.
+pub fn bench_cpu(imp: CpuImpl, threads: usize, seconds: f64) -> Result<BenchRow, CliError> {
+    let scanner = imp.scanner().map_err(|e| CliError::usage(e.to_string()))?;
+    let header = BlockHeader::from_bytes(&hex::decode(BENCH_HEADER).expect("hex")).expect("80 bytes");
+    let job = Job::new(&header, header.bits.to_target().expect("valid bits"));
+    let opts = SearchOptions {
+        threads,
+        find_all: true,
+        deadline: Some(Instant::now() + Duration::from_secs_f64(seconds)),
+        ..Default::default()
+    };
+    let r = search(&*scanner, &job, 0, NONCE_SPACE, &opts, None);
+    let secs = r.elapsed.as_secs_f64();
+    Ok(BenchRow {
+        backend: Backend::Cpu,
+        imp: imp.name().to_string(),
+        threads,
+        hashes: r.hashes,
+        seconds: secs,
+        hashes_per_second: r.rate(),
+        hashes_per_second_per_thread: r.rate() / threads as f64,
+    })
+}
+
+/// Runs the benchmark; `on_row` sees each row as it completes.
+pub fn run(a: &BenchArgs, on_row: &mut dyn FnMut(&BenchRow)) -> Result<BenchReport, CliError> {
+    if !(a.seconds > 0.0 && a.seconds <= 3600.0) {
+        return Err(CliError::usage(format!("--seconds must be in (0, 3600], got {}", a.seconds)));
+    }
+    if a.threads.iter().any(|&t| t == 0 || t > 1024) {
+        return Err(CliError::usage("--threads must be between 1 and 1024"));
+    }
+    let mut report = BenchReport {
+        results: Vec::new(),
+        cpu_impls_available: CpuImpl::available(),
+        hardware_threads: crate::mine::default_threads(),
+        notes: Vec::new(),
+    };
+    if a.backend == Backend::Gpu {
+        return Err(CliError::usage(GPU_UNAVAILABLE));
+    }
+    if a.backend == Backend::All {
+        report.notes.push(format!("gpu: {GPU_UNAVAILABLE}"));
+    }
+    let threads = if a.threads.is_empty() { vec![report.hardware_threads] } else { a.threads.clone() };
+    for imp in choose_impls(&a.cpu_impl)? {
+        for &t in &threads {
+            let row = bench_cpu(imp, t, a.seconds)?;
+            on_row(&row);
+            report.results.push(row);
+        }
+    }
+    Ok(report)
+}
+
+/// `powkit bench`: prints the table or the JSON; exit code 0.
+pub fn main(a: &BenchArgs) -> Result<i32, CliError> {
+    if a.json {
+        let report = run(a, &mut |_| {})?;
+        println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));
+        return Ok(0);
+    }
+    println!(
+        "cpu implementations available: {} ({} hardware threads)",
+        CpuImpl::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", "),
+        crate::mine::default_threads()
+    );
+    println!("{:<8} {:<8} {:>7} {:>14} {:>8} {:>14} {:>14}", "backend", "impl", "threads", "hashes", "seconds", "rate", "per thread");
+    let report = run(a, &mut |r| {
+        println!(
+            "{:<8} {:<8} {:>7} {:>14} {:>8.2} {:>14} {:>14}",
+            "cpu",
+            r.imp,
+            r.threads,
+            r.hashes,
+            r.seconds,
+            fmt_rate(r.hashes_per_second),
+            fmt_rate(r.hashes_per_second_per_thread)
+        )
+    })?;
+    for n in &report.notes {
+        println!("note: {n}");
+    }
+    Ok(0)
+}

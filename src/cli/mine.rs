@@ -1,0 +1,242 @@
+//! `powkit mine`: search a nonce range of a given header.
+
+use std::io::{IsTerminal, Write};
+
+use clap::Args;
+use serde::Serialize;
+
+use super::{fmt_rate, Backend, CliError, GPU_UNAVAILABLE};
+use crate::mine::{mine_rolling_time, search, Progress, SearchOptions, SearchReport, Solution, NONCE_SPACE};
+use crate::primitives::{BlockHeader, CompactTarget, Target, HEADER_SIZE};
+use crate::sha256::{CpuImpl, Job};
+
+/// Flags of `powkit mine`.
+#[derive(Args, Debug, Clone)]
+pub struct MineArgs {
+    /// The 80-byte header in hex (160 digits); its nonce field is ignored.
+    #[arg(long)]
+    pub header: String,
+    /// Target in compact form (8 hex digits, e.g. 1d00ffff); default: the header's own bits.
+    #[arg(long, conflicts_with = "target")]
+    pub bits: Option<String>,
+    /// Target as 64 hex digits, most significant first.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// First nonce to try (decimal, or hex with 0x).
+    #[arg(long, default_value = "0", value_parser = parse_u32)]
+    pub start_nonce: u32,
+    /// Nonces to try; without it the search runs to the end of the nonce space and then rolls the
+    /// time field (see --max-time-rolls).
+    #[arg(long, value_parser = parse_u64)]
+    pub count: Option<u64>,
+    /// Report every solution in the range, not only the first.
+    #[arg(long)]
+    pub all: bool,
+    /// Where to hash.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: Backend,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// CPU implementation: auto, scalar, shani, avx2.
+    #[arg(long, default_value = "auto")]
+    pub cpu_impl: String,
+    /// Without --count: how many times the time field may be rolled forward one second after the
+    /// nonce space runs out (7200 = Bitcoin's two-hour future limit).
+    #[arg(long, default_value_t = 7200)]
+    pub max_time_rolls: u32,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_u64(s: &str) -> Result<u64, String> {
+    let s = s.trim().replace('_', "");
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    r.map_err(|e| format!("'{s}' is not a non-negative integer: {e}"))
+}
+
+fn parse_u32(s: &str) -> Result<u32, String> {
+    let v = parse_u64(s)?;
+    u32::try_from(v).map_err(|_| format!("{v} does not fit in a 32-bit nonce (max 4294967295)"))
+}
+
+/// What `powkit mine` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct MineReport {
+    /// Whether a solution was found.
+    pub found: bool,
+    /// The first (lowest) solving nonce.
+    pub nonce: Option<u32>,
+    /// Its block hash, display order.
+    pub hash: Option<String>,
+    /// The solved header in hex (its time may have been rolled).
+    pub header: Option<String>,
+    /// Every solution in the range (with `--all` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub solutions: Option<Vec<Solution>>,
+    /// The target, 64 hex digits.
+    pub target: String,
+    /// Nonces hashed.
+    pub hashes: u64,
+    /// Wall time.
+    pub seconds: f64,
+    /// Hashes per second.
+    pub hashes_per_second: f64,
+    /// Times the time field was rolled.
+    pub time_rolls: u32,
+    /// `cpu`.
+    pub backend: Backend,
+    /// CPU implementation used.
+    #[serde(rename = "impl")]
+    pub imp: CpuImpl,
+    /// Worker threads.
+    pub threads: usize,
+}
+
+/// Parses the header given on the command line.
+pub fn parse_header_hex(s: &str) -> Result<BlockHeader, CliError> {
+    let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    let clean = clean.strip_prefix("0x").unwrap_or(&clean);
+    let bytes = hex::decode(clean).map_err(|e| CliError::usage(format!("--header is not hex: {e}")))?;
+    if bytes.len() != HEADER_SIZE {
+        return Err(CliError::usage(format!(
+            "--header must be {HEADER_SIZE} bytes ({} hex digits), got {} bytes",
+            2 * HEADER_SIZE,
+            bytes.len()
+        )));
+    }
+    BlockHeader::from_bytes(&bytes).map_err(|e| CliError::usage(format!("--header: {e}")))
+}
+
+/// The target from `--target`, `--bits`, or the header's bits.
+pub fn parse_target(a: &MineArgs, header: &BlockHeader) -> Result<Target, CliError> {
+    if let Some(t) = &a.target {
+        let t = Target::from_be_hex(t).map_err(|e| CliError::usage(format!("--target: {e}")))?;
+        if t.0.is_zero() {
+            return Err(CliError::usage("--target: target is zero, no hash can meet it"));
+        }
+        return Ok(t);
+    }
+    let (bits, whose) = match &a.bits {
+        Some(b) => {
+            let b = b.trim().trim_start_matches("0x");
+            if b.len() != 8 {
+                return Err(CliError::usage(format!("--bits must be 8 hex digits, got '{b}'")));
+            }
+            let v = u32::from_str_radix(b, 16).map_err(|e| CliError::usage(format!("--bits is not hex: {e}")))?;
+            (CompactTarget(v), "--bits")
+        }
+        None => (header.bits, "the header's bits"),
+    };
+    bits.to_target().map_err(|e| CliError::usage(format!("{whose}: {e}")))
+}
+
+/// Runs the search; `progress` sees periodic updates.
+pub fn run(a: &MineArgs, progress: Option<&dyn Fn(&Progress, u32)>) -> Result<MineReport, CliError> {
+    match a.backend {
+        Backend::Cpu => {}
+        Backend::Gpu | Backend::All => return Err(CliError::usage(GPU_UNAVAILABLE)),
+    }
+    let header = parse_header_hex(&a.header)?;
+    let target = parse_target(a, &header)?;
+    let imp = if a.cpu_impl == "auto" { CpuImpl::detect() } else { a.cpu_impl.parse().map_err(CliError::usage)? };
+    let scanner = imp.scanner().map_err(|e| CliError::usage(e.to_string()))?;
+    let threads = a.threads.unwrap_or_else(crate::mine::default_threads);
+    if threads == 0 || threads > 1024 {
+        return Err(CliError::usage("--threads must be between 1 and 1024"));
+    }
+    let opts = SearchOptions { threads, find_all: a.all, ..Default::default() };
+    let start = a.start_nonce;
+
+    let (report, solved, rolls): (SearchReport, Option<BlockHeader>, u32) = match a.count {
+        Some(0) => return Err(CliError::usage("--count 0: the nonce range is empty")),
+        Some(count) if start as u64 + count > NONCE_SPACE => {
+            return Err(CliError::usage(format!(
+                "--start-nonce {start} --count {count} passes the end of the 32-bit nonce space \
+                 (the last nonce is 4294967295); use a count of at most {}",
+                NONCE_SPACE - start as u64
+            )))
+        }
+        None if !a.all => {
+            let r = mine_rolling_time(&*scanner, &header, target, start, a.max_time_rolls, &opts, progress);
+            (r.search, r.header, r.time_rolls)
+        }
+        count => {
+            let count = count.unwrap_or(NONCE_SPACE - start as u64);
+            let job = Job::new(&header, target);
+            let cb = progress.map(|p| move |pr: &Progress| p(pr, 0));
+            let r = search(&*scanner, &job, start, count, &opts, cb.as_ref().map(|c| c as &dyn Fn(&Progress)));
+            let solved = r.solutions.first().map(|s| BlockHeader { nonce: s.nonce, ..header });
+            (r, solved, 0)
+        }
+    };
+    let first = report.solutions.first().copied();
+    Ok(MineReport {
+        found: first.is_some(),
+        nonce: first.map(|s| s.nonce),
+        hash: first.map(|s| s.hash.to_string()),
+        header: solved.map(|h| hex::encode(h.to_bytes())),
+        solutions: a.all.then(|| report.solutions.clone()),
+        target: target.to_be_hex(),
+        hashes: report.hashes,
+        seconds: report.elapsed.as_secs_f64(),
+        hashes_per_second: report.rate(),
+        time_rolls: rolls,
+        backend: Backend::Cpu,
+        imp,
+        threads,
+    })
+}
+
+/// `powkit mine`: exit 0 when found, 1 when the range holds no solution, 2 on bad input.
+pub fn main(a: &MineArgs) -> Result<i32, CliError> {
+    let tty = std::io::stderr().is_terminal();
+    let show = move |p: &Progress, rolls: u32| {
+        let pct = 100.0 * p.hashes as f64 / p.total.max(1) as f64;
+        let rate = fmt_rate(p.hashes as f64 / p.elapsed.as_secs_f64().max(1e-9));
+        let line = format!("mining: {:>6.2}% of range, {} hashes, {rate}, time rolls {rolls}", pct, p.hashes);
+        if tty {
+            eprint!("\r{line}  ");
+            let _ = std::io::stderr().flush();
+        } else if p.elapsed.as_secs() % 10 == 0 {
+            eprintln!("{line}");
+        }
+    };
+    let r = run(a, Some(&show))?;
+    if tty && r.seconds >= 1.0 {
+        eprintln!();
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r).expect("serializable"));
+    } else {
+        match (&r.solutions, r.found) {
+            (Some(all), _) => {
+                for s in all {
+                    println!("nonce {} hash {}", s.nonce, s.hash);
+                }
+                println!("{} solution(s)", all.len());
+            }
+            (None, true) => {
+                println!("found nonce {} hash {}", r.nonce.expect("found"), r.hash.as_deref().expect("found"));
+                println!("header {}", r.header.as_deref().expect("found"));
+            }
+            (None, false) => println!("no solution in the range"),
+        }
+        if r.time_rolls > 0 {
+            println!("time field rolled {} time(s)", r.time_rolls);
+        }
+        println!(
+            "searched {} nonces in {:.3} s ({}) on cpu/{} with {} thread(s)",
+            r.hashes,
+            r.seconds,
+            fmt_rate(r.hashes_per_second),
+            r.imp,
+            r.threads
+        );
+    }
+    Ok(if r.found { 0 } else { 1 })
+}

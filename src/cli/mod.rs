@@ -1,0 +1,94 @@
+//! The command-line front end: clap definitions, and one module per subcommand whose `run` returns
+//! a result struct that is printed as text or JSON. `main.rs` only parses and dispatches here.
+
+pub mod bench;
+pub mod mine;
+
+use std::fmt;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// powkit: fast, trustworthy proof-of-work on ordinary hardware.
+#[derive(Parser, Debug)]
+#[command(name = "powkit", version, about, long_about = None)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Measure double-SHA-256 nonce-search speed per backend and implementation.
+    Bench(bench::BenchArgs),
+    /// Search a nonce range of an 80-byte header for hashes that meet a target.
+    Mine(mine::MineArgs),
+}
+
+/// Where hashing runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// CPU threads (SIMD / SHA-NI).
+    Cpu,
+    /// The GPU (wgpu compute shaders).
+    Gpu,
+    /// CPU and GPU together.
+    All,
+}
+
+/// A command's failure: the exit code and one clear line for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError {
+    /// Process exit code (2: bad input or unsupported request).
+    pub code: i32,
+    /// The message, without the "error: " prefix.
+    pub message: String,
+}
+
+impl CliError {
+    /// Bad input (exit code 2).
+    pub fn usage(message: impl Into<String>) -> CliError {
+        CliError { code: 2, message: message.into() }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The GPU backend's status in this build, said plainly wherever `--backend gpu` is asked for.
+pub const GPU_UNAVAILABLE: &str =
+    "the gpu backend is not built yet (it arrives with the GPU engine, issue 3); use --backend cpu";
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    let result = match cli.command {
+        Command::Bench(a) => bench::main(&a),
+        Command::Mine(a) => mine::main(&a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("powkit: error: {e}");
+            e.code
+        }
+    }
+}
+
+/// Formats a rate with an SI prefix: `19.03 MH/s`.
+pub fn fmt_rate(per_second: f64) -> String {
+    let (v, p) = if per_second >= 1e9 {
+        (per_second / 1e9, "G")
+    } else if per_second >= 1e6 {
+        (per_second / 1e6, "M")
+    } else if per_second >= 1e3 {
+        (per_second / 1e3, "k")
+    } else {
+        (per_second, "")
+    };
+    format!("{v:.2} {p}H/s")
+}

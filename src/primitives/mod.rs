@@ -1,0 +1,16 @@
+//! Typed primitives and their one canonical encoding: headers, hashes, targets, work.
+//!
+//! As in rust-bitcoin, a block hash, a merkle node, a compact target and a target are distinct types,
+//! and only this module turns bytes into them.
+
+pub mod encoding;
+pub mod hash;
+pub mod header;
+pub mod target;
+pub mod uint;
+
+pub use encoding::{deserialize, serialize, Decodable, DecodeError, Encodable};
+pub use hash::{BlockHash, TxMerkleNode};
+pub use header::{sha256d, BlockHeader, HEADER_SIZE};
+pub use target::{BitsError, CompactTarget, Target, Work};
+pub use uint::U256;

@@ -1,0 +1,229 @@
+//! The midstate SHA-256d with early exit, written once over a lane type.
+//!
+//! `u32` gives the portable scalar backend; `__m256i` (eight `u32` lanes) gives the AVX2 backend.
+//! Everything here is `#[inline(always)]` so that it is compiled inside each backend's
+//! `#[target_feature]` entry point and the round constants and constant message words fold away.
+
+use super::reference::{IV, K};
+use super::Job;
+
+/// A vector of `LANES` 32-bit words with the operations SHA-256 needs.
+pub(crate) trait Lanes: Copy {
+    /// Words per vector.
+    const LANES: usize;
+    /// Every lane set to `v`.
+    fn splat(v: u32) -> Self;
+    /// Loads `LANES` words (lane `i` from `v[i]`).
+    fn load(v: &[u32]) -> Self;
+    /// Stores the lanes into `out[..LANES]`.
+    fn store(self, out: &mut [u32]);
+    /// Lane-wise wrapping addition.
+    fn add(self, o: Self) -> Self;
+    /// Σ0 (FIPS 180-4, 4.4).
+    fn bsig0(self) -> Self;
+    /// Σ1.
+    fn bsig1(self) -> Self;
+    /// σ0.
+    fn ssig0(self) -> Self;
+    /// σ1.
+    fn ssig1(self) -> Self;
+    /// Ch(e, f, g).
+    fn ch(e: Self, f: Self, g: Self) -> Self;
+    /// Maj(a, b, c).
+    fn maj(a: Self, b: Self, c: Self) -> Self;
+}
+
+impl Lanes for u32 {
+    const LANES: usize = 1;
+    #[inline(always)]
+    fn splat(v: u32) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn load(v: &[u32]) -> Self {
+        v[0]
+    }
+    #[inline(always)]
+    fn store(self, out: &mut [u32]) {
+        out[0] = self;
+    }
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        self.wrapping_add(o)
+    }
+    #[inline(always)]
+    fn bsig0(self) -> Self {
+        self.rotate_right(2) ^ self.rotate_right(13) ^ self.rotate_right(22)
+    }
+    #[inline(always)]
+    fn bsig1(self) -> Self {
+        self.rotate_right(6) ^ self.rotate_right(11) ^ self.rotate_right(25)
+    }
+    #[inline(always)]
+    fn ssig0(self) -> Self {
+        self.rotate_right(7) ^ self.rotate_right(18) ^ (self >> 3)
+    }
+    #[inline(always)]
+    fn ssig1(self) -> Self {
+        self.rotate_right(17) ^ self.rotate_right(19) ^ (self >> 10)
+    }
+    #[inline(always)]
+    fn ch(e: Self, f: Self, g: Self) -> Self {
+        g ^ (e & (f ^ g))
+    }
+    #[inline(always)]
+    fn maj(a: Self, b: Self, c: Self) -> Self {
+        (a & b) | (c & (a | b))
+    }
+}
+
+/// One full round: updates `d` and `h` in place (the caller rotates the names).
+macro_rules! round {
+    ($a:ident, $b:ident, $c:ident, $d:ident, $e:ident, $f:ident, $g:ident, $h:ident, $kw:expr) => {{
+        let t1 = $h.add($e.bsig1()).add(L::ch($e, $f, $g)).add($kw);
+        let t2 = $a.bsig0().add(L::maj($a, $b, $c));
+        $d = $d.add(t1);
+        $h = t1.add(t2);
+    }};
+}
+
+/// A round that only needs the new `e` (its `a` is never read again).
+macro_rules! round_e_only {
+    ($a:ident, $b:ident, $c:ident, $d:ident, $e:ident, $f:ident, $g:ident, $h:ident, $kw:expr) => {{
+        let t1 = $h.add($e.bsig1()).add(L::ch($e, $f, $g)).add($kw);
+        $d = $d.add(t1);
+    }};
+}
+
+/// Round constant plus message word `i`, computing the schedule word first when `i >= 16`.
+/// Called with constant `i` only, so after inlining the branch and the bounds checks vanish.
+#[inline(always)]
+fn wk<L: Lanes>(w: &mut [L; 64], i: usize) -> L {
+    if i >= 16 {
+        w[i] = w[i - 16].add(w[i - 15].ssig0()).add(w[i - 7]).add(w[i - 2].ssig1());
+    }
+    L::splat(K[i]).add(w[i])
+}
+
+/// Round `i`.
+macro_rules! r {
+    ($w:ident, $i:expr, $a:ident, $b:ident, $c:ident, $d:ident, $e:ident, $f:ident, $g:ident, $h:ident) => {{
+        round!($a, $b, $c, $d, $e, $f, $g, $h, wk(&mut $w, $i))
+    }};
+}
+
+/// Eight rounds from `base`, names rotating back to where they started.
+macro_rules! r8 {
+    ($w:ident, $base:expr, $a:ident, $b:ident, $c:ident, $d:ident, $e:ident, $f:ident, $g:ident, $h:ident) => {{
+        r!($w, $base, $a, $b, $c, $d, $e, $f, $g, $h);
+        r!($w, $base + 1, $h, $a, $b, $c, $d, $e, $f, $g);
+        r!($w, $base + 2, $g, $h, $a, $b, $c, $d, $e, $f);
+        r!($w, $base + 3, $f, $g, $h, $a, $b, $c, $d, $e);
+        r!($w, $base + 4, $e, $f, $g, $h, $a, $b, $c, $d);
+        r!($w, $base + 5, $d, $e, $f, $g, $h, $a, $b, $c);
+        r!($w, $base + 6, $c, $d, $e, $f, $g, $h, $a, $b);
+        r!($w, $base + 7, $b, $c, $d, $e, $f, $g, $h, $a);
+    }};
+}
+
+/// The top word `H7` of the second SHA-256 (not yet byte-swapped) for the nonces whose
+/// big-endian message words (`bswap(nonce)`) are in `nonce_be`.
+#[inline(always)]
+pub(crate) fn sha256d_h7<L: Lanes>(job: &Job, nonce_be: L) -> L {
+    // ---- First SHA-256, second block: rounds 0..2 were run by the job. ----
+    let z = L::splat(0);
+    let mut w: [L; 64] = [z; 64];
+    w[0] = L::splat(job.tail[0]);
+    w[1] = L::splat(job.tail[1]);
+    w[2] = L::splat(job.tail[2]);
+    w[3] = nonce_be;
+    w[4] = L::splat(0x8000_0000);
+    w[15] = L::splat(640);
+    let s = &job.state3;
+    // State after round 2, named so that round 3 sees (a..h) in the rotation of round 3.
+    let (mut f, mut g, mut h, mut a, mut b, mut c, mut d, mut e) = (
+        L::splat(s[0]),
+        L::splat(s[1]),
+        L::splat(s[2]),
+        L::splat(s[3]),
+        L::splat(s[4]),
+        L::splat(s[5]),
+        L::splat(s[6]),
+        L::splat(s[7]),
+    );
+    r!(w, 3, f, g, h, a, b, c, d, e);
+    r!(w, 4, e, f, g, h, a, b, c, d);
+    r!(w, 5, d, e, f, g, h, a, b, c);
+    r!(w, 6, c, d, e, f, g, h, a, b);
+    r!(w, 7, b, c, d, e, f, g, h, a);
+    r8!(w, 8, a, b, c, d, e, f, g, h);
+    r8!(w, 16, a, b, c, d, e, f, g, h);
+    r8!(w, 24, a, b, c, d, e, f, g, h);
+    r8!(w, 32, a, b, c, d, e, f, g, h);
+    r8!(w, 40, a, b, c, d, e, f, g, h);
+    r8!(w, 48, a, b, c, d, e, f, g, h);
+    r8!(w, 56, a, b, c, d, e, f, g, h);
+    let m = &job.midstate;
+    // ---- Second SHA-256 over the 32-byte digest: W0..7 = digest, then padding. ----
+    let mut v: [L; 64] = [z; 64];
+    v[0] = a.add(L::splat(m[0]));
+    v[1] = b.add(L::splat(m[1]));
+    v[2] = c.add(L::splat(m[2]));
+    v[3] = d.add(L::splat(m[3]));
+    v[4] = e.add(L::splat(m[4]));
+    v[5] = f.add(L::splat(m[5]));
+    v[6] = g.add(L::splat(m[6]));
+    v[7] = h.add(L::splat(m[7]));
+    v[8] = L::splat(0x8000_0000);
+    v[15] = L::splat(256);
+    let (mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h) = (
+        L::splat(IV[0]),
+        L::splat(IV[1]),
+        L::splat(IV[2]),
+        L::splat(IV[3]),
+        L::splat(IV[4]),
+        L::splat(IV[5]),
+        L::splat(IV[6]),
+        L::splat(IV[7]),
+    );
+    r8!(v, 0, a, b, c, d, e, f, g, h);
+    r8!(v, 8, a, b, c, d, e, f, g, h);
+    r8!(v, 16, a, b, c, d, e, f, g, h);
+    r8!(v, 24, a, b, c, d, e, f, g, h);
+    r8!(v, 32, a, b, c, d, e, f, g, h);
+    r8!(v, 40, a, b, c, d, e, f, g, h);
+    r8!(v, 48, a, b, c, d, e, f, g, h);
+    // Rounds 56..60: H7 = IV7 + h after 64 rounds = IV7 + e after round 60. Round 56's `a` is
+    // needed (it is round 60's `d`); the `a` of rounds 57..60 never is.
+    r!(v, 56, a, b, c, d, e, f, g, h);
+    round_e_only!(h, a, b, c, d, e, f, g, wk(&mut v, 57));
+    round_e_only!(g, h, a, b, c, d, e, f, wk(&mut v, 58));
+    round_e_only!(f, g, h, a, b, c, d, e, wk(&mut v, 59));
+    round_e_only!(e, f, g, h, a, b, c, d, wk(&mut v, 60));
+    // Round 60 wrote its new `e` into the name in `d` position: `h`.
+    let _ = (a, b, c, d, e, f, g);
+    h.add(L::splat(IV[7]))
+}
+
+/// Scans with lanes of type `L`: the shared loop of the scalar and SIMD backends.
+#[inline(always)]
+pub(crate) fn scan_lanes<L: Lanes>(job: &Job, start: u32, count: u32, out: &mut Vec<u32>) {
+    let top = job.target_top();
+    let mut nonces = [0u32; 16];
+    let mut h7 = [0u32; 16];
+    let mut done: u32 = 0;
+    while done < count {
+        let base = start.wrapping_add(done);
+        for (i, n) in nonces.iter_mut().enumerate().take(L::LANES) {
+            *n = base.wrapping_add(i as u32).swap_bytes();
+        }
+        sha256d_h7(job, L::load(&nonces)).store(&mut h7);
+        let lanes = (count - done).min(L::LANES as u32) as usize;
+        for (i, &word) in h7.iter().enumerate().take(lanes) {
+            if word.swap_bytes() <= top {
+                out.push(base.wrapping_add(i as u32));
+            }
+        }
+        done += lanes as u32;
+    }
+}
