@@ -48,22 +48,12 @@ macro_rules! rotr {
 }
 
 // SAFETY (for every `unsafe` block below): these methods are only reached from `scan_avx2`, which
-// runs only after AVX2 was detected; the loads and stores touch `LANES` in-bounds `u32`s.
+// runs only after AVX2 was detected; they touch no memory.
 impl Lanes for __m256i {
     const LANES: usize = 8;
     #[inline(always)]
     fn splat(v: u32) -> Self {
         unsafe { _mm256_set1_epi32(v as i32) }
-    }
-    #[inline(always)]
-    fn load(v: &[u32]) -> Self {
-        assert!(v.len() >= 8);
-        unsafe { _mm256_loadu_si256(v.as_ptr() as *const __m256i) }
-    }
-    #[inline(always)]
-    fn store(self, out: &mut [u32]) {
-        assert!(out.len() >= 8);
-        unsafe { _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, self) }
     }
     #[inline(always)]
     fn add(self, o: Self) -> Self {
@@ -96,5 +86,28 @@ impl Lanes for __m256i {
     #[inline(always)]
     fn maj(a: Self, b: Self, c: Self) -> Self {
         unsafe { _mm256_or_si256(_mm256_and_si256(a, b), _mm256_and_si256(c, _mm256_or_si256(a, b))) }
+    }
+    #[inline(always)]
+    fn lane_index() -> Self {
+        unsafe { _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7) }
+    }
+    #[inline(always)]
+    fn swap_bytes(self) -> Self {
+        unsafe {
+            let rev = _mm256_setr_epi8(
+                3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12, 3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14,
+                13, 12,
+            );
+            _mm256_shuffle_epi8(self, rev)
+        }
+    }
+    #[inline(always)]
+    fn le_mask(self, top: u32) -> u32 {
+        // x <= top (unsigned) exactly when max(x, top) == top.
+        unsafe {
+            let t = _mm256_set1_epi32(top as i32);
+            let le = _mm256_cmpeq_epi32(_mm256_max_epu32(self, t), t);
+            _mm256_movemask_ps(_mm256_castsi256_ps(le)) as u32
+        }
     }
 }

@@ -49,22 +49,12 @@ const CH: i32 = 0xCA;
 const MAJ: i32 = 0xE8;
 
 // SAFETY (for every `unsafe` block below): these methods are only reached from `scan_avx512`, which
-// runs only after AVX-512F was detected; the loads and stores touch `LANES` in-bounds `u32`s.
+// runs only after AVX-512F was detected; they touch no memory.
 impl Lanes for __m512i {
     const LANES: usize = 16;
     #[inline(always)]
     fn splat(v: u32) -> Self {
         unsafe { _mm512_set1_epi32(v as i32) }
-    }
-    #[inline(always)]
-    fn load(v: &[u32]) -> Self {
-        assert!(v.len() >= 16);
-        unsafe { _mm512_loadu_si512(v.as_ptr() as *const _) }
-    }
-    #[inline(always)]
-    fn store(self, out: &mut [u32]) {
-        assert!(out.len() >= 16);
-        unsafe { _mm512_storeu_si512(out.as_mut_ptr() as *mut _, self) }
     }
     #[inline(always)]
     fn add(self, o: Self) -> Self {
@@ -117,5 +107,22 @@ impl Lanes for __m512i {
     #[inline(always)]
     fn maj(a: Self, b: Self, c: Self) -> Self {
         unsafe { _mm512_ternarylogic_epi32::<MAJ>(a, b, c) }
+    }
+    #[inline(always)]
+    fn lane_index() -> Self {
+        unsafe { _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) }
+    }
+    #[inline(always)]
+    fn swap_bytes(self) -> Self {
+        // Without AVX-512BW's byte shuffle: swap the bytes within each 16-bit half, then the halves.
+        unsafe {
+            let m = _mm512_set1_epi32(0x00ff_00ff);
+            let x = _mm512_ternarylogic_epi32::<CH>(m, _mm512_srli_epi32::<8>(self), _mm512_slli_epi32::<8>(self));
+            _mm512_ror_epi32::<16>(x)
+        }
+    }
+    #[inline(always)]
+    fn le_mask(self, top: u32) -> u32 {
+        unsafe { _mm512_cmple_epu32_mask(self, _mm512_set1_epi32(top as i32)) as u32 }
     }
 }

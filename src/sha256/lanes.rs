@@ -13,10 +13,6 @@ pub(crate) trait Lanes: Copy {
     const LANES: usize;
     /// Every lane set to `v`.
     fn splat(v: u32) -> Self;
-    /// Loads `LANES` words (lane `i` from `v[i]`).
-    fn load(v: &[u32]) -> Self;
-    /// Stores the lanes into `out[..LANES]`.
-    fn store(self, out: &mut [u32]);
     /// Lane-wise wrapping addition.
     fn add(self, o: Self) -> Self;
     /// Σ0 (FIPS 180-4, 4.4).
@@ -31,6 +27,12 @@ pub(crate) trait Lanes: Copy {
     fn ch(e: Self, f: Self, g: Self) -> Self;
     /// Maj(a, b, c).
     fn maj(a: Self, b: Self, c: Self) -> Self;
+    /// `[0, 1, .., LANES - 1]`.
+    fn lane_index() -> Self;
+    /// Byte order of every lane reversed.
+    fn swap_bytes(self) -> Self;
+    /// Bit `i` set when lane `i` is at most `top` (unsigned).
+    fn le_mask(self, top: u32) -> u32;
 }
 
 impl Lanes for u32 {
@@ -38,14 +40,6 @@ impl Lanes for u32 {
     #[inline(always)]
     fn splat(v: u32) -> Self {
         v
-    }
-    #[inline(always)]
-    fn load(v: &[u32]) -> Self {
-        v[0]
-    }
-    #[inline(always)]
-    fn store(self, out: &mut [u32]) {
-        out[0] = self;
     }
     #[inline(always)]
     fn add(self, o: Self) -> Self {
@@ -74,6 +68,18 @@ impl Lanes for u32 {
     #[inline(always)]
     fn maj(a: Self, b: Self, c: Self) -> Self {
         (a & b) | (c & (a | b))
+    }
+    #[inline(always)]
+    fn lane_index() -> Self {
+        0
+    }
+    #[inline(always)]
+    fn swap_bytes(self) -> Self {
+        u32::swap_bytes(self)
+    }
+    #[inline(always)]
+    fn le_mask(self, top: u32) -> u32 {
+        (self <= top) as u32
     }
 }
 
@@ -209,21 +215,18 @@ pub(crate) fn sha256d_h7<L: Lanes>(job: &Job, nonce_be: L) -> L {
 #[inline(always)]
 pub(crate) fn scan_lanes<L: Lanes>(job: &Job, start: u32, count: u32, out: &mut Vec<u32>) {
     let top = job.target_top();
-    let mut nonces = [0u32; 16];
-    let mut h7 = [0u32; 16];
+    let step = L::splat(L::LANES as u32);
+    let mut nonces = L::splat(start).add(L::lane_index());
     let mut done: u32 = 0;
     while done < count {
-        let base = start.wrapping_add(done);
-        for (i, n) in nonces.iter_mut().enumerate().take(L::LANES) {
-            *n = base.wrapping_add(i as u32).swap_bytes();
+        let h7 = sha256d_h7(job, nonces.swap_bytes());
+        let lanes = (count - done).min(L::LANES as u32);
+        let mut mask = h7.swap_bytes().le_mask(top) & (u32::MAX >> (32 - lanes));
+        while mask != 0 {
+            out.push(start.wrapping_add(done).wrapping_add(mask.trailing_zeros()));
+            mask &= mask - 1;
         }
-        sha256d_h7(job, L::load(&nonces)).store(&mut h7);
-        let lanes = (count - done).min(L::LANES as u32) as usize;
-        for (i, &word) in h7.iter().enumerate().take(lanes) {
-            if word.swap_bytes() <= top {
-                out.push(base.wrapping_add(i as u32));
-            }
-        }
-        done += lanes as u32;
+        nonces = nonces.add(step);
+        done += lanes;
     }
 }
