@@ -203,7 +203,8 @@ pub fn search(
     if !opts.find_all {
         solutions.truncate(1);
     }
-    let interrupted = interrupted.load(Ordering::Relaxed) && hashes.load(Ordering::Relaxed) < limit.load(Ordering::Relaxed);
+    let interrupted =
+        interrupted.load(Ordering::Relaxed) && hashes.load(Ordering::Relaxed) < limit.load(Ordering::Relaxed);
     SearchReport {
         solutions,
         hashes: hashes.into_inner(),
@@ -212,6 +213,9 @@ pub fn search(
         interrupted,
     }
 }
+
+/// A progress callback that also sees how many times the time field was rolled.
+pub type RollProgress<'a> = &'a dyn Fn(&Progress, u32);
 
 /// The result of [`mine_rolling_time`].
 #[derive(Clone, Debug)]
@@ -234,7 +238,7 @@ pub fn mine_rolling_time(
     start_nonce: u32,
     max_time_rolls: u32,
     opts: &SearchOptions,
-    progress: Option<&dyn Fn(&Progress, u32)>,
+    progress: Option<RollProgress<'_>>,
 ) -> RollingReport {
     let mut h = *header;
     let mut total = SearchReport::default();
@@ -243,7 +247,14 @@ pub fn mine_rolling_time(
     for roll in 0..=max_time_rolls {
         let job = Job::new(&h, target);
         let cb = progress.map(|p| move |pr: &Progress| p(pr, roll));
-        let r = search(scanner, &job, start, NONCE_SPACE - start as u64, opts, cb.as_ref().map(|c| c as &dyn Fn(&Progress)));
+        let r = search(
+            scanner,
+            &job,
+            start,
+            NONCE_SPACE - start as u64,
+            opts,
+            cb.as_ref().map(|c| c as &dyn Fn(&Progress)),
+        );
         total.hashes += r.hashes;
         total.candidates += r.candidates;
         total.interrupted = r.interrupted;
@@ -359,7 +370,11 @@ mod tests {
     fn deadline_stops_a_search() {
         let job = Job::from_bytes([2; 80], Target(U256::ZERO));
         let sc = CpuImpl::detect().scanner().unwrap();
-        let opts = SearchOptions { threads: 1, deadline: Some(Instant::now() + Duration::from_millis(100)), ..Default::default() };
+        let opts = SearchOptions {
+            threads: 1,
+            deadline: Some(Instant::now() + Duration::from_millis(100)),
+            ..Default::default()
+        };
         let r = search(&*sc, &job, 0, NONCE_SPACE, &opts, None);
         assert!(r.interrupted);
         assert!(r.elapsed < Duration::from_millis(200));
@@ -371,7 +386,7 @@ mod tests {
         // search must roll the time and find the lowest solution of the next second.
         let mut header = BlockHeader::from_bytes(&[4u8; 80]).unwrap();
         header.time = 1_700_000_000;
-        let target = Target(U256::ONE.shl(256 - 14).overflowing_sub(U256::ONE).0); // 1 in 2^14
+        let target = Target(U256::ONE.shl_bits(256 - 14).overflowing_sub(U256::ONE).0); // 1 in 2^14
         let start = u32::MAX - 100;
         let first = Job::new(&header, target);
         assert!(brute_force(&first, start, 101).is_empty(), "pick another header");

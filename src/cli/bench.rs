@@ -22,7 +22,7 @@ pub struct BenchArgs {
     /// Worker threads; a comma-separated list gives one row per count (default: all cores).
     #[arg(long, value_delimiter = ',')]
     pub threads: Vec<usize>,
-    /// CPU implementation: auto (the fastest this CPU has), all (every one it has), scalar, shani, avx2.
+    /// CPU implementation: auto (the fastest this CPU has), all (every one it has), scalar, shani, avx2, avx512.
     #[arg(long, default_value = "auto")]
     pub cpu_impl: String,
     /// Seconds per row.
@@ -104,23 +104,29 @@ pub fn bench_cpu(imp: CpuImpl, threads: usize, seconds: f64) -> Result<BenchRow,
     })
 }
 
-/// Runs the benchmark; `on_row` sees each row as it completes.
-pub fn run(a: &BenchArgs, on_row: &mut dyn FnMut(&BenchRow)) -> Result<BenchReport, CliError> {
+/// Checks the flags before any work or output.
+pub fn validate(a: &BenchArgs) -> Result<(), CliError> {
     if !(a.seconds > 0.0 && a.seconds <= 3600.0) {
         return Err(CliError::usage(format!("--seconds must be in (0, 3600], got {}", a.seconds)));
     }
     if a.threads.iter().any(|&t| t == 0 || t > 1024) {
         return Err(CliError::usage("--threads must be between 1 and 1024"));
     }
+    if a.backend == Backend::Gpu {
+        return Err(CliError::usage(GPU_UNAVAILABLE));
+    }
+    choose_impls(&a.cpu_impl).map(|_| ())
+}
+
+/// Runs the benchmark; `on_row` sees each row as it completes.
+pub fn run(a: &BenchArgs, on_row: &mut dyn FnMut(&BenchRow)) -> Result<BenchReport, CliError> {
+    validate(a)?;
     let mut report = BenchReport {
         results: Vec::new(),
         cpu_impls_available: CpuImpl::available(),
         hardware_threads: crate::mine::default_threads(),
         notes: Vec::new(),
     };
-    if a.backend == Backend::Gpu {
-        return Err(CliError::usage(GPU_UNAVAILABLE));
-    }
     if a.backend == Backend::All {
         report.notes.push(format!("gpu: {GPU_UNAVAILABLE}"));
     }
@@ -137,6 +143,7 @@ pub fn run(a: &BenchArgs, on_row: &mut dyn FnMut(&BenchRow)) -> Result<BenchRepo
 
 /// `powkit bench`: prints the table or the JSON; exit code 0.
 pub fn main(a: &BenchArgs) -> Result<i32, CliError> {
+    validate(a)?;
     if a.json {
         let report = run(a, &mut |_| {})?;
         println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));
@@ -147,7 +154,10 @@ pub fn main(a: &BenchArgs) -> Result<i32, CliError> {
         CpuImpl::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", "),
         crate::mine::default_threads()
     );
-    println!("{:<8} {:<8} {:>7} {:>14} {:>8} {:>14} {:>14}", "backend", "impl", "threads", "hashes", "seconds", "rate", "per thread");
+    println!(
+        "{:<8} {:<8} {:>7} {:>14} {:>8} {:>14} {:>14}",
+        "backend", "impl", "threads", "hashes", "seconds", "rate", "per thread"
+    );
     let report = run(a, &mut |r| {
         println!(
             "{:<8} {:<8} {:>7} {:>14} {:>8.2} {:>14} {:>14}",

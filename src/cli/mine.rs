@@ -6,7 +6,9 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{fmt_rate, Backend, CliError, GPU_UNAVAILABLE};
-use crate::mine::{mine_rolling_time, search, Progress, SearchOptions, SearchReport, Solution, NONCE_SPACE};
+use crate::mine::{
+    mine_rolling_time, search, Progress, RollProgress, SearchOptions, SearchReport, Solution, NONCE_SPACE,
+};
 use crate::primitives::{BlockHeader, CompactTarget, Target, HEADER_SIZE};
 use crate::sha256::{CpuImpl, Job};
 
@@ -38,7 +40,7 @@ pub struct MineArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// CPU implementation: auto, scalar, shani, avx2.
+    /// CPU implementation: auto (the fastest this CPU has), scalar, shani, avx2, avx512.
     #[arg(long, default_value = "auto")]
     pub cpu_impl: String,
     /// Without --count: how many times the time field may be rolled forward one second after the
@@ -136,7 +138,7 @@ pub fn parse_target(a: &MineArgs, header: &BlockHeader) -> Result<Target, CliErr
 }
 
 /// Runs the search; `progress` sees periodic updates.
-pub fn run(a: &MineArgs, progress: Option<&dyn Fn(&Progress, u32)>) -> Result<MineReport, CliError> {
+pub fn run(a: &MineArgs, progress: Option<RollProgress<'_>>) -> Result<MineReport, CliError> {
     match a.backend {
         Backend::Cpu => {}
         Backend::Gpu | Backend::All => return Err(CliError::usage(GPU_UNAVAILABLE)),
@@ -202,7 +204,7 @@ pub fn main(a: &MineArgs) -> Result<i32, CliError> {
         if tty {
             eprint!("\r{line}  ");
             let _ = std::io::stderr().flush();
-        } else if p.elapsed.as_secs() % 10 == 0 {
+        } else if p.elapsed.as_secs().is_multiple_of(10) {
             eprintln!("{line}");
         }
     };

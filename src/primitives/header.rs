@@ -90,18 +90,12 @@ mod tests {
         let h = BlockHeader::from_bytes(&bytes).unwrap();
         assert_eq!(h.version, 1);
         assert_eq!(h.prev_blockhash, BlockHash::ZERO);
-        assert_eq!(
-            h.merkle_root.to_string(),
-            "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b"
-        );
+        assert_eq!(h.merkle_root.to_string(), "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b");
         assert_eq!(h.time, 1231006505);
         assert_eq!(h.bits, CompactTarget(0x1d00ffff));
         assert_eq!(h.nonce, 2083236893);
         assert_eq!(h.to_bytes().to_vec(), bytes);
-        assert_eq!(
-            h.block_hash().to_string(),
-            "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f"
-        );
+        assert_eq!(h.block_hash().to_string(), "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f");
         assert!(h.bits.to_target().unwrap().is_met_by(&h.block_hash()));
     }
 

@@ -52,11 +52,10 @@ impl CompactTarget {
             word >>= 8 * (3 - size);
             U256::from_u64(word as u64)
         } else {
-            U256::from_u64(word as u64).shl(8 * (size - 3))
+            U256::from_u64(word as u64).shl_bits(8 * (size - 3))
         };
         let negative = word != 0 && (n & 0x0080_0000) != 0;
-        let overflow =
-            word != 0 && (size > 34 || (word > 0xff && size > 33) || (word > 0xffff && size > 32));
+        let overflow = word != 0 && (size > 34 || (word > 0xff && size > 33) || (word > 0xffff && size > 32));
         DecodedCompact { value, negative, overflow }
     }
 
@@ -81,7 +80,7 @@ impl CompactTarget {
         let mut compact: u32 = if size <= 3 {
             (value.low_u64() << (8 * (3 - size))) as u32
         } else {
-            value.shr(8 * (size - 3)).low_u64() as u32
+            value.shr_bits(8 * (size - 3)).low_u64() as u32
         };
         // The mantissa's top bit is the sign: if it is set, move one byte up.
         if compact & 0x0080_0000 != 0 {
@@ -131,7 +130,7 @@ impl Target {
 
     /// Bitcoin mainnet's proof-of-work limit, `0x00000000ffff0000...` (bits `1d00ffff`).
     pub fn bitcoin_pow_limit() -> Target {
-        Target(U256::from_u64(0xffff).shl(208))
+        Target(U256::from_u64(0xffff).shl_bits(208))
     }
 
     /// The compact form (never negative).
@@ -197,7 +196,7 @@ impl Work {
             // target = 2^256 - 1: 2^256 / 2^256 = 1.
             None => Work(U256::ONE),
             Some(d) => {
-                let (q, _) = t.0.not().div_rem(d).expect("target + 1 is non-zero");
+                let (q, _) = (!t.0).div_rem(d).expect("target + 1 is non-zero");
                 Work(q.wrapping_add(U256::ONE))
             }
         }
@@ -253,12 +252,7 @@ mod tests {
             (0x04123456, "12345600", false, 0x04123456),
             (0x04923456, "12345600", true, 0x04923456),
             (0x05009234, "92340000", false, 0x05009234),
-            (
-                0x20123456,
-                "1234560000000000000000000000000000000000000000000000000000000000",
-                false,
-                0x20123456,
-            ),
+            (0x20123456, "1234560000000000000000000000000000000000000000000000000000000000", false, 0x20123456),
         ];
         for &(bits, value, negative, back) in cases {
             let d = CompactTarget(bits).decode();
@@ -301,7 +295,7 @@ mod tests {
         assert_eq!(r.work().0, U256::from_u64(2));
         assert_eq!(Target::MAX.work().0, U256::ONE);
         // Work of target 0 would be 2^256: from_target(0) = ~0 / 1 + 1 wraps; targets are never 0.
-        assert_eq!(Target(U256::ONE).work().0, U256::ONE.shl(255));
+        assert_eq!(Target(U256::ONE).work().0, U256::ONE.shl_bits(255));
     }
 
     #[test]

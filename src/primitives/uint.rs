@@ -120,13 +120,8 @@ impl U256 {
         self.overflowing_add(o).0
     }
 
-    /// Bitwise complement.
-    pub fn not(self) -> U256 {
-        U256([!self.0[0], !self.0[1], !self.0[2], !self.0[3]])
-    }
-
     /// Left shift; shifting by 256 or more gives zero.
-    pub fn shl(self, s: u32) -> U256 {
+    pub fn shl_bits(self, s: u32) -> U256 {
         if s >= 256 {
             return U256::ZERO;
         }
@@ -143,7 +138,7 @@ impl U256 {
     }
 
     /// Right shift; shifting by 256 or more gives zero.
-    pub fn shr(self, s: u32) -> U256 {
+    pub fn shr_bits(self, s: u32) -> U256 {
         if s >= 256 {
             return U256::ZERO;
         }
@@ -169,7 +164,7 @@ impl U256 {
             return Some((U256::ZERO, self));
         }
         let shift = self.bits() - d.bits();
-        let mut div = d.shl(shift);
+        let mut div = d.shl_bits(shift);
         let mut rem = self;
         let mut q = U256::ZERO;
         for i in (0..=shift).rev() {
@@ -177,9 +172,17 @@ impl U256 {
                 rem = rem.overflowing_sub(div).0;
                 q.0[(i / 64) as usize] |= 1u64 << (i % 64);
             }
-            div = div.shr(1);
+            div = div.shr_bits(1);
         }
         Some((q, rem))
+    }
+}
+
+impl std::ops::Not for U256 {
+    type Output = U256;
+    /// Bitwise complement.
+    fn not(self) -> U256 {
+        U256([!self.0[0], !self.0[1], !self.0[2], !self.0[3]])
     }
 }
 
@@ -246,8 +249,8 @@ mod tests {
             if a >= b {
                 assert_eq!(from_u128(a).overflowing_sub(from_u128(b)).0, from_u128(a - b));
             }
-            assert_eq!(from_u128(a).shr(s), from_u128(a >> s));
-            assert_eq!(from_u128(a >> 40).shl(s), from_u128((a >> 40) << s));
+            assert_eq!(from_u128(a).shr_bits(s), from_u128(a >> s));
+            assert_eq!(from_u128(a >> 40).shl_bits(s), from_u128((a >> 40) << s));
             if b != 0 {
                 let (q, r) = from_u128(a).div_rem(from_u128(b)).unwrap();
                 assert_eq!((q, r), (from_u128(a / b), from_u128(a % b)));
@@ -260,14 +263,14 @@ mod tests {
     fn edges() {
         assert_eq!(U256::MAX.overflowing_add(U256::ONE), (U256::ZERO, true));
         assert_eq!(U256::ZERO.overflowing_sub(U256::ONE), (U256::MAX, true));
-        assert_eq!(U256::ONE.shl(255).shl(1), U256::ZERO);
-        assert_eq!(U256::ONE.shl(256), U256::ZERO);
-        assert_eq!(U256::MAX.shr(255), U256::ONE);
+        assert_eq!(U256::ONE.shl_bits(255).shl_bits(1), U256::ZERO);
+        assert_eq!(U256::ONE.shl_bits(256), U256::ZERO);
+        assert_eq!(U256::MAX.shr_bits(255), U256::ONE);
         assert_eq!(U256::MAX.bits(), 256);
         assert_eq!(U256::ZERO.bits(), 0);
-        assert_eq!(U256::ONE.shl(200).bits(), 201);
+        assert_eq!(U256::ONE.shl_bits(200).bits(), 201);
         assert!(U256::ONE.div_rem(U256::ZERO).is_none());
-        let (q, r) = U256::MAX.div_rem(U256::ONE.shl(128)).unwrap();
+        let (q, r) = U256::MAX.div_rem(U256::ONE.shl_bits(128)).unwrap();
         assert_eq!(q, U256([u64::MAX, u64::MAX, 0, 0]));
         assert_eq!(r, U256([u64::MAX, u64::MAX, 0, 0]));
     }

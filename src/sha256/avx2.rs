@@ -69,15 +69,11 @@ impl Lanes for __m256i {
     }
     #[inline(always)]
     fn ssig0(self) -> Self {
-        unsafe {
-            _mm256_xor_si256(_mm256_xor_si256(rotr!(self, 7), rotr!(self, 18)), _mm256_srli_epi32::<3>(self))
-        }
+        unsafe { _mm256_xor_si256(_mm256_xor_si256(rotr!(self, 7), rotr!(self, 18)), _mm256_srli_epi32::<3>(self)) }
     }
     #[inline(always)]
     fn ssig1(self) -> Self {
-        unsafe {
-            _mm256_xor_si256(_mm256_xor_si256(rotr!(self, 17), rotr!(self, 19)), _mm256_srli_epi32::<10>(self))
-        }
+        unsafe { _mm256_xor_si256(_mm256_xor_si256(rotr!(self, 17), rotr!(self, 19)), _mm256_srli_epi32::<10>(self)) }
     }
     #[inline(always)]
     fn ch(e: Self, f: Self, g: Self) -> Self {
@@ -95,8 +91,8 @@ impl Lanes for __m256i {
     fn swap_bytes(self) -> Self {
         unsafe {
             let rev = _mm256_setr_epi8(
-                3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12, 3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14,
-                13, 12,
+                3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12, 3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13,
+                12,
             );
             _mm256_shuffle_epi8(self, rev)
         }

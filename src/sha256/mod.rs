@@ -25,12 +25,12 @@
 
 pub mod reference;
 
-mod lanes;
-mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod lanes;
+mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod shani;
 
@@ -169,9 +169,34 @@ impl CpuImpl {
         CpuImpl::ALL.into_iter().filter(|i| i.is_available()).collect()
     }
 
-    /// The fastest implementation this CPU can run.
+    /// The fastest implementation this CPU can run, measured once per process.
+    ///
+    /// Feature flags alone do not decide it: on Intel Ice Lake `sha256rnds2` issues once per three
+    /// cycles and AVX-512 is twice as fast, while on AMD Zen the SHA extensions win. So each
+    /// available SIMD implementation scans a few thousand nonces (best of three short runs, about
+    /// 10 ms in all) and the fastest is kept. `scalar` is chosen only when nothing else is available.
     pub fn detect() -> CpuImpl {
-        CpuImpl::available()[0]
+        static BEST: std::sync::OnceLock<CpuImpl> = std::sync::OnceLock::new();
+        *BEST.get_or_init(|| {
+            let candidates: Vec<CpuImpl> = CpuImpl::available().into_iter().filter(|&i| i != CpuImpl::Scalar).collect();
+            if candidates.len() <= 1 {
+                return candidates.first().copied().unwrap_or(CpuImpl::Scalar);
+            }
+            let job = Job::from_bytes([0x5a; HEADER_SIZE], Target(crate::primitives::U256::ZERO));
+            let mut out = Vec::new();
+            let time = |imp: CpuImpl, out: &mut Vec<u32>| {
+                let sc = imp.scanner().expect("available");
+                (0..3)
+                    .map(|_| {
+                        let t = std::time::Instant::now();
+                        sc.scan(&job, 0, 1 << 13, out);
+                        t.elapsed()
+                    })
+                    .min()
+                    .expect("three runs")
+            };
+            candidates.into_iter().min_by_key(|&i| time(i, &mut out)).expect("non-empty")
+        })
     }
 
     /// A scanner of this implementation, or an error if the CPU lacks its features.

@@ -11,6 +11,9 @@
 //! job, rounds 4..15 use constant message words (precomputed `W + K`), and the second hash stops after
 //! round 61, whose `f` lane is the `e` of round 60: the final hash's top word (see `mod.rs`).
 
+// Lane loops index several parallel arrays at once; iterators would hide the lock step.
+#![allow(clippy::needless_range_loop)]
+
 use std::arch::x86_64::*;
 
 use super::reference::{IV, K};
@@ -111,10 +114,7 @@ macro_rules! rnds4_const {
 /// The next four schedule words from the previous sixteen (`m0` oldest).
 macro_rules! schedule {
     ($m0:expr, $m1:expr, $m2:expr, $m3:expr) => {
-        _mm_sha256msg2_epu32(
-            _mm_add_epi32(_mm_sha256msg1_epu32($m0, $m1), _mm_alignr_epi8::<4>($m3, $m2)),
-            $m3,
-        )
+        _mm_sha256msg2_epu32(_mm_add_epi32(_mm_sha256msg1_epu32($m0, $m1), _mm_alignr_epi8::<4>($m3, $m2)), $m3)
     };
 }
 
@@ -204,8 +204,7 @@ fn scan_shani<const N: usize>(job: &Job, start: u32, count: u32, out: &mut Vec<u
             rnds4!(abef, cdgh, wk);
         }
         // Rounds 60, 61 only: afterwards the `f` lane (lane 0) of ABEF is `e` after round 60.
-        let wk: [__m128i; N] =
-            std::array::from_fn(|l| _mm_add_epi32(schedule!(m0[l], m1[l], m2[l], m3[l]), kv[15]));
+        let wk: [__m128i; N] = std::array::from_fn(|l| _mm_add_epi32(schedule!(m0[l], m1[l], m2[l], m3[l]), kv[15]));
         rnds2!(abef, cdgh, wk);
 
         let lanes = (count - done).min(N as u32) as usize;
