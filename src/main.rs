@@ -3,6 +3,7 @@
 use clap::Parser;
 
 fn main() {
+    powkit::gpu::prepare_environment();
     let cli = powkit::cli::Cli::parse();
     std::process::exit(powkit::cli::run(cli));
 }

@@ -73,9 +73,9 @@ fn mine_refinds_genesis_and_block1_on_every_cpu_impl() {
         assert_eq!(b["nonce"].as_u64(), Some(BLOCK1_NONCE), "{imp}");
         assert_eq!(b["hash"].as_str(), Some(BLOCK1_HASH), "{imp}");
         // It stops soon after the solution: the nonces before it, plus at most the chunks that
-        // other threads were in (65,536 nonces each).
+        // other threads were in (at most 2^20 nonces each).
         let hashes = b["hashes"].as_u64().unwrap();
-        assert!((1_700_001..1_700_001 + 4 * 65_536).contains(&hashes), "{imp}: {hashes}");
+        assert!((1_700_001..1_700_001 + 2 * (1 << 20)).contains(&hashes), "{imp}: {hashes}");
     }
 }
 
@@ -153,8 +153,7 @@ fn bad_input_exits_2_with_a_clear_message() {
         (&["mine", "--header", GENESIS, "--start-nonce", "4294967295", "--count", "2"], "passes the end"),
         (&["mine", "--header", GENESIS, "--start-nonce", "4294967296"], "does not fit"),
         (&["mine", "--header", GENESIS, "--cpu-impl", "sse9"], "unknown CPU implementation"),
-        (&["mine", "--header", GENESIS, "--backend", "gpu"], "gpu backend"),
-        (&["bench", "--backend", "gpu"], "gpu backend"),
+        (&["mine", "--header", GENESIS, "--backend", "gpu", "--adapter", "99"], "adapter"),
         (&["bench", "--seconds", "0"], "--seconds"),
     ];
     for (args, needle) in cases {
@@ -184,8 +183,93 @@ fn bench_json_has_a_row_per_impl_and_thread_count() {
         assert!(h > 0.0);
         assert!((r["hashes_per_second"].as_f64().unwrap() - h / s).abs() < 1e-6 * h / s);
     }
-    assert!(j["notes"][0].as_str().unwrap().contains("gpu"), "--backend all says the gpu is not there yet");
     let text = powkit(&["bench", "--seconds", "0.1", "--threads", "1"]);
     let t = String::from_utf8_lossy(&text.stdout);
     assert!(t.contains("impl") && t.contains("H/s"), "{t}");
+}
+
+/// Whether a GPU adapter exists; without one GPU tests skip with a reason, unless
+/// POWKIT_REQUIRE_GPU=1 (CI) makes that a failure.
+fn have_gpu() -> bool {
+    let out = powkit(&["gpu", "list", "--json"]);
+    let n = json(&out).as_array().map_or(0, |a| a.len());
+    if n == 0 {
+        assert!(
+            std::env::var("POWKIT_REQUIRE_GPU").map_or(true, |v| v != "1"),
+            "POWKIT_REQUIRE_GPU=1 but no GPU adapter"
+        );
+        eprintln!("skipping: no GPU adapter (install mesa-vulkan-drivers for lavapipe)");
+    }
+    n > 0
+}
+
+#[test]
+fn mine_backend_gpu_refinds_block1() {
+    if !have_gpu() {
+        return;
+    }
+    let mut h = block1_header();
+    h.replace_range(152..160, "00000000");
+    let start = (BLOCK1_NONCE - 600_000).to_string();
+    let out =
+        powkit(&["mine", "--backend", "gpu", "--header", &h, "--start-nonce", &start, "--count", "1000000", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let j = json(&out);
+    assert_eq!(j["nonce"].as_u64(), Some(BLOCK1_NONCE));
+    assert_eq!(j["hash"].as_str(), Some(BLOCK1_HASH));
+    assert_eq!(j["backend"], "gpu");
+    assert!(j["adapter"].as_str().is_some());
+    assert_eq!(j["gpu_hashes"], j["hashes"]);
+}
+
+#[test]
+fn mine_all_on_gpu_and_cpu_plus_gpu_equals_the_cpu_set_even_when_dispatches_overflow() {
+    if !have_gpu() {
+        return;
+    }
+    // One nonce in 16 qualifies: a dispatch holds more candidates than its 4,096-slot buffer.
+    let target = format!("0{}", "f".repeat(63));
+    let args = |backend: &'static str| -> Vec<String> {
+        let a = ["mine", "--header", GENESIS, "--target", &target, "--start-nonce", "1000", "--count", "300000"];
+        let b = ["--all", "--json", "--backend", backend, "--gpu-allow-software"];
+        a.iter().chain(b.iter()).map(|s| s.to_string()).collect()
+    };
+    let run = |backend: &'static str| {
+        let a = args(backend);
+        powkit(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+    };
+    let cpu = json(&run("cpu"));
+    let want = &cpu["solutions"];
+    assert!(want.as_array().unwrap().len() > 15_000);
+    for backend in ["gpu", "all"] {
+        let out = run(backend);
+        assert_eq!(out.status.code(), Some(0), "{backend}: {}", String::from_utf8_lossy(&out.stderr));
+        let j = json(&out);
+        assert_eq!(&j["solutions"], want, "{backend}");
+        assert_eq!(j["hashes"].as_u64(), Some(300_000));
+        assert_eq!(j["backend"], backend);
+        if backend == "gpu" {
+            assert!(j["gpu_overflows"].as_u64().unwrap() > 0, "the test must exercise overflow");
+        }
+    }
+}
+
+#[test]
+fn gpu_list_and_bench_gpu_rows() {
+    if !have_gpu() {
+        return;
+    }
+    let out = powkit(&["gpu", "list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("index"));
+    let out =
+        powkit(&["bench", "--backend", "all", "--gpu-allow-software", "--threads", "1", "--seconds", "0.5", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j = json(&out);
+    let rows = j["results"].as_array().unwrap();
+    let kinds: Vec<&str> = rows.iter().map(|r| r["backend"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["cpu", "gpu", "all"]);
+    for r in &rows[1..] {
+        assert!(r["adapter"].as_str().is_some());
+        assert!(r["hashes_per_second"].as_f64().unwrap() > 0.0);
+    }
 }

@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde::Serialize;
 
-use super::{fmt_rate, Backend, CliError, GPU_UNAVAILABLE};
-use crate::mine::{search, SearchOptions, NONCE_SPACE};
+use super::{engine, fmt_rate, Backend, CliError};
+use crate::gpu::GpuSearch;
+use crate::mine::{search, search_with, Engines, SearchOptions, NONCE_SPACE};
 use crate::primitives::BlockHeader;
 use crate::sha256::{CpuImpl, Job};
 
@@ -16,9 +17,16 @@ const BENCH_HEADER: &str = "010000006fe28c0ab6f1b372c1a6a246ae63f74f931e8365e15a
 /// Flags of `powkit bench`.
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Where to hash.
-    #[arg(long, value_enum, default_value = "cpu")]
+    /// Where to hash: cpu rows, a gpu row, or (all) both plus a row of the two together; auto is
+    /// all when a hardware GPU is present, else cpu.
+    #[arg(long, value_enum, default_value = "auto")]
     pub backend: Backend,
+    /// GPU adapter index from `powkit gpu list`.
+    #[arg(long)]
+    pub adapter: Option<usize>,
+    /// Use a software GPU adapter (lavapipe) in --backend all|auto too.
+    #[arg(long)]
+    pub gpu_allow_software: bool,
     /// Worker threads; a comma-separated list gives one row per count (default: all cores).
     #[arg(long, value_delimiter = ',')]
     pub threads: Vec<usize>,
@@ -51,6 +59,9 @@ pub struct BenchRow {
     pub hashes_per_second: f64,
     /// `hashes_per_second / threads`.
     pub hashes_per_second_per_thread: f64,
+    /// The GPU adapter, for `gpu` and `all` rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<String>,
 }
 
 /// The whole benchmark.
@@ -83,8 +94,7 @@ fn choose_impls(choice: &str) -> Result<Vec<CpuImpl>, CliError> {
 /// Measures one CPU configuration for `seconds`.
 pub fn bench_cpu(imp: CpuImpl, threads: usize, seconds: f64) -> Result<BenchRow, CliError> {
     let scanner = imp.scanner().map_err(|e| CliError::usage(e.to_string()))?;
-    let header = BlockHeader::from_bytes(&hex::decode(BENCH_HEADER).expect("hex")).expect("80 bytes");
-    let job = Job::new(&header, header.bits.to_target().expect("valid bits"));
+    let job = bench_job();
     let opts = SearchOptions {
         threads,
         find_all: true,
@@ -101,6 +111,54 @@ pub fn bench_cpu(imp: CpuImpl, threads: usize, seconds: f64) -> Result<BenchRow,
         seconds: secs,
         hashes_per_second: r.rate(),
         hashes_per_second_per_thread: r.rate() / threads as f64,
+        adapter: None,
+    })
+}
+
+fn bench_job() -> Job {
+    let header = BlockHeader::from_bytes(&hex::decode(BENCH_HEADER).expect("hex")).expect("80 bytes");
+    Job::new(&header, header.bits.to_target().expect("valid bits"))
+}
+
+/// Measures the GPU alone, or (with `cpu`) the GPU and CPU threads together, for `seconds`.
+pub fn bench_gpu(
+    gpu: &mut GpuSearch,
+    cpu: Option<(CpuImpl, &dyn crate::sha256::NonceScanner, usize)>,
+    seconds: f64,
+) -> Result<BenchRow, CliError> {
+    let job = bench_job();
+    let adapter = gpu.device().adapter.name.clone();
+    let threads = cpu.map_or(0, |c| c.2);
+    let mut engines = Engines { cpu: cpu.map(|c| c.1), gpu: Some(gpu) };
+    // A short warm-up tunes the dispatch size before the measured run.
+    let warm = SearchOptions {
+        threads: threads.max(1),
+        find_all: true,
+        deadline: Some(Instant::now() + Duration::from_secs_f64((seconds / 5.0).min(1.0))),
+        ..Default::default()
+    };
+    let gpu_err = |e: crate::gpu::GpuError| CliError { code: 3, message: format!("GPU failed: {e}") };
+    search_with(&mut engines, &job, 0, NONCE_SPACE, &warm, None).map_err(gpu_err)?;
+    let opts = SearchOptions {
+        threads: threads.max(1),
+        find_all: true,
+        deadline: Some(Instant::now() + Duration::from_secs_f64(seconds)),
+        ..Default::default()
+    };
+    let r = search_with(&mut engines, &job, 0, NONCE_SPACE, &opts, None).map_err(gpu_err)?;
+    let (backend, imp) = match cpu {
+        Some((i, _, _)) => (Backend::All, format!("{}+wgsl", i.name())),
+        None => (Backend::Gpu, "wgsl".to_string()),
+    };
+    Ok(BenchRow {
+        backend,
+        imp,
+        threads,
+        hashes: r.hashes,
+        seconds: r.elapsed.as_secs_f64(),
+        hashes_per_second: r.rate(),
+        hashes_per_second_per_thread: r.rate() / threads.max(1) as f64,
+        adapter: Some(adapter),
     })
 }
 
@@ -111,9 +169,6 @@ pub fn validate(a: &BenchArgs) -> Result<(), CliError> {
     }
     if a.threads.iter().any(|&t| t == 0 || t > 1024) {
         return Err(CliError::usage("--threads must be between 1 and 1024"));
-    }
-    if a.backend == Backend::Gpu {
-        return Err(CliError::usage(GPU_UNAVAILABLE));
     }
     choose_impls(&a.cpu_impl).map(|_| ())
 }
@@ -127,13 +182,27 @@ pub fn run(a: &BenchArgs, on_row: &mut dyn FnMut(&BenchRow)) -> Result<BenchRepo
         hardware_threads: crate::mine::default_threads(),
         notes: Vec::new(),
     };
-    if a.backend == Backend::All {
-        report.notes.push(format!("gpu: {GPU_UNAVAILABLE}"));
-    }
+    // The cpu+gpu row uses the fastest implementation when every one is benchmarked.
+    let engine_impl = if a.cpu_impl == "all" { "auto" } else { a.cpu_impl.as_str() };
+    let mut set = engine::open(a.backend, engine_impl, a.adapter, a.gpu_allow_software)?;
+    report.notes.append(&mut set.notes);
     let threads = if a.threads.is_empty() { vec![report.hardware_threads] } else { a.threads.clone() };
-    for imp in choose_impls(&a.cpu_impl)? {
-        for &t in &threads {
-            let row = bench_cpu(imp, t, a.seconds)?;
+    if set.cpu.is_some() {
+        for imp in choose_impls(&a.cpu_impl)? {
+            for &t in &threads {
+                let row = bench_cpu(imp, t, a.seconds)?;
+                on_row(&row);
+                report.results.push(row);
+            }
+        }
+    }
+    if let Some(gpu) = set.gpu.as_mut() {
+        let row = bench_gpu(gpu, None, a.seconds)?;
+        on_row(&row);
+        report.results.push(row);
+        if let Some((imp, sc)) = set.cpu.as_ref() {
+            let t = *threads.iter().max().expect("non-empty");
+            let row = bench_gpu(gpu, Some((*imp, &**sc, t)), a.seconds)?;
             on_row(&row);
             report.results.push(row);
         }
@@ -160,14 +229,15 @@ pub fn main(a: &BenchArgs) -> Result<i32, CliError> {
     );
     let report = run(a, &mut |r| {
         println!(
-            "{:<8} {:<8} {:>7} {:>14} {:>8.2} {:>14} {:>14}",
-            "cpu",
+            "{:<8} {:<8} {:>7} {:>14} {:>8.2} {:>14} {:>14}{}",
+            format!("{:?}", r.backend).to_lowercase(),
             r.imp,
             r.threads,
             r.hashes,
             r.seconds,
             fmt_rate(r.hashes_per_second),
-            fmt_rate(r.hashes_per_second_per_thread)
+            fmt_rate(r.hashes_per_second_per_thread),
+            r.adapter.as_deref().map(|a| format!("  {a}")).unwrap_or_default()
         )
     })?;
     for n in &report.notes {

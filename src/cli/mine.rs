@@ -5,9 +5,9 @@ use std::io::{IsTerminal, Write};
 use clap::Args;
 use serde::Serialize;
 
-use super::{fmt_rate, Backend, CliError, GPU_UNAVAILABLE};
+use super::{engine, fmt_rate, Backend, CliError};
 use crate::mine::{
-    mine_rolling_time, search, Progress, RollProgress, SearchOptions, SearchReport, Solution, NONCE_SPACE,
+    mine_rolling_time, search_with, Progress, RollProgress, SearchOptions, SearchReport, Solution, NONCE_SPACE,
 };
 use crate::primitives::{BlockHeader, CompactTarget, Target, HEADER_SIZE};
 use crate::sha256::{CpuImpl, Job};
@@ -34,9 +34,15 @@ pub struct MineArgs {
     /// Report every solution in the range, not only the first.
     #[arg(long)]
     pub all: bool,
-    /// Where to hash.
-    #[arg(long, value_enum, default_value = "cpu")]
+    /// Where to hash (auto: CPU and a hardware GPU together when there is one, else the CPU).
+    #[arg(long, value_enum, default_value = "auto")]
     pub backend: Backend,
+    /// GPU adapter index from `powkit gpu list` (default: a discrete GPU first).
+    #[arg(long)]
+    pub adapter: Option<usize>,
+    /// With --backend all|auto, use a software GPU adapter (lavapipe) too, though it shares the CPU.
+    #[arg(long)]
+    pub gpu_allow_software: bool,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -90,13 +96,21 @@ pub struct MineReport {
     pub hashes_per_second: f64,
     /// Times the time field was rolled.
     pub time_rolls: u32,
-    /// `cpu`.
+    /// What ran: `cpu`, `gpu` or `all`.
     pub backend: Backend,
-    /// CPU implementation used.
+    /// CPU implementation used (none when the GPU ran alone).
     #[serde(rename = "impl")]
-    pub imp: CpuImpl,
-    /// Worker threads.
+    pub imp: Option<CpuImpl>,
+    /// CPU worker threads (0 when the GPU ran alone).
     pub threads: usize,
+    /// The GPU adapter, when the GPU took part.
+    pub adapter: Option<String>,
+    /// Nonces hashed on the GPU.
+    pub gpu_hashes: u64,
+    /// GPU dispatches whose candidates overflowed their buffer (and were re-run, nothing lost).
+    pub gpu_overflows: u64,
+    /// Notes on the engines chosen.
+    pub notes: Vec<String>,
 }
 
 /// Parses the header given on the command line.
@@ -139,22 +153,14 @@ pub fn parse_target(a: &MineArgs, header: &BlockHeader) -> Result<Target, CliErr
 
 /// Runs the search; `progress` sees periodic updates.
 pub fn run(a: &MineArgs, progress: Option<RollProgress<'_>>) -> Result<MineReport, CliError> {
-    match a.backend {
-        Backend::Cpu => {}
-        Backend::Gpu | Backend::All => return Err(CliError::usage(GPU_UNAVAILABLE)),
-    }
     let header = parse_header_hex(&a.header)?;
     let target = parse_target(a, &header)?;
-    let imp = if a.cpu_impl == "auto" { CpuImpl::detect() } else { a.cpu_impl.parse().map_err(CliError::usage)? };
-    let scanner = imp.scanner().map_err(|e| CliError::usage(e.to_string()))?;
     let threads = a.threads.unwrap_or_else(crate::mine::default_threads);
     if threads == 0 || threads > 1024 {
         return Err(CliError::usage("--threads must be between 1 and 1024"));
     }
-    let opts = SearchOptions { threads, find_all: a.all, ..Default::default() };
     let start = a.start_nonce;
-
-    let (report, solved, rolls): (SearchReport, Option<BlockHeader>, u32) = match a.count {
+    match a.count {
         Some(0) => return Err(CliError::usage("--count 0: the nonce range is empty")),
         Some(count) if start as u64 + count > NONCE_SPACE => {
             return Err(CliError::usage(format!(
@@ -163,15 +169,31 @@ pub fn run(a: &MineArgs, progress: Option<RollProgress<'_>>) -> Result<MineRepor
                 NONCE_SPACE - start as u64
             )))
         }
+        _ => {}
+    }
+    let mut set = engine::open(a.backend, &a.cpu_impl, a.adapter, a.gpu_allow_software)?;
+    let opts = SearchOptions { threads, find_all: a.all, ..Default::default() };
+    let gpu_err = |e: crate::gpu::GpuError| CliError { code: 3, message: format!("GPU failed during the search: {e}") };
+
+    let (report, solved, rolls): (SearchReport, Option<BlockHeader>, u32) = match a.count {
         None if !a.all => {
-            let r = mine_rolling_time(&*scanner, &header, target, start, a.max_time_rolls, &opts, progress);
+            let r = mine_rolling_time(&mut set.engines(), &header, target, start, a.max_time_rolls, &opts, progress)
+                .map_err(gpu_err)?;
             (r.search, r.header, r.time_rolls)
         }
         count => {
             let count = count.unwrap_or(NONCE_SPACE - start as u64);
             let job = Job::new(&header, target);
             let cb = progress.map(|p| move |pr: &Progress| p(pr, 0));
-            let r = search(&*scanner, &job, start, count, &opts, cb.as_ref().map(|c| c as &dyn Fn(&Progress)));
+            let r = search_with(
+                &mut set.engines(),
+                &job,
+                start,
+                count,
+                &opts,
+                cb.as_ref().map(|c| c as &dyn Fn(&Progress)),
+            )
+            .map_err(gpu_err)?;
             let solved = r.solutions.first().map(|s| BlockHeader { nonce: s.nonce, ..header });
             (r, solved, 0)
         }
@@ -188,9 +210,13 @@ pub fn run(a: &MineArgs, progress: Option<RollProgress<'_>>) -> Result<MineRepor
         seconds: report.elapsed.as_secs_f64(),
         hashes_per_second: report.rate(),
         time_rolls: rolls,
-        backend: Backend::Cpu,
-        imp,
-        threads,
+        backend: set.backend(),
+        imp: set.cpu.as_ref().map(|(i, _)| *i),
+        threads: if set.cpu.is_some() { threads } else { 0 },
+        adapter: set.adapter(),
+        gpu_hashes: report.gpu_hashes,
+        gpu_overflows: report.gpu_overflows,
+        notes: set.notes.clone(),
     })
 }
 
@@ -231,14 +257,21 @@ pub fn main(a: &MineArgs) -> Result<i32, CliError> {
         if r.time_rolls > 0 {
             println!("time field rolled {} time(s)", r.time_rolls);
         }
-        println!(
-            "searched {} nonces in {:.3} s ({}) on cpu/{} with {} thread(s)",
-            r.hashes,
-            r.seconds,
-            fmt_rate(r.hashes_per_second),
-            r.imp,
-            r.threads
-        );
+        let on = match (&r.imp, &r.adapter) {
+            (Some(i), Some(ad)) => format!(
+                "cpu/{i} with {} thread(s) ({} nonces) + gpu '{ad}' ({} nonces)",
+                r.threads,
+                r.hashes - r.gpu_hashes,
+                r.gpu_hashes
+            ),
+            (Some(i), None) => format!("cpu/{i} with {} thread(s)", r.threads),
+            (None, Some(ad)) => format!("gpu '{ad}'"),
+            (None, None) => "nothing".into(),
+        };
+        println!("searched {} nonces in {:.3} s ({}) on {on}", r.hashes, r.seconds, fmt_rate(r.hashes_per_second));
+        for n in &r.notes {
+            eprintln!("note: {n}");
+        }
     }
     Ok(if r.found { 0 } else { 1 })
 }

@@ -2,6 +2,8 @@
 //! a result struct that is printed as text or JSON. `main.rs` only parses and dispatches here.
 
 pub mod bench;
+pub mod engine;
+pub mod gpu;
 pub mod mine;
 
 use std::fmt;
@@ -24,6 +26,9 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Search a nonce range of an 80-byte header for hashes that meet a target.
     Mine(mine::MineArgs),
+    /// GPU adapters.
+    #[command(subcommand)]
+    Gpu(gpu::GpuCommand),
 }
 
 /// Where hashing runs.
@@ -36,6 +41,8 @@ pub enum Backend {
     Gpu,
     /// CPU and GPU together.
     All,
+    /// CPU and GPU together when a hardware GPU is present, else the CPU.
+    Auto,
 }
 
 /// A command's failure: the exit code and one clear line for the user.
@@ -60,15 +67,12 @@ impl fmt::Display for CliError {
     }
 }
 
-/// The GPU backend's status in this build, said plainly wherever `--backend gpu` is asked for.
-pub const GPU_UNAVAILABLE: &str =
-    "the gpu backend is not built yet (it arrives with the GPU engine, issue 3); use --backend cpu";
-
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Bench(a) => bench::main(&a),
         Command::Mine(a) => mine::main(&a),
+        Command::Gpu(c) => gpu::main(&c),
     };
     match result {
         Ok(code) => code,

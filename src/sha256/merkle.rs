@@ -1,0 +1,64 @@
+//! Bitcoin's merkle tree on the CPU (the twin of the GPU `merkle_level` shader).
+//!
+//! Each level pairs adjacent nodes and hashes `sha256d(left || right)`; a level with an odd number
+//! of nodes pairs its last node with itself (Bitcoin Core `ComputeMerkleRoot`, src/consensus/merkle.cpp).
+//! The root of a single node is the node itself.
+
+use super::reference::sha256d;
+
+/// The parent of two nodes.
+pub fn parent(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+    let mut buf = [0u8; 64];
+    buf[..32].copy_from_slice(left);
+    buf[32..].copy_from_slice(right);
+    sha256d(&buf)
+}
+
+/// One level up: `ceil(n / 2)` parents, the last node paired with itself when `n` is odd.
+pub fn level(nodes: &[[u8; 32]]) -> Vec<[u8; 32]> {
+    nodes.chunks(2).map(|p| parent(&p[0], p.get(1).unwrap_or(&p[0]))).collect()
+}
+
+/// The root of `leaves`, or `None` for an empty list.
+pub fn root(leaves: &[[u8; 32]]) -> Option<[u8; 32]> {
+    let mut level_nodes = leaves.to_vec();
+    if level_nodes.is_empty() {
+        return None;
+    }
+    while level_nodes.len() > 1 {
+        level_nodes = level(&level_nodes);
+    }
+    Some(level_nodes[0])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitcoin_block_170_merkle_root() {
+        // Block 170 (the first bitcoin transfer): two transactions.
+        let mut a: [u8; 32] = hex::decode("b1fea52486ce0c62bb442b530a3f0132b826c74e473d1f2c220bfa78111c5082")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let mut b: [u8; 32] = hex::decode("f4184fc596403b9d638783cf57adfe4c75c605f6356fbc91338530e9831e9e16")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        a.reverse();
+        b.reverse();
+        let mut r = root(&[a, b]).unwrap();
+        r.reverse();
+        assert_eq!(hex::encode(r), "7dac2c5666815c17a3b36427de37bb9d2e2c5ccec3f8633eb91a4205cb4c10ff");
+    }
+
+    #[test]
+    fn odd_levels_duplicate_the_last_node() {
+        let n = [[1u8; 32], [2u8; 32], [3u8; 32]];
+        let l = level(&n);
+        assert_eq!(l, vec![parent(&n[0], &n[1]), parent(&n[2], &n[2])]);
+        assert_eq!(root(&n[..1]), Some(n[0]));
+        assert_eq!(root(&[]), None);
+    }
+}
