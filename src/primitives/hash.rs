@@ -94,6 +94,14 @@ hash_type!(
     /// A merkle tree node over transaction ids (the header's merkle root is one).
     TxMerkleNode
 );
+hash_type!(
+    /// A transaction id: double SHA-256 of the transaction without witness data.
+    Txid
+);
+hash_type!(
+    /// A witness transaction id: double SHA-256 of the full serialization (BIP141).
+    Wtxid
+);
 
 #[cfg(test)]
 mod tests {

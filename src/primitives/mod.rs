@@ -7,10 +7,12 @@ pub mod encoding;
 pub mod hash;
 pub mod header;
 pub mod target;
+pub mod tx;
 pub mod uint;
 
 pub use encoding::{deserialize, serialize, Decodable, DecodeError, Encodable};
-pub use hash::{BlockHash, TxMerkleNode};
+pub use hash::{BlockHash, TxMerkleNode, Txid, Wtxid};
 pub use header::{sha256d, BlockHeader, HEADER_SIZE};
 pub use target::{BitsError, CompactTarget, Target, Work};
+pub use tx::{Block, OutPoint, Transaction, TxIn, TxOut};
 pub use uint::U256;

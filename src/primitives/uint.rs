@@ -154,6 +154,19 @@ impl U256 {
         U256(r)
     }
 
+    /// Multiplication by a `u64`, wrapping modulo 2^256 like `arith_uint256::operator*=`; the bool
+    /// is true when the product did not fit.
+    pub fn overflowing_mul_u64(self, m: u64) -> (U256, bool) {
+        let mut r = [0u64; 4];
+        let mut carry: u128 = 0;
+        for (i, out) in r.iter_mut().enumerate() {
+            let p = self.0[i] as u128 * m as u128 + carry;
+            *out = p as u64;
+            carry = p >> 64;
+        }
+        (U256(r), carry != 0)
+    }
+
     /// Quotient and remainder; `None` when dividing by zero. Binary long division: this is not a
     /// hot path (it runs once per header when summing chain work).
     pub fn div_rem(self, d: U256) -> Option<(U256, U256)> {
@@ -256,6 +269,8 @@ mod tests {
                 assert_eq!((q, r), (from_u128(a / b), from_u128(a % b)));
             }
             assert_eq!(from_u128(a).cmp(&from_u128(b)), a.cmp(&b));
+            let m = rng.gen::<u32>() as u64;
+            assert_eq!(from_u128(b).overflowing_mul_u64(m), (from_u128(b * m as u128), false));
         }
     }
 
