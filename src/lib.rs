@@ -8,6 +8,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod cli;
+pub mod consensus;
 pub mod gpu;
 pub mod mine;
 pub mod primitives;

@@ -1,0 +1,9 @@
+//! Consensus: chain parameters, the difficulty retarget, and the validation rules (one function per
+//! rule, see `rules`). docs/CONSENSUS.md lists every rule with its source.
+
+pub mod params;
+pub mod pow;
+pub mod rules;
+
+pub use params::{Chain, ChainParams};
+pub use rules::RuleError;

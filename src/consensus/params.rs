@@ -1,0 +1,176 @@
+//! Chain parameters: genesis, proof-of-work limit, retarget rule, activation heights, magic bytes.
+//!
+//! Values are Bitcoin Core's (src/kernel/chainparams.cpp). powkit's own chains join these with the
+//! replicated-ledger issue.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::primitives::{BlockHeader, Target, U256};
+
+/// A chain powkit knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Chain {
+    /// Bitcoin mainnet.
+    Bitcoin,
+    /// Bitcoin testnet3 (with its 20-minute minimum-difficulty rule).
+    BitcoinTestnet,
+    /// Bitcoin regtest (no retargeting, trivial target).
+    BitcoinRegtest,
+}
+
+impl Chain {
+    /// Every chain.
+    pub const ALL: [Chain; 3] = [Chain::Bitcoin, Chain::BitcoinTestnet, Chain::BitcoinRegtest];
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Chain::Bitcoin => "bitcoin",
+            Chain::BitcoinTestnet => "bitcoin-testnet",
+            Chain::BitcoinRegtest => "bitcoin-regtest",
+        }
+    }
+
+    /// Its parameters.
+    pub fn params(self) -> ChainParams {
+        ChainParams::new(self)
+    }
+}
+
+impl fmt::Display for Chain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Chain {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Chain::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| format!("unknown chain '{s}' (expected {})", Chain::ALL.map(|c| c.name()).join(", ")))
+    }
+}
+
+/// Everything consensus needs to know about a chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainParams {
+    /// Which chain.
+    pub chain: Chain,
+    /// Network magic, the first four bytes of every P2P message and blk-file record.
+    pub magic: [u8; 4],
+    /// The genesis block's header.
+    pub genesis: BlockHeader,
+    /// The easiest allowed target (`powLimit`).
+    pub pow_limit: Target,
+    /// Seconds a retarget period should take (two weeks).
+    pub pow_target_timespan: i64,
+    /// Seconds per block (ten minutes).
+    pub pow_target_spacing: i64,
+    /// Testnet's rule: a block more than twice the spacing after its parent may use the limit.
+    pub allow_min_difficulty_blocks: bool,
+    /// Regtest: the target never changes.
+    pub no_retargeting: bool,
+    /// First height that needs version >= 2 and the height in the coinbase (BIP34).
+    pub bip34_height: u32,
+    /// First height that needs version >= 3 (BIP66).
+    pub bip66_height: u32,
+    /// First height that needs version >= 4 (BIP65).
+    pub bip65_height: u32,
+    /// First height where segwit's witness commitment rules apply (BIP141).
+    pub segwit_height: u32,
+}
+
+fn genesis(time: u32, bits: u32, nonce: u32) -> BlockHeader {
+    let mut merkle = hex::decode("4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b").expect("hex");
+    merkle.reverse();
+    BlockHeader {
+        version: 1,
+        prev_blockhash: crate::primitives::BlockHash::ZERO,
+        merkle_root: crate::primitives::TxMerkleNode(merkle.try_into().expect("32 bytes")),
+        time,
+        bits: crate::primitives::CompactTarget(bits),
+        nonce,
+    }
+}
+
+impl ChainParams {
+    /// The parameters of `chain`.
+    pub fn new(chain: Chain) -> ChainParams {
+        // 0x00000000ffff...ff: Bitcoin's powLimit (not the compact form's 0x00000000ffff0000...).
+        let bitcoin_limit = Target(U256::MAX.shr_bits(32));
+        match chain {
+            Chain::Bitcoin => ChainParams {
+                chain,
+                magic: [0xf9, 0xbe, 0xb4, 0xd9],
+                genesis: genesis(1231006505, 0x1d00ffff, 2083236893),
+                pow_limit: bitcoin_limit,
+                pow_target_timespan: 14 * 24 * 60 * 60,
+                pow_target_spacing: 10 * 60,
+                allow_min_difficulty_blocks: false,
+                no_retargeting: false,
+                bip34_height: 227_931,
+                bip66_height: 363_725,
+                bip65_height: 388_381,
+                segwit_height: 481_824,
+            },
+            Chain::BitcoinTestnet => ChainParams {
+                chain,
+                magic: [0x0b, 0x11, 0x09, 0x07],
+                genesis: genesis(1296688602, 0x1d00ffff, 414098458),
+                pow_limit: bitcoin_limit,
+                pow_target_timespan: 14 * 24 * 60 * 60,
+                pow_target_spacing: 10 * 60,
+                allow_min_difficulty_blocks: true,
+                no_retargeting: false,
+                bip34_height: 21_111,
+                bip66_height: 330_776,
+                bip65_height: 581_885,
+                segwit_height: 834_624,
+            },
+            Chain::BitcoinRegtest => ChainParams {
+                chain,
+                magic: [0xfa, 0xbf, 0xb5, 0xda],
+                genesis: genesis(1296688602, 0x207fffff, 2),
+                pow_limit: Target(U256::MAX.shr_bits(1)),
+                pow_target_timespan: 14 * 24 * 60 * 60,
+                pow_target_spacing: 10 * 60,
+                allow_min_difficulty_blocks: true,
+                no_retargeting: true,
+                bip34_height: 1,
+                bip66_height: 1,
+                bip65_height: 1,
+                segwit_height: 0,
+            },
+        }
+    }
+
+    /// Blocks per retarget period (2016).
+    pub fn difficulty_adjustment_interval(&self) -> u32 {
+        (self.pow_target_timespan / self.pow_target_spacing) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn genesis_hashes_are_the_known_ones() {
+        let want = [
+            (Chain::Bitcoin, "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f"),
+            (Chain::BitcoinTestnet, "000000000933ea01ad0ee984209779baaec3ced90fa3f408719526f8d77f4943"),
+            (Chain::BitcoinRegtest, "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206"),
+        ];
+        for (c, h) in want {
+            let p = c.params();
+            assert_eq!(p.genesis.block_hash().to_string(), h, "{c}");
+            assert!(p.genesis.bits.to_target().unwrap() <= p.pow_limit);
+            assert_eq!(c.name().parse::<Chain>().unwrap(), c);
+        }
+        assert_eq!(Chain::Bitcoin.params().difficulty_adjustment_interval(), 2016);
+        assert!("bitcoin-mainnet".parse::<Chain>().is_err());
+    }
+}
