@@ -7,9 +7,12 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod chaingen;
 pub mod cli;
 pub mod consensus;
 pub mod gpu;
+pub mod import;
 pub mod mine;
 pub mod primitives;
 pub mod sha256;
+pub mod validate;

@@ -2,9 +2,11 @@
 //! a result struct that is printed as text or JSON. `main.rs` only parses and dispatches here.
 
 pub mod bench;
+pub mod chain;
 pub mod engine;
 pub mod gpu;
 pub mod mine;
+pub mod validate;
 
 use std::fmt;
 
@@ -29,6 +31,11 @@ pub enum Command {
     /// GPU adapters.
     #[command(subcommand)]
     Gpu(gpu::GpuCommand),
+    /// Bulk-validate imported chains (blk files, raw headers, hex).
+    Validate(validate::ValidateArgs),
+    /// Chain tools: generate test chains.
+    #[command(subcommand)]
+    Chain(chain::ChainCommand),
 }
 
 /// Where hashing runs.
@@ -73,6 +80,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Bench(a) => bench::main(&a),
         Command::Mine(a) => mine::main(&a),
         Command::Gpu(c) => gpu::main(&c),
+        Command::Validate(a) => validate::main(&a),
+        Command::Chain(c) => chain::main(&c),
     };
     match result {
         Ok(code) => code,

@@ -25,11 +25,16 @@ pub struct HeaderInfo {
 ///   carries the bits of the last block that did not use that exception.
 /// - Every `interval` (2016) blocks: `CalculateNextWorkRequired` over the span from block
 ///   `last.height - 2015` to `last` (Bitcoin's off-by-one: 2015 intervals, not 2016).
+///
+/// `last_regular_bits`, when given, is what testnet's walk back would find (the bits of the latest
+/// block at or before `last` that is at a retarget height, is genesis, or does not carry the limit
+/// bits); a caller that tracks it as blocks connect saves the walk, which is up to 2016 steps.
 pub fn next_work_required(
     params: &ChainParams,
     last: &HeaderInfo,
     new_time: u32,
     ancestor: impl Fn(u32) -> HeaderInfo,
+    last_regular_bits: Option<CompactTarget>,
 ) -> CompactTarget {
     let interval = params.difficulty_adjustment_interval();
     let limit_bits = params.pow_limit.to_compact();
@@ -37,6 +42,9 @@ pub fn next_work_required(
         if params.allow_min_difficulty_blocks {
             if new_time as i64 > last.time as i64 + params.pow_target_spacing * 2 {
                 return limit_bits;
+            }
+            if let Some(bits) = last_regular_bits {
+                return bits;
             }
             let mut b = *last;
             while b.height > 0 && !b.height.is_multiple_of(interval) && b.bits == limit_bits {
@@ -85,10 +93,16 @@ mod tests {
             let last = HeaderInfo { height, time: last_time, bits: CompactTarget(bits) };
             assert_eq!(calculate_next_work_required(&p, &last, first_time), CompactTarget(want), "height {height}");
             // Through GetNextWorkRequired, with the period's first block at height - 2015.
-            let got = next_work_required(&p, &last, last_time + 600, |h| {
-                assert_eq!(h, height - 2015, "the retarget window starts 2015 blocks back");
-                HeaderInfo { height: h, time: first_time, bits: CompactTarget(bits) }
-            });
+            let got = next_work_required(
+                &p,
+                &last,
+                last_time + 600,
+                |h| {
+                    assert_eq!(h, height - 2015, "the retarget window starts 2015 blocks back");
+                    HeaderInfo { height: h, time: first_time, bits: CompactTarget(bits) }
+                },
+                None,
+            );
             assert_eq!(got, CompactTarget(want));
         }
     }
@@ -98,19 +112,18 @@ mod tests {
         let main = Chain::Bitcoin.params();
         let last = HeaderInfo { height: 100, time: 1_000_000, bits: CompactTarget(0x1c05a3f4) };
         let no_ancestor = |_| -> HeaderInfo { panic!("no ancestor needed") };
-        assert_eq!(next_work_required(&main, &last, 1_000_000 + 5000, no_ancestor), CompactTarget(0x1c05a3f4));
+        assert_eq!(next_work_required(&main, &last, 1_000_000 + 5000, no_ancestor, None), CompactTarget(0x1c05a3f4));
         let test = Chain::BitcoinTestnet.params();
         // 20 minutes and one second after its parent: the limit is allowed.
-        assert_eq!(next_work_required(&test, &last, 1_000_000 + 1201, no_ancestor), CompactTarget(0x1d00ffff));
+        assert_eq!(next_work_required(&test, &last, 1_000_000 + 1201, no_ancestor, None), CompactTarget(0x1d00ffff));
         // Within 20 minutes after a run of min-difficulty blocks: the last real bits.
         let min = CompactTarget(0x1d00ffff);
         let last = HeaderInfo { height: 100, time: 1_000_000, bits: min };
-        let got = next_work_required(&test, &last, 1_000_000 + 1200, |h| HeaderInfo {
-            height: h,
-            time: 0,
-            bits: if h <= 97 { CompactTarget(0x1c05a3f4) } else { min },
-        });
+        let anc = |h| HeaderInfo { height: h, time: 0, bits: if h <= 97 { CompactTarget(0x1c05a3f4) } else { min } };
+        let got = next_work_required(&test, &last, 1_000_000 + 1200, anc, None);
         assert_eq!(got, CompactTarget(0x1c05a3f4));
+        // A caller-tracked answer is used as given (the validator tracks it as blocks connect).
+        assert_eq!(next_work_required(&test, &last, 1_000_000 + 1200, anc, Some(CompactTarget(0x1c05a3f4))), got);
         // Regtest never retargets.
         let reg = Chain::BitcoinRegtest.params();
         let last = HeaderInfo { height: 2015, time: 5, bits: CompactTarget(0x207fffff) };

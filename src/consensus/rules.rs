@@ -143,6 +143,29 @@ pub enum RuleError {
     },
 }
 
+impl RuleError {
+    /// The name of the rule function that failed (as listed in docs/CONSENSUS.md).
+    pub fn rule(&self) -> &'static str {
+        match self {
+            RuleError::BadTargetBits { .. } => "target_bits_are_valid",
+            RuleError::ProofOfWork { .. } => "proof_of_work_is_valid",
+            RuleError::UnknownParent { .. } => "parent_is_known",
+            RuleError::BadDifficultyBits { .. } => "difficulty_matches_retarget",
+            RuleError::TimeTooOld { .. } => "time_is_above_median_past",
+            RuleError::TimeTooNew { .. } => "time_is_not_too_far_ahead",
+            RuleError::ObsoleteVersion { .. } => "version_is_not_obsolete",
+            RuleError::EmptyBlock => "block_is_not_empty",
+            RuleError::MerkleRootMismatch { .. } | RuleError::MerkleMutation => "merkle_root_is_valid",
+            RuleError::FirstNotCoinbase | RuleError::MultipleCoinbase { .. } => "coinbase_is_first_and_only",
+            RuleError::TooLarge { reason: "bad-blk-weight", .. } => "block_weight_is_within_limit",
+            RuleError::TooLarge { .. } => "block_size_is_within_limits",
+            RuleError::BadTransaction { .. } => "transaction_is_well_formed",
+            RuleError::WitnessCommitment { .. } => "witness_commitment_is_valid",
+            RuleError::CoinbaseHeight { .. } => "coinbase_has_height",
+        }
+    }
+}
+
 /// The target for `bits`, checked as the first half of Bitcoin Core's `CheckProofOfWork`
 /// (src/pow.cpp): not negative, no overflow, not zero, not above the chain's `powLimit`.
 pub fn target_bits_are_valid(bits: CompactTarget, params: &ChainParams) -> Result<Target, RuleError> {

@@ -84,6 +84,18 @@ impl Lanes for __m256i {
         unsafe { _mm256_or_si256(_mm256_and_si256(a, b), _mm256_and_si256(c, _mm256_or_si256(a, b))) }
     }
     #[inline(always)]
+    fn from_words(v: &[u32]) -> Self {
+        assert!(v.len() >= 8);
+        // SAFETY: eight in-bounds words (checked above); an unaligned load.
+        unsafe { _mm256_loadu_si256(v.as_ptr() as *const __m256i) }
+    }
+    #[inline(always)]
+    fn to_words(self, out: &mut [u32]) {
+        assert!(out.len() >= 8);
+        // SAFETY: eight in-bounds words (checked above); an unaligned store.
+        unsafe { _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, self) }
+    }
+    #[inline(always)]
     fn lane_index() -> Self {
         unsafe { _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7) }
     }
@@ -105,5 +117,13 @@ impl Lanes for __m256i {
             let le = _mm256_cmpeq_epi32(_mm256_max_epu32(self, t), t);
             _mm256_movemask_ps(_mm256_castsi256_ps(le)) as u32
         }
+    }
+}
+
+/// Double SHA-256 of headers in groups of eight; `headers.len()` must be a multiple of 8.
+#[target_feature(enable = "avx2")]
+pub(crate) fn sha256d_80_avx2(headers: &[[u8; 80]], out: &mut [[u8; 32]]) {
+    for (h, o) in headers.chunks_exact(8).zip(out.chunks_exact_mut(8)) {
+        super::lanes::sha256d_80::<__m256i>(h, o);
     }
 }

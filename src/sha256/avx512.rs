@@ -109,6 +109,18 @@ impl Lanes for __m512i {
         unsafe { _mm512_ternarylogic_epi32::<MAJ>(a, b, c) }
     }
     #[inline(always)]
+    fn from_words(v: &[u32]) -> Self {
+        assert!(v.len() >= 16);
+        // SAFETY: sixteen in-bounds words (checked above); an unaligned load.
+        unsafe { _mm512_loadu_si512(v.as_ptr() as *const _) }
+    }
+    #[inline(always)]
+    fn to_words(self, out: &mut [u32]) {
+        assert!(out.len() >= 16);
+        // SAFETY: sixteen in-bounds words (checked above); an unaligned store.
+        unsafe { _mm512_storeu_si512(out.as_mut_ptr() as *mut _, self) }
+    }
+    #[inline(always)]
     fn lane_index() -> Self {
         unsafe { _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) }
     }
@@ -124,5 +136,13 @@ impl Lanes for __m512i {
     #[inline(always)]
     fn le_mask(self, top: u32) -> u32 {
         unsafe { _mm512_cmple_epu32_mask(self, _mm512_set1_epi32(top as i32)) as u32 }
+    }
+}
+
+/// Double SHA-256 of headers in groups of sixteen; `headers.len()` must be a multiple of 16.
+#[target_feature(enable = "avx512f")]
+pub(crate) fn sha256d_80_avx512(headers: &[[u8; 80]], out: &mut [[u8; 32]]) {
+    for (h, o) in headers.chunks_exact(16).zip(out.chunks_exact_mut(16)) {
+        super::lanes::sha256d_80::<__m512i>(h, o);
     }
 }

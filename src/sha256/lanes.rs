@@ -29,6 +29,10 @@ pub(crate) trait Lanes: Copy {
     fn maj(a: Self, b: Self, c: Self) -> Self;
     /// `[0, 1, .., LANES - 1]`.
     fn lane_index() -> Self;
+    /// Lane `i` from `v[i]` (`v` has at least `LANES` words).
+    fn from_words(v: &[u32]) -> Self;
+    /// Lane `i` into `out[i]`.
+    fn to_words(self, out: &mut [u32]);
     /// Byte order of every lane reversed.
     fn swap_bytes(self) -> Self;
     /// Bit `i` set when lane `i` is at most `top` (unsigned).
@@ -72,6 +76,14 @@ impl Lanes for u32 {
     #[inline(always)]
     fn lane_index() -> Self {
         0
+    }
+    #[inline(always)]
+    fn from_words(v: &[u32]) -> Self {
+        v[0]
+    }
+    #[inline(always)]
+    fn to_words(self, out: &mut [u32]) {
+        out[0] = self;
     }
     #[inline(always)]
     fn swap_bytes(self) -> Self {
@@ -228,5 +240,64 @@ pub(crate) fn scan_lanes<L: Lanes>(job: &Job, start: u32, count: u32, out: &mut 
         }
         nonces = nonces.add(step);
         done += lanes;
+    }
+}
+
+/// One full compression of `block` into `state`, on every lane.
+#[inline(always)]
+pub(crate) fn compress<L: Lanes>(state: &mut [L; 8], block: &[L; 16]) {
+    let mut w: [L; 64] = [L::splat(0); 64];
+    w[..16].copy_from_slice(block);
+    let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *state;
+    r8!(w, 0, a, b, c, d, e, f, g, h);
+    r8!(w, 8, a, b, c, d, e, f, g, h);
+    r8!(w, 16, a, b, c, d, e, f, g, h);
+    r8!(w, 24, a, b, c, d, e, f, g, h);
+    r8!(w, 32, a, b, c, d, e, f, g, h);
+    r8!(w, 40, a, b, c, d, e, f, g, h);
+    r8!(w, 48, a, b, c, d, e, f, g, h);
+    r8!(w, 56, a, b, c, d, e, f, g, h);
+    for (s, v) in state.iter_mut().zip([a, b, c, d, e, f, g, h]) {
+        *s = s.add(v);
+    }
+}
+
+/// Double SHA-256 of `L::LANES` independent 80-byte headers, one per lane.
+#[inline(always)]
+pub(crate) fn sha256d_80<L: Lanes>(headers: &[[u8; 80]], out: &mut [[u8; 32]]) {
+    let n = L::LANES;
+    let mut words = [0u32; 16];
+    let mut block = [L::splat(0); 16];
+    for (j, slot) in block.iter_mut().enumerate() {
+        for i in 0..n {
+            words[i] = u32::from_be_bytes(headers[i][4 * j..4 * j + 4].try_into().expect("4 bytes"));
+        }
+        *slot = L::from_words(&words);
+    }
+    let mut state = IV.map(L::splat);
+    compress(&mut state, &block);
+    for (j, slot) in block.iter_mut().enumerate().take(4) {
+        for i in 0..n {
+            words[i] = u32::from_be_bytes(headers[i][64 + 4 * j..68 + 4 * j].try_into().expect("4 bytes"));
+        }
+        *slot = L::from_words(&words);
+    }
+    block[4] = L::splat(0x8000_0000);
+    for slot in block.iter_mut().take(15).skip(5) {
+        *slot = L::splat(0);
+    }
+    block[15] = L::splat(640);
+    compress(&mut state, &block);
+    let mut second = [L::splat(0); 16];
+    second[..8].copy_from_slice(&state);
+    second[8] = L::splat(0x8000_0000);
+    second[15] = L::splat(256);
+    let mut state2 = IV.map(L::splat);
+    compress(&mut state2, &second);
+    for (k, v) in state2.iter().enumerate() {
+        v.to_words(&mut words);
+        for i in 0..n {
+            out[i][4 * k..4 * k + 4].copy_from_slice(&words[i].to_be_bytes());
+        }
     }
 }

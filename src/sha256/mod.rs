@@ -23,6 +23,7 @@
 //! extensions. [`CpuImpl::detect`] picks the fastest the CPU has. Every backend is tested against the
 //! reference by the same generic suite (`tests` below).
 
+pub mod batch;
 pub mod merkle;
 pub mod reference;
 

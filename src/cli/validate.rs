@@ -1,0 +1,309 @@
+//! `powkit validate`: bulk-validate imported chains.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::mpsc::sync_channel;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde::Serialize;
+
+use super::{Backend, CliError};
+use crate::consensus::Chain;
+use crate::gpu::{GpuDevice, GpuHasher};
+use crate::import::{expand_paths, Format, ImportError, Reader, Record};
+use crate::primitives::BlockHash;
+use crate::sha256::batch::sha256d_headers_parallel;
+use crate::validate::{Invalid, Malformed, Stats, Stop, ValidateOptions, Validator};
+
+/// Records per batch handed from the reader to the hasher to the validator.
+const BATCH: usize = 8192;
+
+/// What `powkit validate` says is not checked.
+pub const NOT_CHECKED: &str = "scripts, signatures and UTXO spends of Bitcoin transactions are not checked";
+
+/// Flags of `powkit validate`.
+#[derive(Args, Debug, Clone)]
+pub struct ValidateArgs {
+    /// Files (or directories of blk*.dat files) to validate, in order.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// The chain: bitcoin, bitcoin-testnet, bitcoin-regtest.
+    #[arg(long, default_value = "bitcoin")]
+    pub chain: String,
+    /// Input format.
+    #[arg(long, value_enum, default_value = "blk")]
+    pub format: Format,
+    /// Where headers are hashed (auto: a hardware GPU when present, else CPU threads).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: Backend,
+    /// GPU adapter index.
+    #[arg(long)]
+    pub adapter: Option<usize>,
+    /// The clock for the 2-hour future-time limit (Unix seconds; default: now).
+    #[arg(long)]
+    pub now: Option<i64>,
+    /// Check each block or header alone (every rule that needs no earlier block).
+    #[arg(long)]
+    pub no_context: bool,
+    /// Skip the proof-of-work check.
+    #[arg(long)]
+    pub no_pow: bool,
+    /// Hashing threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Most blocks held while waiting for a parent that has not arrived.
+    #[arg(long, default_value_t = 100_000)]
+    pub orphan_limit: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct ValidateReport {
+    /// True when everything checked is valid.
+    pub valid: bool,
+    /// The chain.
+    pub chain: String,
+    /// Totals and the tip.
+    #[serde(flatten)]
+    pub stats: Stats,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Wall time.
+    pub seconds: f64,
+    /// Headers per second.
+    pub headers_per_second: f64,
+    /// Blocks per second.
+    pub blocks_per_second: f64,
+    /// Transactions per second.
+    pub transactions_per_second: f64,
+    /// What hashed the headers.
+    pub backend: String,
+    /// Whether every record was checked alone.
+    pub no_context: bool,
+    /// What is not checked.
+    pub not_checked: &'static str,
+    /// The first invalid record, if any.
+    pub invalid: Option<Invalid>,
+    /// The first malformed record, if any.
+    pub malformed: Option<Malformed>,
+}
+
+enum Hasher {
+    Cpu(usize),
+    Gpu(Box<GpuDevice>, GpuHasher),
+}
+
+impl Hasher {
+    fn hash(&self, records: &[Record]) -> Result<Vec<BlockHash>, String> {
+        let headers: Vec<[u8; 80]> =
+            records.iter().map(|r| r.bytes[..80].try_into().expect("records hold at least 80 bytes")).collect();
+        let out = match self {
+            Hasher::Cpu(t) => sha256d_headers_parallel(&headers, *t),
+            Hasher::Gpu(dev, h) => h.hash_headers(dev, &headers).map_err(|e| e.to_string())?,
+        };
+        Ok(out.into_iter().map(BlockHash).collect())
+    }
+}
+
+/// Runs the validation.
+pub fn run(a: &ValidateArgs) -> Result<ValidateReport, CliError> {
+    let chain: Chain = a.chain.parse().map_err(CliError::usage)?;
+    let params = chain.params();
+    let now = a.now.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    });
+    let threads = a.threads.unwrap_or_else(crate::mine::default_threads).clamp(1, 1024);
+    let hasher = match a.backend {
+        Backend::Cpu => Hasher::Cpu(threads),
+        Backend::Gpu | Backend::All => {
+            let dev = GpuDevice::open(a.adapter).map_err(|e| CliError::usage(format!("--backend gpu: {e}")))?;
+            let h = GpuHasher::new(&dev);
+            Hasher::Gpu(Box::new(dev), h)
+        }
+        Backend::Auto => match GpuDevice::open(a.adapter) {
+            Ok(dev) if !dev.adapter.is_software() => {
+                let h = GpuHasher::new(&dev);
+                Hasher::Gpu(Box::new(dev), h)
+            }
+            _ => Hasher::Cpu(threads),
+        },
+    };
+    let backend = match &hasher {
+        Hasher::Cpu(t) => format!("cpu ({t} threads)"),
+        Hasher::Gpu(d, _) => format!("gpu ({})", d.adapter.name),
+    };
+    let files = expand_paths(&a.paths).map_err(|e| CliError::usage(e.to_string()))?;
+    let mut validator = Validator::new(ValidateOptions {
+        params: params.clone(),
+        no_context: a.no_context,
+        no_pow: a.no_pow,
+        now,
+        orphan_limit: a.orphan_limit,
+    });
+    let t0 = Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    let mut last_progress = Instant::now();
+
+    // Three stages overlap: reading, hashing (batched, on all cores or the GPU), and rule checks.
+    let (raw_tx, raw_rx) = sync_channel::<Result<Vec<Record>, ImportError>>(2);
+    let (hashed_tx, hashed_rx) = sync_channel::<Result<(Vec<Record>, Vec<BlockHash>), String>>(2);
+    let mut stop: Option<Stop> = None;
+    let mut read_error: Option<String> = None;
+    let mut bytes = 0u64;
+    std::thread::scope(|s| {
+        let reader = s.spawn(move || {
+            let mut r = Reader::new(files, a.format, params.magic);
+            loop {
+                let mut batch = Vec::with_capacity(BATCH);
+                let mut size = 0;
+                let mut failure = None;
+                while batch.len() < BATCH && size < 64 << 20 {
+                    match r.next_record() {
+                        Ok(Some(rec)) => {
+                            size += rec.bytes.len();
+                            batch.push(rec);
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                }
+                let end = batch.len() < BATCH && size < 64 << 20;
+                if !batch.is_empty() && raw_tx.send(Ok(batch)).is_err() {
+                    break;
+                }
+                if let Some(e) = failure {
+                    let _ = raw_tx.send(Err(e));
+                    break;
+                }
+                if end {
+                    break;
+                }
+            }
+            r.bytes_read
+        });
+        let hasher = &hasher;
+        s.spawn(move || {
+            for item in raw_rx {
+                let out = match item {
+                    Ok(recs) => hasher.hash(&recs).map(|h| (recs, h)),
+                    Err(e) => Err(format!("unreadable input: {e}")),
+                };
+                let failed = out.is_err();
+                if hashed_tx.send(out).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        for item in hashed_rx {
+            match item {
+                Ok((recs, hashes)) => {
+                    if let Err(e) = validator.process_batch(recs, &hashes) {
+                        stop = Some(e);
+                        break;
+                    }
+                }
+                Err(e) => {
+                    read_error = Some(e);
+                    break;
+                }
+            }
+            if last_progress.elapsed() >= Duration::from_secs(2) {
+                last_progress = Instant::now();
+                let st = &validator.stats;
+                let rate = st.headers as f64 / t0.elapsed().as_secs_f64();
+                let line = format!("validate: {} headers, {} blocks, {:.0} headers/s", st.headers, st.blocks, rate);
+                if tty {
+                    eprint!("\r{line}   ");
+                } else {
+                    eprintln!("{line}");
+                }
+            }
+        }
+        // Dropping the receiver ends the other stages early on a stop.
+        bytes = reader.join().unwrap_or(0);
+    });
+    if tty && t0.elapsed() >= Duration::from_secs(2) {
+        eprintln!();
+    }
+    if let Some(e) = read_error {
+        return Err(CliError::usage(e));
+    }
+    if stop.is_none() {
+        if let Err(e) = validator.finish() {
+            stop = Some(e);
+        }
+    } else {
+        let _ = validator.finish();
+    }
+    let secs = t0.elapsed().as_secs_f64().max(1e-9);
+    let st = validator.stats.clone();
+    let (invalid, malformed) = match stop {
+        Some(Stop::Invalid(i)) => (Some(i), None),
+        Some(Stop::Malformed(m)) => (None, Some(m)),
+        None => (None, None),
+    };
+    Ok(ValidateReport {
+        valid: invalid.is_none() && malformed.is_none(),
+        chain: chain.name().to_string(),
+        headers_per_second: st.headers as f64 / secs,
+        blocks_per_second: st.blocks as f64 / secs,
+        transactions_per_second: st.transactions as f64 / secs,
+        stats: st,
+        bytes,
+        seconds: secs,
+        backend,
+        no_context: a.no_context,
+        not_checked: NOT_CHECKED,
+        invalid,
+        malformed,
+    })
+}
+
+/// `powkit validate`: exit 0 valid, 1 invalid, 2 unreadable or malformed input.
+pub fn main(a: &ValidateArgs) -> Result<i32, CliError> {
+    let r = run(a)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r).expect("serializable"));
+    } else {
+        let st = &r.stats;
+        println!(
+            "{}: {} blocks, {} headers, {} transactions, {} bytes in {:.3} s",
+            r.chain, st.blocks, st.headers, st.transactions, r.bytes, r.seconds
+        );
+        println!(
+            "rates: {:.0} headers/s, {:.0} blocks/s, {:.0} transactions/s (hashing on {})",
+            r.headers_per_second, r.blocks_per_second, r.transactions_per_second, r.backend
+        );
+        if let (Some(h), Some(tip)) = (st.best_height, &st.tip) {
+            println!("best height {h}, tip {tip}, chain work {}", st.chainwork);
+        }
+        if st.stale_skipped > 0 {
+            println!("{} stale-fork block(s) skipped", st.stale_skipped);
+        }
+        println!("not checked: {}", r.not_checked);
+        if let Some(i) = &r.invalid {
+            let h = i.height.map_or("?".to_string(), |h| h.to_string());
+            println!("INVALID at height {h}, block {}, {} offset {}: rule {}: {}", i.hash, i.file, i.offset, i.rule, i.message);
+        }
+        if let Some(m) = &r.malformed {
+            println!("MALFORMED input: {} offset {}: {}", m.file, m.offset, m.message);
+        }
+        if r.valid {
+            println!("valid");
+        }
+    }
+    Ok(if r.malformed.is_some() {
+        2
+    } else if r.invalid.is_some() {
+        1
+    } else {
+        0
+    })
+}

@@ -1,0 +1,338 @@
+//! Bulk validation of an imported chain: records from `import`, decoded by `primitives`, hashed in
+//! batches, checked by `consensus::rules`, linked into one chain with a bounded window of history.
+//!
+//! Memory stays flat as the input grows: the validator keeps the last 2016 headers' heights, times
+//! and bits (the retarget window, which also holds the 11 times for the median), not the whole chain,
+//! plus at most `orphan_limit` blocks whose parent has not arrived yet (blk files are written out of
+//! order). A block whose parent is an older block of the chain (a stale fork) is counted and skipped.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::consensus::pow::{next_work_required, HeaderInfo};
+use crate::consensus::rules::{self, RuleError};
+use crate::consensus::ChainParams;
+use crate::import::{Kind, Record};
+use crate::primitives::{Block, BlockHash, BlockHeader, CompactTarget, DecodeError, Work, U256};
+
+/// How to validate.
+#[derive(Clone, Debug)]
+pub struct ValidateOptions {
+    /// The chain's parameters.
+    pub params: ChainParams,
+    /// Check every record alone (Bitcoin Core's `CheckBlock` plus the 2-hour time limit).
+    pub no_context: bool,
+    /// Skip the proof-of-work check (for structure tests on altered blocks).
+    pub no_pow: bool,
+    /// The clock for the 2-hour future limit (Unix seconds).
+    pub now: i64,
+    /// Most blocks held while waiting for their parent.
+    pub orphan_limit: usize,
+}
+
+/// A record that breaks a rule.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Invalid {
+    /// Its height, when known.
+    pub height: Option<u32>,
+    /// Its block hash (display order).
+    pub hash: String,
+    /// The file.
+    pub file: String,
+    /// Byte offset of the record in the file (for hex input: the line).
+    pub offset: u64,
+    /// The rule function that failed.
+    pub rule: String,
+    /// What is wrong, in a sentence (with Bitcoin Core's reject reason first).
+    pub message: String,
+}
+
+/// Input that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Malformed {
+    /// The file.
+    pub file: String,
+    /// Offset of the record.
+    pub offset: u64,
+    /// Why (the decode error names the byte within the record).
+    pub message: String,
+}
+
+/// Why validation stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// A rule failed.
+    Invalid(Invalid),
+    /// The input is not a block or header.
+    Malformed(Malformed),
+}
+
+/// Running totals.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Stats {
+    /// Blocks checked.
+    pub blocks: u64,
+    /// Headers checked (every block has one; header-only records too).
+    pub headers: u64,
+    /// Transactions checked.
+    pub transactions: u64,
+    /// Stale-fork blocks skipped (their parent is an older block of the chain).
+    pub stale_skipped: u64,
+    /// Height of the tip (contextual mode).
+    pub best_height: Option<u32>,
+    /// The tip's hash.
+    pub tip: Option<String>,
+    /// Chain work up to the tip, 64 hex digits.
+    pub chainwork: String,
+}
+
+struct Pending {
+    record: Record,
+    header: BlockHeader,
+    hash: BlockHash,
+    block: Option<Block>,
+}
+
+/// The validator's state.
+pub struct Validator {
+    opts: ValidateOptions,
+    /// Last 2016 connected headers (oldest first), with their hashes.
+    window: VecDeque<(HeaderInfo, BlockHash)>,
+    chainwork: U256,
+    work_cache: HashMap<CompactTarget, Work>,
+    orphans: HashMap<BlockHash, Vec<Pending>>,
+    orphan_count: usize,
+    /// Bits of the latest connected block that is genesis, at a retarget height, or not at the
+    /// limit: what testnet's minimum-difficulty walk back finds.
+    last_regular_bits: Option<CompactTarget>,
+    /// Totals so far.
+    pub stats: Stats,
+}
+
+fn malformed(rec: &Record, e: DecodeError) -> Stop {
+    Stop::Malformed(Malformed { file: rec.file.display().to_string(), offset: rec.offset, message: e.to_string() })
+}
+
+impl Validator {
+    /// A validator with nothing connected.
+    pub fn new(opts: ValidateOptions) -> Validator {
+        Validator {
+            opts,
+            window: VecDeque::new(),
+            chainwork: U256::ZERO,
+            work_cache: HashMap::new(),
+            orphans: HashMap::new(),
+            orphan_count: 0,
+            last_regular_bits: None,
+            stats: Stats::default(),
+        }
+    }
+
+    fn invalid(p: &Pending, height: Option<u32>, e: RuleError) -> Stop {
+        Stop::Invalid(Invalid {
+            height,
+            hash: p.hash.to_string(),
+            file: p.record.file.display().to_string(),
+            offset: p.record.offset,
+            rule: e.rule().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Decodes a batch of records and checks them; `hashes[i]` is record i's header hash (computed
+    /// in a batch by the caller).
+    pub fn process_batch(&mut self, records: Vec<Record>, hashes: &[BlockHash]) -> Result<(), Stop> {
+        for (rec, &hash) in records.into_iter().zip(hashes) {
+            let (header, block) = match rec.kind {
+                Kind::Header => (BlockHeader::from_bytes(&rec.bytes).map_err(|e| malformed(&rec, e))?, None),
+                Kind::Block => {
+                    let b = Block::from_bytes(&rec.bytes).map_err(|e| malformed(&rec, e))?;
+                    (b.header, Some(b))
+                }
+            };
+            let p = Pending { record: rec, header, hash, block };
+            self.context_free(&p)?;
+            if self.opts.no_context {
+                self.count(&p);
+                continue;
+            }
+            self.offer(p)?;
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, p: &Pending) {
+        self.stats.headers += 1;
+        if let Some(b) = &p.block {
+            self.stats.blocks += 1;
+            self.stats.transactions += b.txdata.len() as u64;
+        }
+    }
+
+    /// Every rule that needs no other block.
+    fn context_free(&self, p: &Pending) -> Result<(), Stop> {
+        let params = &self.opts.params;
+        let err = |e| Self::invalid(p, None, e);
+        if self.opts.no_pow {
+            rules::target_bits_are_valid(p.header.bits, params).map_err(err)?;
+        } else {
+            let target = rules::target_bits_are_valid(p.header.bits, params).map_err(err)?;
+            if !target.is_met_by(&p.hash) {
+                return Err(err(RuleError::ProofOfWork { hash: p.hash, target: target.to_be_hex() }));
+            }
+        }
+        rules::time_is_not_too_far_ahead(&p.header, self.opts.now).map_err(err)?;
+        if let Some(b) = &p.block {
+            rules::block_is_not_empty(b).map_err(err)?;
+            rules::merkle_root_is_valid(b).map_err(err)?;
+            rules::coinbase_is_first_and_only(b).map_err(err)?;
+            rules::block_size_is_within_limits(b).map_err(err)?;
+            for (i, tx) in b.txdata.iter().enumerate() {
+                rules::transaction_is_well_formed(tx, i).map_err(err)?;
+            }
+            if self.opts.no_context {
+                // The height-dependent block rules, at the height the coinbase states (BIP34), if any.
+                if let Some(h) = bip34_height(b) {
+                    rules::witness_commitment_is_valid(b, h, params).map_err(|e| Self::invalid(p, Some(h), e))?;
+                    rules::block_weight_is_within_limit(b).map_err(|e| Self::invalid(p, Some(h), e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn tip(&self) -> Option<&(HeaderInfo, BlockHash)> {
+        self.window.back()
+    }
+
+    /// Connects `p` if its parent is the tip (then any orphans waiting for it), else holds it.
+    fn offer(&mut self, p: Pending) -> Result<(), Stop> {
+        let connects = match self.tip() {
+            None => p.hash == self.opts.params.genesis.block_hash(),
+            Some((_, tip)) => p.header.prev_blockhash == *tip,
+        };
+        if !connects {
+            if self.window.iter().any(|(_, h)| *h == p.header.prev_blockhash || *h == p.hash) {
+                self.stats.stale_skipped += 1;
+                return Ok(());
+            }
+            if self.orphan_count >= self.opts.orphan_limit {
+                return Err(Self::invalid(
+                    &p,
+                    None,
+                    RuleError::UnknownParent { prev: p.header.prev_blockhash },
+                )
+                .with_message(format!(
+                    "prev-blk-not-found: parent {} is not known and {} blocks are already waiting for \
+                     their parents (the orphan limit)",
+                    p.header.prev_blockhash, self.opts.orphan_limit
+                )));
+            }
+            self.orphan_count += 1;
+            self.orphans.entry(p.header.prev_blockhash).or_default().push(p);
+            return Ok(());
+        }
+        let mut queue = vec![p];
+        while let Some(p) = queue.pop() {
+            let hash = p.hash;
+            self.connect(p)?;
+            if let Some(children) = self.orphans.remove(&hash) {
+                self.orphan_count -= children.len();
+                queue.extend(children);
+            }
+        }
+        Ok(())
+    }
+
+    fn connect(&mut self, p: Pending) -> Result<(), Stop> {
+        let params = &self.opts.params;
+        let height = self.tip().map_or(0, |(t, _)| t.height + 1);
+        let err = |e| Self::invalid(&p, Some(height), e);
+        if let Some((last, _)) = self.tip() {
+            let last = *last;
+            let window = &self.window;
+            let base = window.front().expect("non-empty").0.height;
+            let required = next_work_required(
+                params,
+                &last,
+                p.header.time,
+                |h| window[(h - base) as usize].0,
+                self.last_regular_bits,
+            );
+            rules::difficulty_matches_retarget(&p.header, required).map_err(err)?;
+            let times: Vec<u32> = window.iter().rev().take(11).map(|(i, _)| i.time).collect();
+            rules::time_is_above_median_past(&p.header, &times).map_err(err)?;
+        }
+        rules::version_is_not_obsolete(&p.header, height, params).map_err(err)?;
+        if let Some(b) = &p.block {
+            rules::coinbase_has_height(b, height, params).map_err(err)?;
+            rules::witness_commitment_is_valid(b, height, params).map_err(err)?;
+            rules::block_weight_is_within_limit(b).map_err(err)?;
+        }
+        let work = *self.work_cache.entry(p.header.bits).or_insert_with(|| {
+            p.header.bits.to_target().map(|t| t.work()).unwrap_or_default()
+        });
+        self.chainwork = self.chainwork.checked_add(work.0).unwrap_or(U256::MAX);
+        if height == 0
+            || height.is_multiple_of(params.difficulty_adjustment_interval())
+            || p.header.bits != params.pow_limit.to_compact()
+        {
+            self.last_regular_bits = Some(p.header.bits);
+        }
+        self.window.push_back((HeaderInfo { height, time: p.header.time, bits: p.header.bits }, p.hash));
+        if self.window.len() > params.difficulty_adjustment_interval() as usize {
+            self.window.pop_front();
+        }
+        self.count(&p);
+        self.stats.best_height = Some(height);
+        self.stats.tip = Some(p.hash.to_string());
+        Ok(())
+    }
+
+    /// Ends the input: blocks still waiting for a parent make the chain invalid.
+    pub fn finish(&mut self) -> Result<(), Stop> {
+        self.stats.chainwork = hex::encode(self.chainwork.to_be_bytes());
+        if let Some(p) =
+            self.orphans.values().flatten().min_by_key(|p| (Arc::clone(&p.record.file), p.record.offset))
+        {
+            return Err(Self::invalid(p, None, RuleError::UnknownParent { prev: p.header.prev_blockhash }));
+        }
+        if !self.opts.no_context && self.window.is_empty() && self.stats.headers == 0 {
+            return Ok(());
+        }
+        Ok(())
+    }
+}
+
+impl Stop {
+    fn with_message(mut self, m: String) -> Stop {
+        if let Stop::Invalid(i) = &mut self {
+            i.message = m;
+        }
+        self
+    }
+}
+
+/// The height a coinbase states under BIP34 (a minimal push of 1..=8 bytes), if it states one.
+pub fn bip34_height(b: &Block) -> Option<u32> {
+    if b.header.version < 2 {
+        return None;
+    }
+    let sig = &b.txdata.first()?.inputs.first()?.script_sig;
+    let n = *sig.first()? as usize;
+    if !(1..=4).contains(&n) || sig.len() < 1 + n {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for (i, &byte) in sig[1..1 + n].iter().enumerate() {
+        v |= (byte as u64) << (8 * i);
+    }
+    let h = u32::try_from(v).ok()?;
+    (rules::script_push_number(h as i64) == sig[..1 + n]).then_some(h)
+}
+
+/// The files a path list expands to, for reporting.
+pub fn describe(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
