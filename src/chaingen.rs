@@ -109,7 +109,8 @@ pub fn generate_blocks(params: &ChainParams, n: u64, txs_per_block: usize, out: 
             bits: params.genesis.bits,
             nonce: 0,
         };
-        let header = mine_header(header, &*scanner).ok_or_else(|| std::io::Error::other("no nonce meets the target"))?;
+        let header =
+            mine_header(header, &*scanner).ok_or_else(|| std::io::Error::other("no nonce meets the target"))?;
         write(out, &Block { header, txdata })?;
         prev = header;
     }

@@ -170,8 +170,12 @@ impl Reader {
             ));
         }
         let len = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes")) as usize;
-        if len < 80 || len > MAX_BLOCK_BYTES {
-            return Err(err(path, format!("byte {}", *off + 4), format!("record length {len} is outside 80..={MAX_BLOCK_BYTES}")));
+        if !(80..=MAX_BLOCK_BYTES).contains(&len) {
+            return Err(err(
+                path,
+                format!("byte {}", *off + 4),
+                format!("record length {len} is outside 80..={MAX_BLOCK_BYTES}"),
+            ));
         }
         let mut bytes = vec![0u8; len];
         let got = Self::fill(r.as_mut(), &mut bytes).map_err(|e| err(path, format!("byte {off}"), e.to_string()))?;
@@ -192,7 +196,11 @@ impl Reader {
             return Ok(None);
         }
         if n < 80 {
-            return Err(err(path, format!("byte {off}"), format!("truncated header: {n} of 80 bytes at the end of the file")));
+            return Err(err(
+                path,
+                format!("byte {off}"),
+                format!("truncated header: {n} of 80 bytes at the end of the file"),
+            ));
         }
         let rec = Record { file: path.clone(), offset: *off, kind: Kind::Header, bytes };
         *off += 80;
@@ -283,7 +291,7 @@ mod tests {
             std::fs::write(dir.join(format!("blk{i:05}.dat")), frame(&[n; 80])).unwrap();
         }
         std::fs::write(dir.join("rev00000.dat"), b"ignored").unwrap();
-        let files = expand_paths(&[dir.clone()]).unwrap();
+        let files = expand_paths(std::slice::from_ref(&dir)).unwrap();
         let mut r = Reader::new(files, Format::Blk, MAGIC);
         let order: Vec<u8> = std::iter::from_fn(|| r.next_record().unwrap()).map(|x| x.bytes[0]).collect();
         assert_eq!(order, vec![1, 2, 3]);

@@ -87,8 +87,10 @@ pub struct Stats {
     pub chainwork: String,
 }
 
-struct Pending {
-    record: Record,
+/// A record decoded and through every context-free rule, ready to be linked.
+pub struct Pending {
+    file: Arc<PathBuf>,
+    offset: u64,
     header: BlockHeader,
     hash: BlockHash,
     block: Option<Block>,
@@ -100,7 +102,8 @@ pub struct Validator {
     /// Last 2016 connected headers (oldest first), with their hashes.
     window: VecDeque<(HeaderInfo, BlockHash)>,
     chainwork: U256,
-    work_cache: HashMap<CompactTarget, Work>,
+    last_work: Option<(CompactTarget, Work)>,
+    limit_bits: CompactTarget,
     orphans: HashMap<BlockHash, Vec<Pending>>,
     orphan_count: usize,
     /// Bits of the latest connected block that is genesis, at a retarget height, or not at the
@@ -114,36 +117,13 @@ fn malformed(rec: &Record, e: DecodeError) -> Stop {
     Stop::Malformed(Malformed { file: rec.file.display().to_string(), offset: rec.offset, message: e.to_string() })
 }
 
-impl Validator {
-    /// A validator with nothing connected.
-    pub fn new(opts: ValidateOptions) -> Validator {
-        Validator {
-            opts,
-            window: VecDeque::new(),
-            chainwork: U256::ZERO,
-            work_cache: HashMap::new(),
-            orphans: HashMap::new(),
-            orphan_count: 0,
-            last_regular_bits: None,
-            stats: Stats::default(),
-        }
-    }
-
-    fn invalid(p: &Pending, height: Option<u32>, e: RuleError) -> Stop {
-        Stop::Invalid(Invalid {
-            height,
-            hash: p.hash.to_string(),
-            file: p.record.file.display().to_string(),
-            offset: p.record.offset,
-            rule: e.rule().to_string(),
-            message: e.to_string(),
-        })
-    }
-
-    /// Decodes a batch of records and checks them; `hashes[i]` is record i's header hash (computed
-    /// in a batch by the caller).
-    pub fn process_batch(&mut self, records: Vec<Record>, hashes: &[BlockHash]) -> Result<(), Stop> {
-        for (rec, &hash) in records.into_iter().zip(hashes) {
+/// Decodes records and runs every context-free rule on them: the part of validation that needs no
+/// other block, so it runs on many threads at once. `hashes[i]` is record i's header hash.
+pub fn prepare(records: Vec<Record>, hashes: &[BlockHash], opts: &ValidateOptions) -> Vec<Result<Pending, Stop>> {
+    records
+        .into_iter()
+        .zip(hashes)
+        .map(|(rec, &hash)| {
             let (header, block) = match rec.kind {
                 Kind::Header => (BlockHeader::from_bytes(&rec.bytes).map_err(|e| malformed(&rec, e))?, None),
                 Kind::Block => {
@@ -151,8 +131,72 @@ impl Validator {
                     (b.header, Some(b))
                 }
             };
-            let p = Pending { record: rec, header, hash, block };
-            self.context_free(&p)?;
+            let p = Pending { file: rec.file, offset: rec.offset, header, hash, block };
+            context_free(&p, opts)?;
+            Ok(p)
+        })
+        .collect()
+}
+
+/// Every rule that needs no other block.
+fn context_free(p: &Pending, opts: &ValidateOptions) -> Result<(), Stop> {
+    let params = &opts.params;
+    let err = |e| Validator::invalid(p, None, e);
+    let target = rules::target_bits_are_valid(p.header.bits, params).map_err(err)?;
+    if !opts.no_pow && !target.is_met_by(&p.hash) {
+        return Err(err(RuleError::ProofOfWork { hash: p.hash, target: target.to_be_hex() }));
+    }
+    rules::time_is_not_too_far_ahead(&p.header, opts.now).map_err(err)?;
+    if let Some(b) = &p.block {
+        rules::block_is_not_empty(b).map_err(err)?;
+        rules::merkle_root_is_valid(b).map_err(err)?;
+        rules::coinbase_is_first_and_only(b).map_err(err)?;
+        rules::block_size_is_within_limits(b).map_err(err)?;
+        for (i, tx) in b.txdata.iter().enumerate() {
+            rules::transaction_is_well_formed(tx, i).map_err(err)?;
+        }
+        if opts.no_context {
+            // The height-dependent block rules, at the height the coinbase states (BIP34), if any.
+            if let Some(h) = bip34_height(b) {
+                rules::witness_commitment_is_valid(b, h, params).map_err(|e| Validator::invalid(p, Some(h), e))?;
+                rules::block_weight_is_within_limit(b).map_err(|e| Validator::invalid(p, Some(h), e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Validator {
+    /// A validator with nothing connected.
+    pub fn new(opts: ValidateOptions) -> Validator {
+        Validator {
+            window: VecDeque::new(),
+            chainwork: U256::ZERO,
+            last_work: None,
+            limit_bits: opts.params.pow_limit.to_compact(),
+            orphans: HashMap::new(),
+            orphan_count: 0,
+            last_regular_bits: None,
+            stats: Stats::default(),
+            opts,
+        }
+    }
+
+    fn invalid(p: &Pending, height: Option<u32>, e: RuleError) -> Stop {
+        Stop::Invalid(Invalid {
+            height,
+            hash: p.hash.to_string(),
+            file: p.file.display().to_string(),
+            offset: p.offset,
+            rule: e.rule().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Links prepared records (see [`prepare`]) in input order; the first failure stops it.
+    pub fn accept(&mut self, items: Vec<Result<Pending, Stop>>) -> Result<(), Stop> {
+        for item in items {
+            let p = item?;
             if self.opts.no_context {
                 self.count(&p);
                 continue;
@@ -162,44 +206,18 @@ impl Validator {
         Ok(())
     }
 
+    /// [`prepare`] and [`Validator::accept`] on one thread.
+    pub fn process_batch(&mut self, records: Vec<Record>, hashes: &[BlockHash]) -> Result<(), Stop> {
+        let items = prepare(records, hashes, &self.opts);
+        self.accept(items)
+    }
+
     fn count(&mut self, p: &Pending) {
         self.stats.headers += 1;
         if let Some(b) = &p.block {
             self.stats.blocks += 1;
             self.stats.transactions += b.txdata.len() as u64;
         }
-    }
-
-    /// Every rule that needs no other block.
-    fn context_free(&self, p: &Pending) -> Result<(), Stop> {
-        let params = &self.opts.params;
-        let err = |e| Self::invalid(p, None, e);
-        if self.opts.no_pow {
-            rules::target_bits_are_valid(p.header.bits, params).map_err(err)?;
-        } else {
-            let target = rules::target_bits_are_valid(p.header.bits, params).map_err(err)?;
-            if !target.is_met_by(&p.hash) {
-                return Err(err(RuleError::ProofOfWork { hash: p.hash, target: target.to_be_hex() }));
-            }
-        }
-        rules::time_is_not_too_far_ahead(&p.header, self.opts.now).map_err(err)?;
-        if let Some(b) = &p.block {
-            rules::block_is_not_empty(b).map_err(err)?;
-            rules::merkle_root_is_valid(b).map_err(err)?;
-            rules::coinbase_is_first_and_only(b).map_err(err)?;
-            rules::block_size_is_within_limits(b).map_err(err)?;
-            for (i, tx) in b.txdata.iter().enumerate() {
-                rules::transaction_is_well_formed(tx, i).map_err(err)?;
-            }
-            if self.opts.no_context {
-                // The height-dependent block rules, at the height the coinbase states (BIP34), if any.
-                if let Some(h) = bip34_height(b) {
-                    rules::witness_commitment_is_valid(b, h, params).map_err(|e| Self::invalid(p, Some(h), e))?;
-                    rules::block_weight_is_within_limit(b).map_err(|e| Self::invalid(p, Some(h), e))?;
-                }
-            }
-        }
-        Ok(())
     }
 
     fn tip(&self) -> Option<&(HeaderInfo, BlockHash)> {
@@ -218,16 +236,12 @@ impl Validator {
                 return Ok(());
             }
             if self.orphan_count >= self.opts.orphan_limit {
-                return Err(Self::invalid(
-                    &p,
-                    None,
-                    RuleError::UnknownParent { prev: p.header.prev_blockhash },
-                )
-                .with_message(format!(
-                    "prev-blk-not-found: parent {} is not known and {} blocks are already waiting for \
+                return Err(Self::invalid(&p, None, RuleError::UnknownParent { prev: p.header.prev_blockhash })
+                    .with_message(format!(
+                        "prev-blk-not-found: parent {} is not known and {} blocks are already waiting for \
                      their parents (the orphan limit)",
-                    p.header.prev_blockhash, self.opts.orphan_limit
-                )));
+                        p.header.prev_blockhash, self.opts.orphan_limit
+                    )));
             }
             self.orphan_count += 1;
             self.orphans.entry(p.header.prev_blockhash).or_default().push(p);
@@ -237,9 +251,11 @@ impl Validator {
         while let Some(p) = queue.pop() {
             let hash = p.hash;
             self.connect(p)?;
-            if let Some(children) = self.orphans.remove(&hash) {
-                self.orphan_count -= children.len();
-                queue.extend(children);
+            if self.orphan_count > 0 {
+                if let Some(children) = self.orphans.remove(&hash) {
+                    self.orphan_count -= children.len();
+                    queue.extend(children);
+                }
             }
         }
         Ok(())
@@ -261,8 +277,12 @@ impl Validator {
                 self.last_regular_bits,
             );
             rules::difficulty_matches_retarget(&p.header, required).map_err(err)?;
-            let times: Vec<u32> = window.iter().rev().take(11).map(|(i, _)| i.time).collect();
-            rules::time_is_above_median_past(&p.header, &times).map_err(err)?;
+            let mut times = [0u32; 11];
+            let n = window.len().min(11);
+            for (t, (i, _)) in times.iter_mut().zip(window.iter().rev()) {
+                *t = i.time;
+            }
+            rules::time_is_above_median_past(&p.header, &times[..n]).map_err(err)?;
         }
         rules::version_is_not_obsolete(&p.header, height, params).map_err(err)?;
         if let Some(b) = &p.block {
@@ -270,13 +290,19 @@ impl Validator {
             rules::witness_commitment_is_valid(b, height, params).map_err(err)?;
             rules::block_weight_is_within_limit(b).map_err(err)?;
         }
-        let work = *self.work_cache.entry(p.header.bits).or_insert_with(|| {
-            p.header.bits.to_target().map(|t| t.work()).unwrap_or_default()
-        });
+        // Work per bits, remembered for the last bits seen (they change once per retarget at most).
+        let work = match self.last_work {
+            Some((bits, w)) if bits == p.header.bits => w,
+            _ => {
+                let w = p.header.bits.to_target().map(|t| t.work()).unwrap_or_default();
+                self.last_work = Some((p.header.bits, w));
+                w
+            }
+        };
         self.chainwork = self.chainwork.checked_add(work.0).unwrap_or(U256::MAX);
         if height == 0
             || height.is_multiple_of(params.difficulty_adjustment_interval())
-            || p.header.bits != params.pow_limit.to_compact()
+            || p.header.bits != self.limit_bits
         {
             self.last_regular_bits = Some(p.header.bits);
         }
@@ -286,16 +312,14 @@ impl Validator {
         }
         self.count(&p);
         self.stats.best_height = Some(height);
-        self.stats.tip = Some(p.hash.to_string());
         Ok(())
     }
 
     /// Ends the input: blocks still waiting for a parent make the chain invalid.
     pub fn finish(&mut self) -> Result<(), Stop> {
         self.stats.chainwork = hex::encode(self.chainwork.to_be_bytes());
-        if let Some(p) =
-            self.orphans.values().flatten().min_by_key(|p| (Arc::clone(&p.record.file), p.record.offset))
-        {
+        self.stats.tip = self.tip().map(|(_, h)| h.to_string());
+        if let Some(p) = self.orphans.values().flatten().min_by_key(|p| (Arc::clone(&p.file), p.offset)) {
             return Err(Self::invalid(p, None, RuleError::UnknownParent { prev: p.header.prev_blockhash }));
         }
         if !self.opts.no_context && self.window.is_empty() && self.stats.headers == 0 {

@@ -13,8 +13,8 @@ use crate::consensus::Chain;
 use crate::gpu::{GpuDevice, GpuHasher};
 use crate::import::{expand_paths, Format, ImportError, Reader, Record};
 use crate::primitives::BlockHash;
-use crate::sha256::batch::sha256d_headers_parallel;
-use crate::validate::{Invalid, Malformed, Stats, Stop, ValidateOptions, Validator};
+use crate::sha256::batch::sha256d_headers;
+use crate::validate::{prepare, Invalid, Malformed, Pending, Stats, Stop, ValidateOptions, Validator};
 
 /// Records per batch handed from the reader to the hasher to the validator.
 const BATCH: usize = 8192;
@@ -97,15 +97,47 @@ enum Hasher {
     Gpu(Box<GpuDevice>, GpuHasher),
 }
 
+fn header_bytes(records: &[Record]) -> Vec<[u8; 80]> {
+    records.iter().map(|r| r.bytes[..80].try_into().expect("records hold at least 80 bytes")).collect()
+}
+
 impl Hasher {
-    fn hash(&self, records: &[Record]) -> Result<Vec<BlockHash>, String> {
-        let headers: Vec<[u8; 80]> =
-            records.iter().map(|r| r.bytes[..80].try_into().expect("records hold at least 80 bytes")).collect();
-        let out = match self {
-            Hasher::Cpu(t) => sha256d_headers_parallel(&headers, *t),
-            Hasher::Gpu(dev, h) => h.hash_headers(dev, &headers).map_err(|e| e.to_string())?,
+    /// Hashes the headers and runs the context-free rules: on `threads` CPU threads (each hashing
+    /// and checking its share), or hashing on the GPU and checking on the CPU threads.
+    fn prepare(&self, records: Vec<Record>, opts: &ValidateOptions) -> Result<Vec<Result<Pending, Stop>>, String> {
+        let (threads, gpu_hashes) = match self {
+            Hasher::Cpu(t) => (*t, None),
+            Hasher::Gpu(dev, h) => {
+                let hashes = h.hash_headers(dev, &header_bytes(&records)).map_err(|e| e.to_string())?;
+                (crate::mine::default_threads(), Some(hashes))
+            }
         };
-        Ok(out.into_iter().map(BlockHash).collect())
+        let per = records.len().div_ceil(threads.max(1)).max(1);
+        let mut chunks = Vec::new();
+        let mut rest = records;
+        while !rest.is_empty() {
+            let tail = rest.split_off(per.min(rest.len()));
+            chunks.push(std::mem::replace(&mut rest, tail));
+        }
+        let gpu_hashes = gpu_hashes.as_deref();
+        Ok(std::thread::scope(|s| {
+            let mut offset = 0;
+            let parts: Vec<_> = chunks
+                .into_iter()
+                .map(|chunk| {
+                    let start = offset;
+                    offset += chunk.len();
+                    s.spawn(move || {
+                        let hashes: Vec<BlockHash> = match gpu_hashes {
+                            Some(h) => h[start..start + chunk.len()].iter().map(|&x| BlockHash(x)).collect(),
+                            None => sha256d_headers(&header_bytes(&chunk)).into_iter().map(BlockHash).collect(),
+                        };
+                        prepare(chunk, &hashes, opts)
+                    })
+                })
+                .collect();
+            parts.into_iter().flat_map(|p| p.join().expect("validation threads do not panic")).collect()
+        }))
     }
 }
 
@@ -137,20 +169,22 @@ pub fn run(a: &ValidateArgs) -> Result<ValidateReport, CliError> {
         Hasher::Gpu(d, _) => format!("gpu ({})", d.adapter.name),
     };
     let files = expand_paths(&a.paths).map_err(|e| CliError::usage(e.to_string()))?;
-    let mut validator = Validator::new(ValidateOptions {
+    let opts = ValidateOptions {
         params: params.clone(),
         no_context: a.no_context,
         no_pow: a.no_pow,
         now,
         orphan_limit: a.orphan_limit,
-    });
+    };
+    let mut validator = Validator::new(opts.clone());
     let t0 = Instant::now();
     let tty = std::io::stderr().is_terminal();
     let mut last_progress = Instant::now();
 
-    // Three stages overlap: reading, hashing (batched, on all cores or the GPU), and rule checks.
+    // Three stages overlap: reading; hashing and the context-free rules (batched, on all cores, the
+    // hashing optionally on the GPU); and linking with the contextual rules, in input order.
     let (raw_tx, raw_rx) = sync_channel::<Result<Vec<Record>, ImportError>>(2);
-    let (hashed_tx, hashed_rx) = sync_channel::<Result<(Vec<Record>, Vec<BlockHash>), String>>(2);
+    let (hashed_tx, hashed_rx) = sync_channel::<Result<Vec<Result<Pending, Stop>>, String>>(2);
     let mut stop: Option<Stop> = None;
     let mut read_error: Option<String> = None;
     let mut bytes = 0u64;
@@ -188,11 +222,11 @@ pub fn run(a: &ValidateArgs) -> Result<ValidateReport, CliError> {
             }
             r.bytes_read
         });
-        let hasher = &hasher;
+        let (hasher, opts) = (&hasher, &opts);
         s.spawn(move || {
             for item in raw_rx {
                 let out = match item {
-                    Ok(recs) => hasher.hash(&recs).map(|h| (recs, h)),
+                    Ok(recs) => hasher.prepare(recs, opts),
                     Err(e) => Err(format!("unreadable input: {e}")),
                 };
                 let failed = out.is_err();
@@ -203,8 +237,8 @@ pub fn run(a: &ValidateArgs) -> Result<ValidateReport, CliError> {
         });
         for item in hashed_rx {
             match item {
-                Ok((recs, hashes)) => {
-                    if let Err(e) = validator.process_batch(recs, &hashes) {
+                Ok(items) => {
+                    if let Err(e) = validator.accept(items) {
                         stop = Some(e);
                         break;
                     }
@@ -290,7 +324,10 @@ pub fn main(a: &ValidateArgs) -> Result<i32, CliError> {
         println!("not checked: {}", r.not_checked);
         if let Some(i) = &r.invalid {
             let h = i.height.map_or("?".to_string(), |h| h.to_string());
-            println!("INVALID at height {h}, block {}, {} offset {}: rule {}: {}", i.hash, i.file, i.offset, i.rule, i.message);
+            println!(
+                "INVALID at height {h}, block {}, {} offset {}: rule {}: {}",
+                i.hash, i.file, i.offset, i.rule, i.message
+            );
         }
         if let Some(m) = &r.malformed {
             println!("MALFORMED input: {} offset {}: {}", m.file, m.offset, m.message);

@@ -128,7 +128,7 @@ mod tests {
         let reg = Chain::BitcoinRegtest.params();
         let last = HeaderInfo { height: 2015, time: 5, bits: CompactTarget(0x207fffff) };
         assert_eq!(
-            next_work_required(&reg, &last, 6, |h| HeaderInfo { height: h, time: 0, bits: last.bits }),
+            next_work_required(&reg, &last, 6, |h| HeaderInfo { height: h, time: 0, bits: last.bits }, None),
             last.bits
         );
     }

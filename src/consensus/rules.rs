@@ -210,9 +210,11 @@ pub fn time_is_above_median_past(header: &BlockHeader, previous: &[u32]) -> Resu
     if previous.is_empty() {
         return Ok(());
     }
-    let mut t: Vec<u32> = previous.iter().rev().take(11).copied().collect();
-    t.sort_unstable();
-    let median = t[t.len() / 2];
+    let n = previous.len().min(11);
+    let mut t = [0u32; 11];
+    t[..n].copy_from_slice(&previous[previous.len() - n..]);
+    t[..n].sort_unstable();
+    let median = t[n / 2];
     if header.time <= median {
         return Err(RuleError::TimeTooOld { time: header.time, median });
     }

@@ -1,0 +1,222 @@
+//! `powkit validate` and `powkit chain generate` end to end, on the real mainnet data in
+//! ../shared/data and on generated chains; planted one-byte corruptions are reported with the rule
+//! and the location.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn powkit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_powkit")).args(args).output().expect("run powkit")
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("not JSON ({e}): {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    })
+}
+
+fn data(rel: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/bitcoin").join(rel);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("skipping: {} not present", p.display());
+        None
+    }
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("powkit-validate-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// (offset of the record's data, length) for each blk record.
+fn records(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut o = 0;
+    while o + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[o + 4..o + 8].try_into().unwrap()) as usize;
+        out.push((o + 8, len));
+        o += 8 + len;
+    }
+    out
+}
+
+fn validate(args: &[&str]) -> (i32, Value) {
+    let mut a = vec!["validate", "--json", "--backend", "cpu"];
+    a.extend_from_slice(args);
+    let out = powkit(&a);
+    (out.status.code().unwrap(), json(&out))
+}
+
+#[test]
+fn real_mainnet_chain_and_single_blocks_validate() {
+    let Some(chain) = data("mainnet-000000-000255.blk") else { return };
+    let (code, j) = validate(&[chain.to_str().unwrap()]);
+    assert_eq!(code, 0, "{j}");
+    assert_eq!(j["valid"], true);
+    assert_eq!(j["blocks"], 256);
+    assert_eq!(j["transactions"], 263);
+    assert_eq!(j["best_height"], 255);
+    assert_eq!(j["tip"], "00000000d0a75c861fabf9ff7b92022f60e4afeed9331fe5aa073d8e4706fe3c");
+    // 256 blocks at difficulty 1, 0x100010001 each.
+    assert_eq!(j["chainwork"].as_str().unwrap().trim_start_matches('0'), "10001000100");
+    assert!(j["headers_per_second"].as_f64().unwrap() > 0.0);
+    assert!(j["not_checked"].as_str().unwrap().contains("scripts"));
+    let singles: Vec<String> = ["277647", "540107", "574200"]
+        .iter()
+        .filter_map(|b| data(&format!("single-blocks/{b}.blk")))
+        .map(|p| p.to_str().unwrap().to_string())
+        .collect();
+    let mut args = vec!["--no-context"];
+    args.extend(singles.iter().map(|s| s.as_str()));
+    let (code, j) = validate(&args);
+    assert_eq!(code, 0, "{j}");
+    assert_eq!(j["blocks"], singles.len());
+    if singles.len() == 3 {
+        assert_eq!(j["transactions"], 213 + 230 + 3315);
+    }
+}
+
+#[test]
+fn out_of_order_records_are_reordered_and_a_missing_parent_is_reported() {
+    let Some(chain) = data("mainnet-000000-000255.blk") else { return };
+    let bytes = std::fs::read(&chain).unwrap();
+    let recs = records(&bytes);
+    let frame = |i: usize| {
+        let (o, l) = recs[i];
+        bytes[o - 8..o + l].to_vec()
+    };
+    // Reverse blocks 10..60 (Bitcoin Core writes blocks as they arrive, not in height order).
+    let mut order: Vec<usize> = (0..recs.len()).collect();
+    order[10..60].reverse();
+    let shuffled: Vec<u8> = order.iter().flat_map(|&i| frame(i)).collect();
+    let d = tmpdir("order");
+    let p = d.join("shuffled.blk");
+    std::fs::write(&p, &shuffled).unwrap();
+    let (code, j) = validate(&[p.to_str().unwrap()]);
+    assert_eq!(code, 0, "{j}");
+    assert_eq!(j["best_height"], 255);
+    // Drop block 50: blocks 51.. wait for a parent that never comes.
+    let dropped: Vec<u8> = (0..recs.len()).filter(|&i| i != 50).flat_map(frame).collect();
+    let p = d.join("dropped.blk");
+    std::fs::write(&p, &dropped).unwrap();
+    let (code, j) = validate(&[p.to_str().unwrap()]);
+    assert_eq!(code, 1, "{j}");
+    assert_eq!(j["invalid"]["rule"], "parent_is_known");
+    assert_eq!(j["best_height"], 49);
+    // The orphan bound: with room for 10 waiting blocks, the 11th is refused.
+    let (code, j) = validate(&["--orphan-limit", "10", p.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(j["invalid"]["message"].as_str().unwrap().contains("orphan limit"), "{j}");
+}
+
+#[test]
+fn one_byte_corruptions_are_reported_with_rule_and_location() {
+    let Some(chain) = data("mainnet-000000-000255.blk") else { return };
+    let bytes = std::fs::read(&chain).unwrap();
+    let recs = records(&bytes);
+    let d = tmpdir("corrupt");
+    let (b100, _) = recs[100];
+    let (b170, l170) = recs[170];
+    // (byte to flip, xor, extra flags, expected rule, expected exit code)
+    let cases: Vec<(usize, u8, Vec<&str>, &str, i32)> = vec![
+        (b100 + 76, 0x01, vec![], "proof_of_work_is_valid", 1),   // nonce
+        (b100 + 4, 0x01, vec![], "proof_of_work_is_valid", 1),    // prev hash byte
+        (b100 + 4, 0x01, vec!["--no-pow"], "parent_is_known", 1), // the same, structure only
+        (b170 + l170 - 5, 0x01, vec![], "merkle_root_is_valid", 1), // a transaction byte
+        (b100 + 72, 0x01, vec!["--no-pow"], "difficulty_matches_retarget", 1), // bits
+        (b100 + 71, 0x80, vec!["--no-pow"], "time_is_not_too_far_ahead", 1), // time far ahead
+        (b100 + 71, 0x40, vec!["--no-pow"], "time_is_above_median_past", 1), // time, back to 1970s
+        (b100, 0x01, vec!["--no-pow", "--no-context"], "", 0),    // version 1 -> 0: no rule at height 100
+    ];
+    for (i, (at, x, flags, rule, code)) in cases.into_iter().enumerate() {
+        let mut c = bytes.clone();
+        c[at] ^= x;
+        let p = d.join(format!("c{i}.blk"));
+        std::fs::write(&p, &c).unwrap();
+        let mut args = flags.clone();
+        args.push(p.to_str().unwrap());
+        let (got, j) = validate(&args);
+        assert_eq!(got, code, "case {i}: {j}");
+        if code == 1 {
+            assert_eq!(j["invalid"]["rule"], rule, "case {i}: {j}");
+            assert_eq!(j["invalid"]["file"], p.to_str().unwrap());
+            let off = j["invalid"]["offset"].as_u64().unwrap() as usize;
+            let rec = recs.iter().find(|(o, l)| (*o..o + l).contains(&at)).unwrap();
+            if rule != "parent_is_known" {
+                assert_eq!(off, rec.0, "case {i}: the offset of the corrupted record");
+            }
+        }
+    }
+    // A length byte: the framing breaks, reported as malformed input (exit 2) with the offset.
+    let mut c = bytes.clone();
+    c[recs[20].0 - 2] ^= 0x10;
+    let p = d.join("length.blk");
+    std::fs::write(&p, &c).unwrap();
+    let out = powkit(&["validate", "--backend", "cpu", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    // A truncated file.
+    let p = d.join("cut.blk");
+    std::fs::write(&p, &bytes[..bytes.len() - 10]).unwrap();
+    let out = powkit(&["validate", "--backend", "cpu", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("truncated block"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn generated_regtest_chains_validate_and_corruption_is_caught() {
+    let d = tmpdir("gen");
+    let h = d.join("headers.bin");
+    let out =
+        powkit(&["chain", "generate", "--chain", "bitcoin-regtest", "--headers", "5000", "--out", h.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::metadata(&h).unwrap().len(), 5000 * 80);
+    let (code, j) = validate(&["--chain", "bitcoin-regtest", "--format", "headers", h.to_str().unwrap()]);
+    assert_eq!(code, 0, "{j}");
+    assert_eq!(j["best_height"], 4999);
+    // The same headers fail on mainnet: regtest's bits are above its limit.
+    let (code, j) = validate(&["--format", "headers", "--no-context", h.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert_eq!(j["invalid"]["rule"], "target_bits_are_valid");
+    // Header 3000's bits changed (structure only): the retarget rule reports it at its height.
+    let mut bytes = std::fs::read(&h).unwrap();
+    bytes[3000 * 80 + 72] ^= 0x01;
+    let c = d.join("bad.bin");
+    std::fs::write(&c, &bytes).unwrap();
+    let (code, j) = validate(&["--chain", "bitcoin-regtest", "--format", "headers", "--no-pow", c.to_str().unwrap()]);
+    assert_eq!(code, 1, "{j}");
+    assert_eq!(j["invalid"]["rule"], "difficulty_matches_retarget");
+    assert_eq!(j["invalid"]["height"], 3000);
+    assert_eq!(j["invalid"]["offset"], 3000 * 80);
+    // Blocks with transactions, in blk format.
+    let b = d.join("blocks.blk");
+    let out = powkit(&["chain", "generate", "--blocks", "300", "--txs-per-block", "5", "--out", b.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, j) = validate(&["--chain", "bitcoin-regtest", b.to_str().unwrap()]);
+    assert_eq!(code, 0, "{j}");
+    assert_eq!(j["transactions"], 1 + 299 * 6);
+}
+
+#[test]
+fn validate_on_the_gpu_equals_the_cpu() {
+    let Some(chain) = data("mainnet-000000-000255.blk") else { return };
+    let list = powkit(&["gpu", "list", "--json"]);
+    if json(&list).as_array().is_none_or(|a| a.is_empty()) {
+        assert!(std::env::var("POWKIT_REQUIRE_GPU").map_or(true, |v| v != "1"), "POWKIT_REQUIRE_GPU=1 but no adapter");
+        eprintln!("skipping: no GPU adapter");
+        return;
+    }
+    let out = powkit(&["validate", "--json", "--backend", "gpu", chain.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let j = json(&out);
+    assert_eq!(j["tip"], "00000000d0a75c861fabf9ff7b92022f60e4afeed9331fe5aa073d8e4706fe3c");
+    assert!(j["backend"].as_str().unwrap().starts_with("gpu"));
+}
