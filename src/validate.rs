@@ -46,6 +46,9 @@ pub struct Invalid {
     pub rule: String,
     /// What is wrong, in a sentence (with Bitcoin Core's reject reason first).
     pub message: String,
+    /// The record's parent, to place a context-free failure at its height when it extends the tip.
+    #[serde(skip)]
+    pub prev: Option<BlockHash>,
 }
 
 /// Input that could not be decoded.
@@ -190,13 +193,28 @@ impl Validator {
             offset: p.offset,
             rule: e.rule().to_string(),
             message: e.to_string(),
+            prev: Some(p.header.prev_blockhash),
         })
     }
 
     /// Links prepared records (see [`prepare`]) in input order; the first failure stops it.
     pub fn accept(&mut self, items: Vec<Result<Pending, Stop>>) -> Result<(), Stop> {
         for item in items {
-            let p = item?;
+            let p = match item {
+                Ok(p) => p,
+                Err(Stop::Invalid(mut i)) => {
+                    // A context-free failure: its height is known when it extends the tip.
+                    if i.height.is_none() && !self.opts.no_context {
+                        i.height = match self.tip() {
+                            Some((t, h)) if i.prev == Some(*h) => Some(t.height + 1),
+                            None if i.prev == Some(BlockHash::ZERO) => Some(0),
+                            _ => None,
+                        };
+                    }
+                    return Err(Stop::Invalid(i));
+                }
+                Err(e) => return Err(e),
+            };
             if self.opts.no_context {
                 self.count(&p);
                 continue;

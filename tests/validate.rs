@@ -145,6 +145,9 @@ fn one_byte_corruptions_are_reported_with_rule_and_location() {
         if code == 1 {
             assert_eq!(j["invalid"]["rule"], rule, "case {i}: {j}");
             assert_eq!(j["invalid"]["file"], p.to_str().unwrap());
+            if rule == "proof_of_work_is_valid" && at == b100 + 76 {
+                assert_eq!(j["invalid"]["height"], 100, "case {i}: the height of a context-free failure");
+            }
             let off = j["invalid"]["offset"].as_u64().unwrap() as usize;
             let rec = recs.iter().find(|(o, l)| (*o..o + l).contains(&at)).unwrap();
             if rule != "parent_is_known" {
