@@ -66,9 +66,9 @@ pub struct Malformed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stop {
     /// A rule failed.
-    Invalid(Invalid),
+    Invalid(Box<Invalid>),
     /// The input is not a block or header.
-    Malformed(Malformed),
+    Malformed(Box<Malformed>),
 }
 
 /// Running totals.
@@ -117,7 +117,11 @@ pub struct Validator {
 }
 
 fn malformed(rec: &Record, e: DecodeError) -> Stop {
-    Stop::Malformed(Malformed { file: rec.file.display().to_string(), offset: rec.offset, message: e.to_string() })
+    Stop::Malformed(Box::new(Malformed {
+        file: rec.file.display().to_string(),
+        offset: rec.offset,
+        message: e.to_string(),
+    }))
 }
 
 /// Decodes records and runs every context-free rule on them: the part of validation that needs no
@@ -186,7 +190,7 @@ impl Validator {
     }
 
     fn invalid(p: &Pending, height: Option<u32>, e: RuleError) -> Stop {
-        Stop::Invalid(Invalid {
+        Stop::Invalid(Box::new(Invalid {
             height,
             hash: p.hash.to_string(),
             file: p.file.display().to_string(),
@@ -194,7 +198,7 @@ impl Validator {
             rule: e.rule().to_string(),
             message: e.to_string(),
             prev: Some(p.header.prev_blockhash),
-        })
+        }))
     }
 
     /// Links prepared records (see [`prepare`]) in input order; the first failure stops it.

@@ -279,8 +279,8 @@ pub fn run(a: &ValidateArgs) -> Result<ValidateReport, CliError> {
     let secs = t0.elapsed().as_secs_f64().max(1e-9);
     let st = validator.stats.clone();
     let (invalid, malformed) = match stop {
-        Some(Stop::Invalid(i)) => (Some(i), None),
-        Some(Stop::Malformed(m)) => (None, Some(m)),
+        Some(Stop::Invalid(i)) => (Some(*i), None),
+        Some(Stop::Malformed(m)) => (None, Some(*m)),
         None => (None, None),
     };
     Ok(ValidateReport {
