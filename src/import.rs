@@ -31,6 +31,30 @@ pub enum Kind {
     Block,
     /// An 80-byte header alone.
     Header,
+    /// A run of consecutive 80-byte headers (raw header files are read this way, without an
+    /// allocation per header); header `i` is at `offset + 80 * i`.
+    Headers,
+}
+
+/// Headers per [`Kind::Headers`] record.
+pub const HEADERS_PER_RUN: usize = 4096;
+
+impl Record {
+    /// The 80-byte headers this record holds (one for a block or a header, many for a run), with
+    /// their offsets.
+    pub fn headers(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
+        let step = if self.kind == Kind::Headers { 80 } else { self.bytes.len().max(1) };
+        self.bytes.chunks(step).enumerate().map(move |(i, c)| (self.offset + (i * step) as u64, &c[..80.min(c.len())]))
+    }
+
+    /// How many headers it holds.
+    pub fn header_count(&self) -> usize {
+        if self.kind == Kind::Headers {
+            self.bytes.len() / 80
+        } else {
+            1
+        }
+    }
 }
 
 /// One framed record.
@@ -190,21 +214,23 @@ impl Reader {
 
     fn next_header(&mut self) -> Result<Option<Record>, ImportError> {
         let (path, r, off) = self.current.as_mut().expect("open");
-        let mut bytes = vec![0u8; 80];
+        let mut bytes = vec![0u8; 80 * HEADERS_PER_RUN];
         let n = Self::fill(r.as_mut(), &mut bytes).map_err(|e| err(path, format!("byte {off}"), e.to_string()))?;
         if n == 0 {
             return Ok(None);
         }
-        if n < 80 {
+        if n % 80 != 0 {
+            let at = *off + (n - n % 80) as u64;
             return Err(err(
                 path,
-                format!("byte {off}"),
-                format!("truncated header: {n} of 80 bytes at the end of the file"),
+                format!("byte {at}"),
+                format!("truncated header: {} of 80 bytes at the end of the file", n % 80),
             ));
         }
-        let rec = Record { file: path.clone(), offset: *off, kind: Kind::Header, bytes };
-        *off += 80;
-        self.bytes_read += 80;
+        bytes.truncate(n);
+        let rec = Record { file: path.clone(), offset: *off, kind: Kind::Headers, bytes };
+        *off += n as u64;
+        self.bytes_read += n as u64;
         Ok(Some(rec))
     }
 
@@ -297,13 +323,20 @@ mod tests {
         assert_eq!(order, vec![1, 2, 3]);
         let p = tmp("headers.bin", &[[7u8; 80], [8u8; 80]].concat());
         let mut r = Reader::new(vec![p], Format::Headers, MAGIC);
-        assert_eq!(r.next_record().unwrap().unwrap().offset, 0);
-        assert_eq!(r.next_record().unwrap().unwrap().offset, 80);
+        let run = r.next_record().unwrap().unwrap();
+        assert_eq!(run.header_count(), 2);
+        let hs: Vec<(u64, u8)> = run.headers().map(|(o, h)| (o, h[0])).collect();
+        assert_eq!(hs, vec![(0, 7), (80, 8)]);
         assert!(r.next_record().unwrap().is_none());
-        let e = Reader::new(vec![tmp("short.bin", &[1u8; 90])], Format::Headers, MAGIC);
-        let mut e = e;
-        e.next_record().unwrap();
-        assert!(e.next_record().unwrap_err().to_string().contains("truncated header: 10 of 80"));
+        // Runs of HEADERS_PER_RUN, offsets continuing across them.
+        let many: Vec<u8> = (0..HEADERS_PER_RUN + 3).flat_map(|i| [(i % 251) as u8; 80]).collect();
+        let mut r = Reader::new(vec![tmp("many.bin", &many)], Format::Headers, MAGIC);
+        assert_eq!(r.next_record().unwrap().unwrap().header_count(), HEADERS_PER_RUN);
+        let second = r.next_record().unwrap().unwrap();
+        assert_eq!((second.offset, second.header_count()), (80 * HEADERS_PER_RUN as u64, 3));
+        let mut e = Reader::new(vec![tmp("short.bin", &[1u8; 90])], Format::Headers, MAGIC);
+        let msg = e.next_record().unwrap_err().to_string();
+        assert!(msg.contains("truncated header: 10 of 80") && msg.contains("byte 80"), "{msg}");
         let p = tmp("lines.hex", format!("# comment\n{}\n\n{}\nzz\n", "00".repeat(80), "11".repeat(120)).as_bytes());
         let mut r = Reader::new(vec![p], Format::Hex, MAGIC);
         let a = r.next_record().unwrap().unwrap();

@@ -96,7 +96,7 @@ pub struct Pending {
     offset: u64,
     header: BlockHeader,
     hash: BlockHash,
-    block: Option<Block>,
+    block: Option<Box<Block>>,
 }
 
 /// The validator's state.
@@ -126,23 +126,46 @@ fn malformed(rec: &Record, e: DecodeError) -> Stop {
 
 /// Decodes records and runs every context-free rule on them: the part of validation that needs no
 /// other block, so it runs on many threads at once. `hashes[i]` is record i's header hash.
+/// `hashes` holds one hash per header, in order (a [`Kind::Headers`] run has many).
 pub fn prepare(records: Vec<Record>, hashes: &[BlockHash], opts: &ValidateOptions) -> Vec<Result<Pending, Stop>> {
-    records
-        .into_iter()
-        .zip(hashes)
-        .map(|(rec, &hash)| {
-            let (header, block) = match rec.kind {
-                Kind::Header => (BlockHeader::from_bytes(&rec.bytes).map_err(|e| malformed(&rec, e))?, None),
-                Kind::Block => {
-                    let b = Block::from_bytes(&rec.bytes).map_err(|e| malformed(&rec, e))?;
-                    (b.header, Some(b))
+    let mut out = Vec::with_capacity(hashes.len());
+    let mut hashes = hashes.iter();
+    for rec in records {
+        match rec.kind {
+            Kind::Block => {
+                let hash = *hashes.next().expect("one hash per header");
+                out.push(Block::from_bytes(&rec.bytes).map_err(|e| malformed(&rec, e)).and_then(|b| {
+                    let p = Pending {
+                        file: rec.file.clone(),
+                        offset: rec.offset,
+                        header: b.header,
+                        hash,
+                        block: Some(Box::new(b)),
+                    };
+                    context_free(&p, opts)?;
+                    Ok(p)
+                }));
+            }
+            Kind::Header | Kind::Headers => {
+                for (offset, bytes) in rec.headers() {
+                    let hash = *hashes.next().expect("one hash per header");
+                    let decoded = BlockHeader::from_bytes(bytes).map_err(|e| {
+                        Stop::Malformed(Box::new(Malformed {
+                            file: rec.file.display().to_string(),
+                            offset,
+                            message: e.to_string(),
+                        }))
+                    });
+                    out.push(decoded.and_then(|header| {
+                        let p = Pending { file: rec.file.clone(), offset, header, hash, block: None };
+                        context_free(&p, opts)?;
+                        Ok(p)
+                    }));
                 }
-            };
-            let p = Pending { file: rec.file, offset: rec.offset, header, hash, block };
-            context_free(&p, opts)?;
-            Ok(p)
-        })
-        .collect()
+            }
+        }
+    }
+    out
 }
 
 /// Every rule that needs no other block.

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::{Backend, CliError};
 use crate::consensus::Chain;
 use crate::gpu::{GpuDevice, GpuHasher};
-use crate::import::{expand_paths, Format, ImportError, Reader, Record};
+use crate::import::{expand_paths, Format, ImportError, Kind, Reader, Record};
 use crate::primitives::BlockHash;
 use crate::sha256::batch::sha256d_headers;
 use crate::validate::{prepare, Invalid, Malformed, Pending, Stats, Stop, ValidateOptions, Validator};
@@ -98,7 +98,32 @@ enum Hasher {
 }
 
 fn header_bytes(records: &[Record]) -> Vec<[u8; 80]> {
-    records.iter().map(|r| r.bytes[..80].try_into().expect("records hold at least 80 bytes")).collect()
+    records
+        .iter()
+        .flat_map(|r| r.headers().map(|(_, h)| <[u8; 80]>::try_from(h).expect("records hold at least 80 bytes")))
+        .collect()
+}
+
+/// Hashes every header of `records` on this thread: runs of raw headers in place (no copy), the
+/// headers of single records gathered into one batch.
+fn hash_cpu(records: &[Record], n: usize) -> Vec<BlockHash> {
+    let mut out = Vec::with_capacity(n);
+    let mut singles: Vec<[u8; 80]> = Vec::new();
+    let flush = |singles: &mut Vec<[u8; 80]>, out: &mut Vec<BlockHash>| {
+        out.extend(sha256d_headers(singles).into_iter().map(BlockHash));
+        singles.clear();
+    };
+    for r in records {
+        if r.kind == Kind::Headers {
+            flush(&mut singles, &mut out);
+            let (run, _) = r.bytes.as_chunks::<80>();
+            out.extend(sha256d_headers(run).into_iter().map(BlockHash));
+        } else {
+            singles.push(r.bytes[..80].try_into().expect("records hold at least 80 bytes"));
+        }
+    }
+    flush(&mut singles, &mut out);
+    out
 }
 
 impl Hasher {
@@ -112,12 +137,18 @@ impl Hasher {
                 (crate::mine::default_threads(), Some(hashes))
             }
         };
-        let per = records.len().div_ceil(threads.max(1)).max(1);
-        let mut chunks = Vec::new();
-        let mut rest = records;
-        while !rest.is_empty() {
-            let tail = rest.split_off(per.min(rest.len()));
-            chunks.push(std::mem::replace(&mut rest, tail));
+        // Split by headers, not records (a run of raw headers is one record of thousands).
+        let total: usize = records.iter().map(Record::header_count).sum();
+        let per = total.div_ceil(threads.max(1)).max(1);
+        let mut chunks: Vec<Vec<Record>> = vec![Vec::new()];
+        let mut in_chunk = 0;
+        for r in records {
+            if in_chunk >= per {
+                chunks.push(Vec::new());
+                in_chunk = 0;
+            }
+            in_chunk += r.header_count();
+            chunks.last_mut().expect("non-empty").push(r);
         }
         let gpu_hashes = gpu_hashes.as_deref();
         Ok(std::thread::scope(|s| {
@@ -126,11 +157,12 @@ impl Hasher {
                 .into_iter()
                 .map(|chunk| {
                     let start = offset;
-                    offset += chunk.len();
+                    let n: usize = chunk.iter().map(Record::header_count).sum();
+                    offset += n;
                     s.spawn(move || {
                         let hashes: Vec<BlockHash> = match gpu_hashes {
-                            Some(h) => h[start..start + chunk.len()].iter().map(|&x| BlockHash(x)).collect(),
-                            None => sha256d_headers(&header_bytes(&chunk)).into_iter().map(BlockHash).collect(),
+                            Some(h) => h[start..start + n].iter().map(|&x| BlockHash(x)).collect(),
+                            None => hash_cpu(&chunk, n),
                         };
                         prepare(chunk, &hashes, opts)
                     })
@@ -195,7 +227,7 @@ pub fn run(a: &ValidateArgs) -> Result<ValidateReport, CliError> {
                 let mut batch = Vec::with_capacity(BATCH);
                 let mut size = 0;
                 let mut failure = None;
-                while batch.len() < BATCH && size < 64 << 20 {
+                while batch.len() < BATCH && size < 8 << 20 {
                     match r.next_record() {
                         Ok(Some(rec)) => {
                             size += rec.bytes.len();
@@ -208,7 +240,7 @@ pub fn run(a: &ValidateArgs) -> Result<ValidateReport, CliError> {
                         }
                     }
                 }
-                let end = batch.len() < BATCH && size < 64 << 20;
+                let end = batch.len() < BATCH && size < 8 << 20;
                 if !batch.is_empty() && raw_tx.send(Ok(batch)).is_err() {
                     break;
                 }
