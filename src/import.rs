@@ -62,6 +62,8 @@ impl Record {
 pub struct Record {
     /// The file it came from.
     pub file: Arc<PathBuf>,
+    /// Its position in the reader's file list.
+    pub file_index: u32,
     /// Byte offset of the record's data in the file (for hex: the line number, 1-based).
     pub offset: u64,
     /// Block or header.
@@ -118,6 +120,8 @@ pub struct Reader {
     format: Format,
     magic: [u8; 4],
     current: Option<(Arc<PathBuf>, Box<dyn BufRead + Send>, u64)>,
+    index: u32,
+    opened: u32,
     /// Bytes read so far (all files).
     pub bytes_read: u64,
 }
@@ -125,12 +129,14 @@ pub struct Reader {
 impl Reader {
     /// A reader over `files` (already expanded) in `format`; `magic` frames blk records.
     pub fn new(files: Vec<PathBuf>, format: Format, magic: [u8; 4]) -> Reader {
-        Reader { files: files.into_iter(), format, magic, current: None, bytes_read: 0 }
+        Reader { files: files.into_iter(), format, magic, current: None, index: 0, opened: 0, bytes_read: 0 }
     }
 
     fn open_next(&mut self) -> Result<bool, ImportError> {
         let Some(p) = self.files.next() else { return Ok(false) };
         let f = File::open(&p).map_err(|e| err(&p, "open".into(), e.to_string()))?;
+        self.index = self.opened;
+        self.opened += 1;
         self.current = Some((Arc::new(p), Box::new(BufReader::with_capacity(1 << 20, f)), 0));
         Ok(true)
     }
@@ -167,6 +173,7 @@ impl Reader {
 
     fn next_blk(&mut self) -> Result<Option<Record>, ImportError> {
         let magic = self.magic;
+        let file_index = self.index;
         let (path, r, off) = self.current.as_mut().expect("open");
         loop {
             // Bitcoin Core pre-allocates blk files with zeros: skip zero bytes between records.
@@ -206,13 +213,14 @@ impl Reader {
         if got < len {
             return Err(err(path, format!("byte {}", *off + 8), format!("truncated block: {got} of {len} bytes")));
         }
-        let rec = Record { file: path.clone(), offset: *off + 8, kind: Kind::Block, bytes };
+        let rec = Record { file: path.clone(), file_index, offset: *off + 8, kind: Kind::Block, bytes };
         *off += 8 + len as u64;
         self.bytes_read += 8 + len as u64;
         Ok(Some(rec))
     }
 
     fn next_header(&mut self) -> Result<Option<Record>, ImportError> {
+        let file_index = self.index;
         let (path, r, off) = self.current.as_mut().expect("open");
         let mut bytes = vec![0u8; 80 * HEADERS_PER_RUN];
         let n = Self::fill(r.as_mut(), &mut bytes).map_err(|e| err(path, format!("byte {off}"), e.to_string()))?;
@@ -228,13 +236,14 @@ impl Reader {
             ));
         }
         bytes.truncate(n);
-        let rec = Record { file: path.clone(), offset: *off, kind: Kind::Headers, bytes };
+        let rec = Record { file: path.clone(), file_index, offset: *off, kind: Kind::Headers, bytes };
         *off += n as u64;
         self.bytes_read += n as u64;
         Ok(Some(rec))
     }
 
     fn next_hex(&mut self) -> Result<Option<Record>, ImportError> {
+        let file_index = self.index;
         let (path, r, line_no) = self.current.as_mut().expect("open");
         let mut line = String::new();
         loop {
@@ -254,7 +263,7 @@ impl Reader {
             }
             let bytes = hex::decode(t).map_err(|e| err(path, format!("line {line_no}"), format!("not hex: {e}")))?;
             let kind = if bytes.len() == 80 { Kind::Header } else { Kind::Block };
-            return Ok(Some(Record { file: path.clone(), offset: *line_no, kind, bytes }));
+            return Ok(Some(Record { file: path.clone(), file_index, offset: *line_no, kind, bytes }));
         }
     }
 }

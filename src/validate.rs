@@ -8,7 +8,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use crate::consensus::pow::{next_work_required, HeaderInfo};
 use crate::consensus::rules::{self, RuleError};
@@ -29,6 +28,8 @@ pub struct ValidateOptions {
     pub now: i64,
     /// Most blocks held while waiting for their parent.
     pub orphan_limit: usize,
+    /// The input files, in reading order (records name theirs by index).
+    pub files: Vec<PathBuf>,
 }
 
 /// A record that breaks a rule.
@@ -92,7 +93,7 @@ pub struct Stats {
 
 /// A record decoded and through every context-free rule, ready to be linked.
 pub struct Pending {
-    file: Arc<PathBuf>,
+    file: u32,
     offset: u64,
     header: BlockHeader,
     hash: BlockHash,
@@ -136,7 +137,7 @@ pub fn prepare(records: Vec<Record>, hashes: &[BlockHash], opts: &ValidateOption
                 let hash = *hashes.next().expect("one hash per header");
                 out.push(Block::from_bytes(&rec.bytes).map_err(|e| malformed(&rec, e)).and_then(|b| {
                     let p = Pending {
-                        file: rec.file.clone(),
+                        file: rec.file_index,
                         offset: rec.offset,
                         header: b.header,
                         hash,
@@ -157,7 +158,7 @@ pub fn prepare(records: Vec<Record>, hashes: &[BlockHash], opts: &ValidateOption
                         }))
                     });
                     out.push(decoded.and_then(|header| {
-                        let p = Pending { file: rec.file.clone(), offset, header, hash, block: None };
+                        let p = Pending { file: rec.file_index, offset, header, hash, block: None };
                         context_free(&p, opts)?;
                         Ok(p)
                     }));
@@ -168,10 +169,22 @@ pub fn prepare(records: Vec<Record>, hashes: &[BlockHash], opts: &ValidateOption
     out
 }
 
+fn invalid(files: &[PathBuf], p: &Pending, height: Option<u32>, e: RuleError) -> Stop {
+    Stop::Invalid(Box::new(Invalid {
+        height,
+        hash: p.hash.to_string(),
+        file: files.get(p.file as usize).map_or_else(|| "?".into(), |f| f.display().to_string()),
+        offset: p.offset,
+        rule: e.rule().to_string(),
+        message: e.to_string(),
+        prev: Some(p.header.prev_blockhash),
+    }))
+}
+
 /// Every rule that needs no other block.
 fn context_free(p: &Pending, opts: &ValidateOptions) -> Result<(), Stop> {
     let params = &opts.params;
-    let err = |e| Validator::invalid(p, None, e);
+    let err = |e| invalid(&opts.files, p, None, e);
     let target = rules::target_bits_are_valid(p.header.bits, params).map_err(err)?;
     if !opts.no_pow && !target.is_met_by(&p.hash) {
         return Err(err(RuleError::ProofOfWork { hash: p.hash, target: target.to_be_hex() }));
@@ -188,8 +201,8 @@ fn context_free(p: &Pending, opts: &ValidateOptions) -> Result<(), Stop> {
         if opts.no_context {
             // The height-dependent block rules, at the height the coinbase states (BIP34), if any.
             if let Some(h) = bip34_height(b) {
-                rules::witness_commitment_is_valid(b, h, params).map_err(|e| Validator::invalid(p, Some(h), e))?;
-                rules::block_weight_is_within_limit(b).map_err(|e| Validator::invalid(p, Some(h), e))?;
+                rules::witness_commitment_is_valid(b, h, params).map_err(|e| invalid(&opts.files, p, Some(h), e))?;
+                rules::block_weight_is_within_limit(b).map_err(|e| invalid(&opts.files, p, Some(h), e))?;
             }
         }
     }
@@ -210,18 +223,6 @@ impl Validator {
             stats: Stats::default(),
             opts,
         }
-    }
-
-    fn invalid(p: &Pending, height: Option<u32>, e: RuleError) -> Stop {
-        Stop::Invalid(Box::new(Invalid {
-            height,
-            hash: p.hash.to_string(),
-            file: p.file.display().to_string(),
-            offset: p.offset,
-            rule: e.rule().to_string(),
-            message: e.to_string(),
-            prev: Some(p.header.prev_blockhash),
-        }))
     }
 
     /// Links prepared records (see [`prepare`]) in input order; the first failure stops it.
@@ -281,12 +282,17 @@ impl Validator {
                 return Ok(());
             }
             if self.orphan_count >= self.opts.orphan_limit {
-                return Err(Self::invalid(&p, None, RuleError::UnknownParent { prev: p.header.prev_blockhash })
-                    .with_message(format!(
-                        "prev-blk-not-found: parent {} is not known and {} blocks are already waiting for \
+                return Err(invalid(
+                    &self.opts.files,
+                    &p,
+                    None,
+                    RuleError::UnknownParent { prev: p.header.prev_blockhash },
+                )
+                .with_message(format!(
+                    "prev-blk-not-found: parent {} is not known and {} blocks are already waiting for \
                      their parents (the orphan limit)",
-                        p.header.prev_blockhash, self.opts.orphan_limit
-                    )));
+                    p.header.prev_blockhash, self.opts.orphan_limit
+                )));
             }
             self.orphan_count += 1;
             self.orphans.entry(p.header.prev_blockhash).or_default().push(p);
@@ -309,7 +315,7 @@ impl Validator {
     fn connect(&mut self, p: Pending) -> Result<(), Stop> {
         let params = &self.opts.params;
         let height = self.tip().map_or(0, |(t, _)| t.height + 1);
-        let err = |e| Self::invalid(&p, Some(height), e);
+        let err = |e| invalid(&self.opts.files, &p, Some(height), e);
         if let Some((last, _)) = self.tip() {
             let last = *last;
             let window = &self.window;
@@ -364,8 +370,8 @@ impl Validator {
     pub fn finish(&mut self) -> Result<(), Stop> {
         self.stats.chainwork = hex::encode(self.chainwork.to_be_bytes());
         self.stats.tip = self.tip().map(|(_, h)| h.to_string());
-        if let Some(p) = self.orphans.values().flatten().min_by_key(|p| (Arc::clone(&p.file), p.offset)) {
-            return Err(Self::invalid(p, None, RuleError::UnknownParent { prev: p.header.prev_blockhash }));
+        if let Some(p) = self.orphans.values().flatten().min_by_key(|p| (p.file, p.offset)) {
+            return Err(invalid(&self.opts.files, p, None, RuleError::UnknownParent { prev: p.header.prev_blockhash }));
         }
         if !self.opts.no_context && self.window.is_empty() && self.stats.headers == 0 {
             return Ok(());

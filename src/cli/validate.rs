@@ -207,6 +207,7 @@ pub fn run(a: &ValidateArgs) -> Result<ValidateReport, CliError> {
         no_pow: a.no_pow,
         now,
         orphan_limit: a.orphan_limit,
+        files: files.clone(),
     };
     let mut validator = Validator::new(opts.clone());
     let t0 = Instant::now();
