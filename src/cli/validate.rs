@@ -168,7 +168,11 @@ impl Hasher {
                     })
                 })
                 .collect();
-            parts.into_iter().flat_map(|p| p.join().expect("validation threads do not panic")).collect()
+            let mut all = Vec::with_capacity(total);
+            for p in parts {
+                all.extend(p.join().expect("validation threads do not panic"));
+            }
+            all
         }))
     }
 }
