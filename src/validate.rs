@@ -298,6 +298,10 @@ impl Validator {
             self.orphans.entry(p.header.prev_blockhash).or_default().push(p);
             return Ok(());
         }
+        if self.orphan_count == 0 {
+            // The common case, in order: no queue (and no allocation) needed.
+            return self.connect(p);
+        }
         let mut queue = vec![p];
         while let Some(p) = queue.pop() {
             let hash = p.hash;
