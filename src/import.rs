@@ -268,6 +268,19 @@ impl Reader {
     }
 }
 
+/// For tests: the block records of `../shared/data/bitcoin/<rel>` (mainnet framing), or `None`
+/// with a printed reason when the shared data is not beside the checkout.
+#[cfg(test)]
+pub(crate) fn shared_blk_records(rel: &str) -> Option<Vec<Vec<u8>>> {
+    let p = PathBuf::from(format!("{}/../shared/data/bitcoin/{rel}", env!("CARGO_MANIFEST_DIR")));
+    if !p.exists() {
+        eprintln!("skipping: {} not present", p.display());
+        return None;
+    }
+    let mut r = Reader::new(vec![p], Format::Blk, [0xf9, 0xbe, 0xb4, 0xd9]);
+    Some(std::iter::from_fn(|| r.next_record().expect("the shared data reads")).map(|rec| rec.bytes).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -282,17 +282,8 @@ impl Validator {
                 return Ok(());
             }
             if self.orphan_count >= self.opts.orphan_limit {
-                return Err(invalid(
-                    &self.opts.files,
-                    &p,
-                    None,
-                    RuleError::UnknownParent { prev: p.header.prev_blockhash },
-                )
-                .with_message(format!(
-                    "prev-blk-not-found: parent {} is not known and {} blocks are already waiting for \
-                     their parents (the orphan limit)",
-                    p.header.prev_blockhash, self.opts.orphan_limit
-                )));
+                let e = RuleError::OrphanLimit { prev: p.header.prev_blockhash, limit: self.opts.orphan_limit };
+                return Err(invalid(&self.opts.files, &p, None, e));
             }
             self.orphan_count += 1;
             self.orphans.entry(p.header.prev_blockhash).or_default().push(p);
@@ -377,19 +368,7 @@ impl Validator {
         if let Some(p) = self.orphans.values().flatten().min_by_key(|p| (p.file, p.offset)) {
             return Err(invalid(&self.opts.files, p, None, RuleError::UnknownParent { prev: p.header.prev_blockhash }));
         }
-        if !self.opts.no_context && self.window.is_empty() && self.stats.headers == 0 {
-            return Ok(());
-        }
         Ok(())
-    }
-}
-
-impl Stop {
-    fn with_message(mut self, m: String) -> Stop {
-        if let Stop::Invalid(i) = &mut self {
-            i.message = m;
-        }
-        self
     }
 }
 
@@ -409,9 +388,4 @@ pub fn bip34_height(b: &Block) -> Option<u32> {
     }
     let h = u32::try_from(v).ok()?;
     (rules::script_push_number(h as i64) == sig[..1 + n]).then_some(h)
-}
-
-/// The files a path list expands to, for reporting.
-pub fn describe(paths: &[PathBuf]) -> String {
-    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }

@@ -11,6 +11,7 @@
 use std::collections::HashSet;
 
 use super::params::ChainParams;
+use crate::primitives::encoding::compact_size_len;
 use crate::primitives::{Block, BlockHash, BlockHeader, CompactTarget, Target, Transaction};
 use crate::sha256::merkle;
 
@@ -47,6 +48,17 @@ pub enum RuleError {
     UnknownParent {
         /// The parent hash.
         prev: BlockHash,
+    },
+    /// The parent is not known and too many blocks already wait for theirs.
+    #[error(
+        "prev-blk-not-found: parent {prev} is not known and {limit} blocks are already waiting for their \
+         parents (the orphan limit)"
+    )]
+    OrphanLimit {
+        /// The parent hash.
+        prev: BlockHash,
+        /// The limit.
+        limit: usize,
     },
     /// The bits are not the ones the retarget rule requires.
     #[error("bad-diffbits: bits {got} but the retarget rule requires {want}")]
@@ -149,7 +161,7 @@ impl RuleError {
         match self {
             RuleError::BadTargetBits { .. } => "target_bits_are_valid",
             RuleError::ProofOfWork { .. } => "proof_of_work_is_valid",
-            RuleError::UnknownParent { .. } => "parent_is_known",
+            RuleError::UnknownParent { .. } | RuleError::OrphanLimit { .. } => "parent_is_known",
             RuleError::BadDifficultyBits { .. } => "difficulty_matches_retarget",
             RuleError::TimeTooOld { .. } => "time_is_above_median_past",
             RuleError::TimeTooNew { .. } => "time_is_not_too_far_ahead",
@@ -311,26 +323,18 @@ pub fn block_size_is_within_limits(block: &Block) -> Result<(), RuleError> {
             limit,
         });
     }
-    let base =
-        80 + compact_size_len(block.txdata.len()) + block.txdata.iter().map(Transaction::base_size).sum::<usize>();
+    let base = 80
+        + compact_size_len(block.txdata.len() as u64)
+        + block.txdata.iter().map(Transaction::base_size).sum::<usize>();
     if base > limit {
         return Err(RuleError::TooLarge { reason: "bad-blk-length", what: "size without witness", value: base, limit });
     }
     Ok(())
 }
 
-fn compact_size_len(n: usize) -> usize {
-    match n {
-        0..=0xfc => 1,
-        0xfd..=0xffff => 3,
-        0x1_0000..=0xffff_ffff => 5,
-        _ => 9,
-    }
-}
-
 /// Block weight at most `MAX_BLOCK_WEIGHT` (Bitcoin Core `ContextualCheckBlock`, "bad-blk-weight").
 pub fn block_weight_is_within_limit(block: &Block) -> Result<(), RuleError> {
-    let n = compact_size_len(block.txdata.len());
+    let n = compact_size_len(block.txdata.len() as u64);
     let weight = (80 + n) * WITNESS_SCALE_FACTOR + block.txdata.iter().map(Transaction::weight).sum::<usize>();
     if weight > MAX_BLOCK_WEIGHT {
         return Err(RuleError::TooLarge {

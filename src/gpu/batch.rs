@@ -112,42 +112,41 @@ impl GpuHasher {
         pass.dispatch_workgroups(x, y, 1);
     }
 
-    /// Double SHA-256 of each 80-byte header, in one dispatch.
-    pub fn hash_headers(&self, dev: &GpuDevice, headers: &[[u8; 80]]) -> Result<Vec<[u8; 32]>, GpuError> {
-        if headers.is_empty() {
+    /// One dispatch of `pipeline` over `count` input items (`input` holds them), reading back
+    /// `outputs` 32-byte hashes.
+    fn run_once(
+        &self,
+        dev: &GpuDevice,
+        pipeline: &wgpu::ComputePipeline,
+        input: &[u8],
+        count: usize,
+        outputs: impl Fn(u32) -> u32,
+    ) -> Result<Vec<[u8; 32]>, GpuError> {
+        if count == 0 {
             return Ok(Vec::new());
         }
-        let n = u32::try_from(headers.len()).map_err(|_| GpuError::TooLarge("more than 2^32 headers".into()))?;
-        Self::check_size(dev, 80 * n as u64)?;
-        let input = Self::storage(dev, 80 * n as u64, "headers");
-        dev.queue.write_buffer(&input, 0, headers.as_flattened());
-        let output = Self::storage(dev, 32 * n as u64, "header hashes");
+        let n = u32::try_from(count).map_err(|_| GpuError::TooLarge("more than 2^32 items".into()))?;
+        Self::check_size(dev, input.len() as u64)?;
+        let in_buf = Self::storage(dev, input.len() as u64, "batch input");
+        dev.queue.write_buffer(&in_buf, 0, input);
+        let out_items = outputs(n);
+        let out_buf = Self::storage(dev, 32 * out_items as u64, "batch output");
         let params = Self::uniform(dev, n);
-        let mut enc = dev.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("headers") });
-        Self::pass(dev, &mut enc, &self.headers, &params, &input, &output, n);
+        let mut enc = dev.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("batch") });
+        Self::pass(dev, &mut enc, pipeline, &params, &in_buf, &out_buf, out_items);
         dev.queue.submit([enc.finish()]);
-        let bytes = dev.read_buffer(&output, 32 * n as u64)?;
+        let bytes = dev.read_buffer(&out_buf, 32 * out_items as u64)?;
         Ok(bytes.chunks_exact(32).map(|c| c.try_into().expect("32 bytes")).collect())
+    }
+
+    /// Double SHA-256 of each 80-byte header, in one dispatch.
+    pub fn hash_headers(&self, dev: &GpuDevice, headers: &[[u8; 80]]) -> Result<Vec<[u8; 32]>, GpuError> {
+        self.run_once(dev, &self.headers, headers.as_flattened(), headers.len(), |n| n)
     }
 
     /// One merkle level: `ceil(n / 2)` parents, the last node paired with itself when `n` is odd.
     pub fn merkle_level(&self, dev: &GpuDevice, nodes: &[[u8; 32]]) -> Result<Vec<[u8; 32]>, GpuError> {
-        if nodes.is_empty() {
-            return Ok(Vec::new());
-        }
-        let n = u32::try_from(nodes.len()).map_err(|_| GpuError::TooLarge("more than 2^32 nodes".into()))?;
-        Self::check_size(dev, 32 * n as u64)?;
-        let input = Self::storage(dev, 32 * n as u64, "nodes");
-        dev.queue.write_buffer(&input, 0, nodes.as_flattened());
-        let parents = n.div_ceil(2);
-        let output = Self::storage(dev, 32 * parents as u64, "parents");
-        let params = Self::uniform(dev, n);
-        let mut enc =
-            dev.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("merkle level") });
-        Self::pass(dev, &mut enc, &self.merkle, &params, &input, &output, parents);
-        dev.queue.submit([enc.finish()]);
-        let bytes = dev.read_buffer(&output, 32 * parents as u64)?;
-        Ok(bytes.chunks_exact(32).map(|c| c.try_into().expect("32 bytes")).collect())
+        self.run_once(dev, &self.merkle, nodes.as_flattened(), nodes.len(), |n| n.div_ceil(2))
     }
 
     /// The merkle root of `leaves`, every level computed on the GPU in one submission (two buffers

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytemuck::{Pod, Zeroable};
 
 use super::{map_read, GpuDevice, GpuError};
-use crate::sha256::reference::K;
+use crate::sha256::reference::{bsig0, bsig1, ch, maj, ssig0, ssig1, K};
 use crate::sha256::Job;
 
 /// Nonces per invocation and invocations per workgroup: must match the shader's constants.
@@ -34,27 +34,14 @@ struct Params {
     range: [u32; 4],
 }
 
-fn bsig0(x: u32) -> u32 {
-    x.rotate_right(2) ^ x.rotate_right(13) ^ x.rotate_right(22)
-}
-fn bsig1(x: u32) -> u32 {
-    x.rotate_right(6) ^ x.rotate_right(11) ^ x.rotate_right(25)
-}
-fn ssig0(x: u32) -> u32 {
-    x.rotate_right(7) ^ x.rotate_right(18) ^ (x >> 3)
-}
-fn ssig1(x: u32) -> u32 {
-    x.rotate_right(17) ^ x.rotate_right(19) ^ (x >> 10)
-}
-
 impl Params {
     /// Everything about `job` the shader does not recompute per nonce: the midstate, the state after
     /// round 2, round 3 less its nonce word, and the nonce-independent parts of W16..W19.
     fn for_job(job: &Job) -> Params {
         let [a, b, c, d, e, f, g, h] = job.state3;
         let [w0, w1, w2] = job.tail;
-        let t1 = h.wrapping_add(bsig1(e)).wrapping_add(g ^ (e & (f ^ g))).wrapping_add(K[3]);
-        let t2 = bsig0(a).wrapping_add((a & b) | (c & (a | b)));
+        let t1 = h.wrapping_add(bsig1(e)).wrapping_add(ch(e, f, g)).wrapping_add(K[3]);
+        let t2 = bsig0(a).wrapping_add(maj(a, b, c));
         let w16 = ssig0(w1).wrapping_add(w0);
         let w17 = ssig1(640).wrapping_add(ssig0(w2)).wrapping_add(w1);
         Params {

@@ -6,17 +6,8 @@ use rand::{Rng, SeedableRng};
 use super::{device_for_tests, GpuHasher, GpuSearch};
 use crate::mine::{search, search_with, Engines, SearchOptions};
 use crate::primitives::{Target, U256};
+use crate::sha256::testutil::{reference_candidates, target_with_top};
 use crate::sha256::{merkle, reference, CpuImpl, Job};
-
-fn reference_candidates(job: &Job, start: u32, count: u32) -> Vec<u32> {
-    (0..count).map(|i| start.wrapping_add(i)).filter(|&n| job.top_word(n) <= job.target_top()).collect()
-}
-
-fn target_with_top(rng: &mut impl Rng, top: u32) -> Target {
-    let mut b: [u8; 32] = rng.gen();
-    b[..4].copy_from_slice(&top.to_be_bytes());
-    Target(U256::from_be_bytes(b))
-}
 
 fn random_job(rng: &mut impl Rng, top: u32) -> Job {
     let mut h = [0u8; 80];

@@ -171,6 +171,21 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Bytes a CompactSize integer takes in its shortest form.
+pub fn compact_size_len(v: u64) -> usize {
+    match v {
+        0..=0xfc => 1,
+        0xfd..=0xffff => 3,
+        0x1_0000..=0xffff_ffff => 5,
+        _ => 9,
+    }
+}
+
+/// Bytes a CompactSize length plus that many bytes take.
+pub fn var_bytes_len(n: usize) -> usize {
+    compact_size_len(n as u64) + n
+}
+
 /// Appends a CompactSize integer in its shortest form.
 pub fn write_compact_size(out: &mut Vec<u8>, v: u64) {
     match v {

@@ -1,7 +1,8 @@
 //! Bitcoin transactions and blocks, legacy and segwit (BIP144) serialization.
 
 use super::encoding::{
-    deserialize, write_compact_size, write_var_bytes, Decodable, DecodeError, Encodable, Reader, MAX_COMPACT_SIZE,
+    compact_size_len, deserialize, var_bytes_len, write_compact_size, write_var_bytes, Decodable, DecodeError,
+    Encodable, Reader, MAX_COMPACT_SIZE,
 };
 use super::hash::{Txid, Wtxid};
 use super::header::{sha256d, BlockHeader};
@@ -132,16 +133,29 @@ impl Transaction {
         Wtxid(sha256d(&out))
     }
 
-    /// Size without witness data (BIP141 "base size").
+    /// Size without witness data (BIP141 "base size"), counted without serializing.
     pub fn base_size(&self) -> usize {
-        self.legacy_bytes().len()
+        8 + compact_size_len(self.inputs.len() as u64)
+            + self.inputs.iter().map(|i| 40 + var_bytes_len(i.script_sig.len())).sum::<usize>()
+            + compact_size_len(self.outputs.len() as u64)
+            + self.outputs.iter().map(|o| 8 + var_bytes_len(o.script_pubkey.len())).sum::<usize>()
     }
 
-    /// Size with witness data ("total size").
+    /// Size with witness data ("total size"): the base size, plus the marker, flag and witness
+    /// stacks when any input has one.
     pub fn total_size(&self) -> usize {
-        let mut out = Vec::new();
-        self.consensus_encode(&mut out);
-        out.len()
+        if !self.has_witness() {
+            return self.base_size();
+        }
+        let witness: usize = self
+            .inputs
+            .iter()
+            .map(|i| {
+                compact_size_len(i.witness.len() as u64)
+                    + i.witness.iter().map(|w| var_bytes_len(w.len())).sum::<usize>()
+            })
+            .sum();
+        self.base_size() + 2 + witness
     }
 
     /// BIP141 weight: base size x 3 + total size.
@@ -176,14 +190,12 @@ impl Decodable for Transaction {
         let outputs;
         if inputs.is_empty() {
             // An empty input list is the segwit marker; the next byte is the flag.
-            let at = r.offset();
             flags = r.u8("segwit flag")?;
             if flags != 0 {
                 inputs = read_vec(r, "input count", read_in)?;
                 outputs = read_vec(r, "output count", read_out)?;
             } else {
                 outputs = Vec::new();
-                let _ = at;
             }
         } else {
             outputs = read_vec(r, "output count", read_out)?;
@@ -264,17 +276,7 @@ mod tests {
     use super::*;
     use crate::primitives::encoding::serialize;
 
-    fn blk_records(path: &str) -> Option<Vec<Vec<u8>>> {
-        let d = std::fs::read(format!("{}/../shared/data/bitcoin/{path}", env!("CARGO_MANIFEST_DIR"))).ok()?;
-        let mut out = Vec::new();
-        let mut o = 0;
-        while o + 8 <= d.len() {
-            let len = u32::from_le_bytes(d[o + 4..o + 8].try_into().unwrap()) as usize;
-            out.push(d[o + 8..o + 8 + len].to_vec());
-            o += 8 + len;
-        }
-        Some(out)
-    }
+    use crate::import::shared_blk_records as blk_records;
 
     #[test]
     fn real_blocks_round_trip_and_merkle_roots_match() {
@@ -285,15 +287,18 @@ mod tests {
             "single-blocks/574200.blk",
             "single-blocks/540107.blk",
         ] {
-            match blk_records(f) {
-                Some(r) => files.push((f, r)),
-                None => eprintln!("skipping {f}: ../shared/data not present"),
+            if let Some(r) = blk_records(f) {
+                files.push((f, r));
             }
         }
         for (f, records) in files {
             for raw in records {
                 let b = Block::from_bytes(&raw).unwrap_or_else(|e| panic!("{f}: {e}"));
                 assert_eq!(serialize(&b), raw, "{f}: re-encoding is byte-identical");
+                for t in &b.txdata {
+                    assert_eq!(t.base_size(), t.legacy_bytes().len(), "{f}: counted base size");
+                    assert_eq!(t.total_size(), serialize(t).len(), "{f}: counted total size");
+                }
                 let txids: Vec<[u8; 32]> = b.txdata.iter().map(|t| t.txid().0).collect();
                 let root = crate::sha256::merkle::root(&txids).unwrap();
                 assert_eq!(root, b.header.merkle_root.0, "{f}: merkle root");

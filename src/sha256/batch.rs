@@ -2,25 +2,42 @@
 //! eight (AVX2) headers per register, lane-wise, the batch split over threads. The GPU twin is
 //! `gpu::GpuHasher::hash_headers`.
 
+use super::CpuImpl;
+
 /// Double SHA-256 of each header, on this thread, with the widest SIMD the CPU has.
 pub fn sha256d_headers(headers: &[[u8; 80]]) -> Vec<[u8; 32]> {
+    let widest = [CpuImpl::Avx512, CpuImpl::Avx2].into_iter().find(|i| i.is_available());
+    sha256d_headers_with(widest.unwrap_or(CpuImpl::Shani), headers)
+}
+
+/// Double SHA-256 of each header with one implementation: `avx512` (16 lanes), `avx2` (8 lanes),
+/// `scalar` (the same generic code on `u32`), or `shani` (the `sha2` crate, which uses the SHA
+/// extensions when present). An implementation the CPU lacks falls back to `shani`'s path. Headers
+/// left over after the last full group of lanes also take that path.
+pub fn sha256d_headers_with(imp: CpuImpl, headers: &[[u8; 80]]) -> Vec<[u8; 32]> {
     let mut out = vec![[0u8; 32]; headers.len()];
     let mut done = 0;
-    #[cfg(target_arch = "x86_64")]
-    {
-        if super::avx512::is_supported() {
-            let n = headers.len() / 16 * 16;
-            // SAFETY: AVX-512F was detected just above.
-            unsafe { super::avx512::sha256d_80_avx512(&headers[..n], &mut out[..n]) };
-            done = n;
-        } else if super::avx2::is_supported() {
-            let n = headers.len() / 8 * 8;
-            // SAFETY: AVX2 was detected just above.
-            unsafe { super::avx2::sha256d_80_avx2(&headers[..n], &mut out[..n]) };
-            done = n;
+    match imp {
+        #[cfg(target_arch = "x86_64")]
+        CpuImpl::Avx512 if imp.is_available() => {
+            done = headers.len() / 16 * 16;
+            // SAFETY: AVX-512F is available (checked in the guard).
+            unsafe { super::avx512::sha256d_80_avx512(&headers[..done], &mut out[..done]) };
         }
+        #[cfg(target_arch = "x86_64")]
+        CpuImpl::Avx2 if imp.is_available() => {
+            done = headers.len() / 8 * 8;
+            // SAFETY: AVX2 is available (checked in the guard).
+            unsafe { super::avx2::sha256d_80_avx2(&headers[..done], &mut out[..done]) };
+        }
+        CpuImpl::Scalar => {
+            for (h, o) in headers.iter().zip(out.iter_mut()) {
+                super::lanes::sha256d_80::<u32>(std::slice::from_ref(h), std::slice::from_mut(o));
+            }
+            done = headers.len();
+        }
+        _ => {}
     }
-    // The rest (and CPUs without wide SIMD): the `sha2` crate, which uses the SHA extensions.
     for (h, o) in headers[done..].iter().zip(&mut out[done..]) {
         *o = crate::primitives::sha256d(h);
     }
@@ -58,6 +75,9 @@ mod tests {
         for n in [0usize, 1, 7, 8, 15, 16, 17, 33, 1023, 1024, 3000] {
             let want: Vec<[u8; 32]> = headers[..n].iter().map(|h| super::super::reference::sha256d(h)).collect();
             assert_eq!(sha256d_headers(&headers[..n]), want, "{n}");
+            for imp in CpuImpl::available() {
+                assert_eq!(sha256d_headers_with(imp, &headers[..n]), want, "{n} with {imp}");
+            }
             assert_eq!(sha256d_headers_parallel(&headers[..n], 3), want, "{n} on 3 threads");
         }
     }

@@ -51,19 +51,19 @@ impl Lanes for u32 {
     }
     #[inline(always)]
     fn bsig0(self) -> Self {
-        self.rotate_right(2) ^ self.rotate_right(13) ^ self.rotate_right(22)
+        super::reference::bsig0(self)
     }
     #[inline(always)]
     fn bsig1(self) -> Self {
-        self.rotate_right(6) ^ self.rotate_right(11) ^ self.rotate_right(25)
+        super::reference::bsig1(self)
     }
     #[inline(always)]
     fn ssig0(self) -> Self {
-        self.rotate_right(7) ^ self.rotate_right(18) ^ (self >> 3)
+        super::reference::ssig0(self)
     }
     #[inline(always)]
     fn ssig1(self) -> Self {
-        self.rotate_right(17) ^ self.rotate_right(19) ^ (self >> 10)
+        super::reference::ssig1(self)
     }
     #[inline(always)]
     fn ch(e: Self, f: Self, g: Self) -> Self {

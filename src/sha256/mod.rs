@@ -248,28 +248,38 @@ fn available_names() -> String {
     CpuImpl::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ")
 }
 
+/// Helpers shared by the CPU and GPU scanner tests.
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::Job;
+    use crate::primitives::{Target, U256};
+    use rand::Rng;
+
+    /// The early-exit candidates of a range, by the reference: what every scanner must return.
+    pub(crate) fn reference_candidates(job: &Job, start: u32, count: u32) -> Vec<u32> {
+        (0..count).map(|i| start.wrapping_add(i)).filter(|&n| job.top_word(n) <= job.target_top()).collect()
+    }
+
+    /// A target whose top word is `top` and the rest random.
+    pub(crate) fn target_with_top(rng: &mut impl Rng, top: u32) -> Target {
+        let mut b: [u8; 32] = rng.gen();
+        b[..4].copy_from_slice(&top.to_be_bytes());
+        Target(U256::from_be_bytes(b))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! One generic suite, run against every implementation this CPU has.
+    use super::testutil::{reference_candidates, target_with_top};
     use super::*;
     use crate::primitives::{CompactTarget, U256};
     use rand::{Rng, SeedableRng};
-
-    fn reference_candidates(job: &Job, start: u32, count: u32) -> Vec<u32> {
-        (0..count).map(|i| start.wrapping_add(i)).filter(|&n| job.top_word(n) <= job.target_top()).collect()
-    }
 
     fn random_header(rng: &mut impl Rng) -> [u8; 80] {
         let mut h = [0u8; 80];
         rng.fill(&mut h[..]);
         h
-    }
-
-    /// A target whose top word is `top` and the rest random.
-    fn target_with_top(rng: &mut impl Rng, top: u32) -> Target {
-        let mut b: [u8; 32] = rng.gen();
-        b[..4].copy_from_slice(&top.to_be_bytes());
-        Target(U256::from_be_bytes(b))
     }
 
     fn each_impl(mut f: impl FnMut(&dyn NonceScanner)) {

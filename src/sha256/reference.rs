@@ -29,15 +29,48 @@ pub fn block_words(block: &[u8; 64]) -> [u32; 16] {
     w
 }
 
+/// Σ0 (FIPS 180-4, 4.1.2, equation 4.4).
+#[inline(always)]
+pub fn bsig0(x: u32) -> u32 {
+    x.rotate_right(2) ^ x.rotate_right(13) ^ x.rotate_right(22)
+}
+
+/// Σ1 (equation 4.5).
+#[inline(always)]
+pub fn bsig1(x: u32) -> u32 {
+    x.rotate_right(6) ^ x.rotate_right(11) ^ x.rotate_right(25)
+}
+
+/// σ0 (equation 4.6).
+#[inline(always)]
+pub fn ssig0(x: u32) -> u32 {
+    x.rotate_right(7) ^ x.rotate_right(18) ^ (x >> 3)
+}
+
+/// σ1 (equation 4.7).
+#[inline(always)]
+pub fn ssig1(x: u32) -> u32 {
+    x.rotate_right(17) ^ x.rotate_right(19) ^ (x >> 10)
+}
+
+/// Ch (equation 4.2).
+#[inline(always)]
+pub fn ch(e: u32, f: u32, g: u32) -> u32 {
+    (e & f) ^ (!e & g)
+}
+
+/// Maj (equation 4.3).
+#[inline(always)]
+pub fn maj(a: u32, b: u32, c: u32) -> u32 {
+    (a & b) ^ (a & c) ^ (b & c)
+}
+
 /// One round of the compression function on state `s` with round constant plus word `kw`.
 #[inline(always)]
 pub fn round(s: &mut [u32; 8], kw: u32) {
     let [a, b, c, d, e, f, g, h] = *s;
-    let t1 = h
-        .wrapping_add(e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25))
-        .wrapping_add((e & f) ^ (!e & g))
-        .wrapping_add(kw);
-    let t2 = (a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22)).wrapping_add((a & b) ^ (a & c) ^ (b & c));
+    let t1 = h.wrapping_add(bsig1(e)).wrapping_add(ch(e, f, g)).wrapping_add(kw);
+    let t2 = bsig0(a).wrapping_add(maj(a, b, c));
     *s = [t1.wrapping_add(t2), a, b, c, d.wrapping_add(t1), e, f, g];
 }
 
@@ -46,9 +79,7 @@ pub fn compress_words(state: &mut [u32; 8], block: &[u32; 16]) {
     let mut w = [0u32; 64];
     w[..16].copy_from_slice(block);
     for i in 16..64 {
-        let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
-        let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16].wrapping_add(s0).wrapping_add(w[i - 7]).wrapping_add(s1);
+        w[i] = w[i - 16].wrapping_add(ssig0(w[i - 15])).wrapping_add(w[i - 7]).wrapping_add(ssig1(w[i - 2]));
     }
     let mut s = *state;
     for i in 0..64 {

@@ -5,23 +5,11 @@ use crate::consensus::params::Chain;
 use crate::primitives::{OutPoint, TxIn, TxOut, Txid};
 
 fn read_blocks(path: &str) -> Option<Vec<Block>> {
-    let d = std::fs::read(format!("{}/../shared/data/bitcoin/{path}", env!("CARGO_MANIFEST_DIR"))).ok()?;
-    let mut out = Vec::new();
-    let mut o = 0;
-    while o + 8 <= d.len() {
-        let len = u32::from_le_bytes(d[o + 4..o + 8].try_into().unwrap()) as usize;
-        out.push(Block::from_bytes(&d[o + 8..o + 8 + len]).unwrap());
-        o += 8 + len;
-    }
-    Some(out)
+    Some(crate::import::shared_blk_records(path)?.iter().map(|b| Block::from_bytes(b).unwrap()).collect())
 }
 
 fn single(path: &str) -> Option<Block> {
-    let b = read_blocks(path);
-    if b.is_none() {
-        eprintln!("skipping: ../shared/data/bitcoin/{path} not present");
-    }
-    b.map(|mut v| v.remove(0))
+    read_blocks(path).map(|mut v| v.remove(0))
 }
 
 fn main() -> ChainParams {
