@@ -5,7 +5,7 @@
 //! `primitives`' job. Memory is bounded by one record (a block is at most 4,000,000 bytes).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -124,12 +124,23 @@ pub struct Reader {
     opened: u32,
     /// Bytes read so far (all files).
     pub bytes_read: u64,
+    /// Spent record buffers handed back for reuse (see [`Reader::recycle`]).
+    spare: Vec<Vec<u8>>,
 }
 
 impl Reader {
     /// A reader over `files` (already expanded) in `format`; `magic` frames blk records.
     pub fn new(files: Vec<PathBuf>, format: Format, magic: [u8; 4]) -> Reader {
-        Reader { files: files.into_iter(), format, magic, current: None, index: 0, opened: 0, bytes_read: 0 }
+        Reader {
+            files: files.into_iter(),
+            format,
+            magic,
+            current: None,
+            index: 0,
+            opened: 0,
+            bytes_read: 0,
+            spare: Vec::new(),
+        }
     }
 
     fn open_next(&mut self) -> Result<bool, ImportError> {
@@ -137,7 +148,10 @@ impl Reader {
         let f = File::open(&p).map_err(|e| err(&p, "open".into(), e.to_string()))?;
         self.index = self.opened;
         self.opened += 1;
-        self.current = Some((Arc::new(p), Box::new(BufReader::with_capacity(1 << 20, f)), 0));
+        // Raw header runs are read straight into their record (a read at least as long as the
+        // buffer bypasses it): one copy from the kernel, not two.
+        let capacity = if self.format == Format::Headers { 64 << 10 } else { 1 << 20 };
+        self.current = Some((Arc::new(p), Box::new(BufReader::with_capacity(capacity, f)), 0));
         Ok(true)
     }
 
@@ -156,6 +170,15 @@ impl Reader {
                 Some(rec) => return Ok(Some(rec)),
                 None => self.current = None,
             }
+        }
+    }
+
+    /// Hands back a spent record buffer: header runs are read into it again instead of into fresh
+    /// memory (which would be zeroed and faulted in page by page).
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.spare.len() < 16 && buf.capacity() >= 80 * HEADERS_PER_RUN {
+            buf.clear();
+            self.spare.push(buf);
         }
     }
 
@@ -222,8 +245,14 @@ impl Reader {
     fn next_header(&mut self) -> Result<Option<Record>, ImportError> {
         let file_index = self.index;
         let (path, r, off) = self.current.as_mut().expect("open");
-        let mut bytes = vec![0u8; 80 * HEADERS_PER_RUN];
-        let n = Self::fill(r.as_mut(), &mut bytes).map_err(|e| err(path, format!("byte {off}"), e.to_string()))?;
+        let mut bytes = self.spare.pop().unwrap_or_default();
+        bytes.reserve_exact(80 * HEADERS_PER_RUN);
+        // `read_to_end` reads into the spare capacity without zeroing it first.
+        let n = r
+            .as_mut()
+            .take(80 * HEADERS_PER_RUN as u64)
+            .read_to_end(&mut bytes)
+            .map_err(|e| err(path, format!("byte {off}"), e.to_string()))?;
         if n == 0 {
             return Ok(None);
         }
@@ -235,7 +264,6 @@ impl Reader {
                 format!("truncated header: {} of 80 bytes at the end of the file", n % 80),
             ));
         }
-        bytes.truncate(n);
         let rec = Record { file: path.clone(), file_index, offset: *off, kind: Kind::Headers, bytes };
         *off += n as u64;
         self.bytes_read += n as u64;

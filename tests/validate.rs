@@ -208,6 +208,40 @@ fn generated_regtest_chains_validate_and_corruption_is_caught() {
     assert_eq!(j["transactions"], 1 + 299 * 6);
 }
 
+/// A chain of many batches: the workers prepare batches in parallel and link them in order, so
+/// the result (and a failure deep in the input) is the same for any number of threads.
+#[test]
+fn many_batches_link_in_order_on_any_number_of_threads() {
+    let d = tmpdir("batches");
+    let h = d.join("headers.bin");
+    let out =
+        powkit(&["chain", "generate", "--chain", "bitcoin-regtest", "--headers", "60000", "--out", h.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let hs = h.to_str().unwrap();
+    let (code, one) = validate(&["--chain", "bitcoin-regtest", "--format", "headers", "--threads", "1", hs]);
+    assert_eq!(code, 0, "{one}");
+    assert_eq!(one["best_height"], 59999);
+    for t in ["2", "3", "8"] {
+        let (code, j) = validate(&["--chain", "bitcoin-regtest", "--format", "headers", "--threads", t, hs]);
+        assert_eq!(code, 0, "{j}");
+        assert_eq!((&j["tip"], &j["chainwork"], &j["headers"]), (&one["tip"], &one["chainwork"], &one["headers"]));
+    }
+    // Header 45,000's time set to zero: below the median of the 11 before it.
+    let mut bytes = std::fs::read(&h).unwrap();
+    bytes[45_000 * 80 + 68..45_000 * 80 + 72].copy_from_slice(&[0; 4]);
+    let c = d.join("old.bin");
+    std::fs::write(&c, &bytes).unwrap();
+    for t in ["1", "2", "3"] {
+        let args = ["--chain", "bitcoin-regtest", "--format", "headers", "--no-pow", "--threads", t, c.to_str().unwrap()];
+        let (code, j) = validate(&args);
+        assert_eq!(code, 1, "{j}");
+        assert_eq!(j["invalid"]["rule"], "time_is_above_median_past", "{j}");
+        assert_eq!(j["invalid"]["height"], 45_000);
+        assert_eq!(j["invalid"]["offset"], 45_000 * 80);
+        assert_eq!(j["best_height"], 44_999);
+    }
+}
+
 #[test]
 fn validate_on_the_gpu_equals_the_cpu() {
     let Some(chain) = data("mainnet-000000-000255.blk") else { return };

@@ -1,8 +1,10 @@
 //! `powkit validate`: bulk-validate imported chains.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::mpsc::sync_channel;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -12,12 +14,11 @@ use super::{Backend, CliError};
 use crate::consensus::Chain;
 use crate::gpu::{GpuDevice, GpuHasher};
 use crate::import::{expand_paths, Format, ImportError, Kind, Reader, Record};
-use crate::primitives::BlockHash;
 use crate::sha256::batch::sha256d_headers;
-use crate::validate::{prepare, Invalid, Malformed, Pending, Stats, Stop, ValidateOptions, Validator};
+use crate::validate::{prepare_record, Invalid, Malformed, Prepared, Stats, Stop, ValidateOptions, Validator};
 
-/// Records per batch handed from the reader to the hasher to the validator (batches also end at
-/// 1 MB of input: small batches stay in cache and reuse freed memory instead of faulting in fresh pages).
+/// Records per batch a worker reads, prepares and hands to the linker (batches also end at 1 MB of
+/// input: small batches stay in cache and reuse freed memory instead of faulting in fresh pages).
 const BATCH: usize = 8192;
 
 /// What `powkit validate` says is not checked.
@@ -105,77 +106,203 @@ fn header_bytes(records: &[Record]) -> Vec<[u8; 80]> {
         .collect()
 }
 
-/// Hashes every header of `records` on this thread: runs of raw headers in place (no copy), the
-/// headers of single records gathered into one batch.
-fn hash_cpu(records: &[Record], n: usize) -> Vec<BlockHash> {
-    let mut out = Vec::with_capacity(n);
-    let mut singles: Vec<[u8; 80]> = Vec::new();
-    let flush = |singles: &mut Vec<[u8; 80]>, out: &mut Vec<BlockHash>| {
-        out.extend(sha256d_headers(singles).into_iter().map(BlockHash));
-        singles.clear();
-    };
-    for r in records {
-        if r.kind == Kind::Headers {
-            flush(&mut singles, &mut out);
-            let (run, _) = r.bytes.as_chunks::<80>();
-            out.extend(sha256d_headers(run).into_iter().map(BlockHash));
-        } else {
-            singles.push(r.bytes[..80].try_into().expect("records hold at least 80 bytes"));
+/// Hashes (unless the GPU already has: `gpu` holds this chunk's hashes in header order) and
+/// prepares one thread's share of a batch. Runs of raw headers are hashed in place, sixteen at a
+/// time; the headers of single records are gathered into one batch first.
+fn prepare_chunk(chunk: Vec<Record>, gpu: Option<&[[u8; 32]]>, opts: &ValidateOptions) -> Vec<Prepared> {
+    let mut singles = match gpu {
+        Some(_) => Vec::new(),
+        None => {
+            let heads: Vec<[u8; 80]> = chunk
+                .iter()
+                .filter(|r| r.kind != Kind::Headers)
+                .map(|r| r.bytes[..80].try_into().expect("records hold at least 80 bytes"))
+                .collect();
+            sha256d_headers(&heads)
         }
     }
-    flush(&mut singles, &mut out);
+    .into_iter();
+    let mut out = Vec::with_capacity(chunk.len() + 1);
+    let mut at = 0;
+    for r in chunk {
+        let n = r.header_count();
+        let hashes = match gpu {
+            Some(g) => g[at..at + n].to_vec(),
+            None if r.kind == Kind::Headers => sha256d_headers(r.bytes.as_chunks::<80>().0),
+            None => vec![singles.next().expect("one hash per single record")],
+        };
+        at += n;
+        prepare_record(r, hashes, opts, &mut out);
+    }
     out
 }
 
 impl Hasher {
-    /// Hashes the headers and runs the context-free rules: on `threads` CPU threads (each hashing
-    /// and checking its share), or hashing on the GPU and checking on the CPU threads.
-    fn prepare(&self, records: Vec<Record>, opts: &ValidateOptions) -> Result<Vec<Result<Pending, Stop>>, String> {
-        let (threads, gpu_hashes) = match self {
-            Hasher::Cpu(t) => (*t, None),
+    /// Hashes a batch's headers and runs the context-free rules on this thread (the hashing on the
+    /// GPU when there is one).
+    fn prepare(&self, records: Vec<Record>, opts: &ValidateOptions) -> Result<Vec<Prepared>, String> {
+        match self {
+            Hasher::Cpu(_) => Ok(prepare_chunk(records, None, opts)),
             Hasher::Gpu(dev, h) => {
                 let hashes = h.hash_headers(dev, &header_bytes(&records)).map_err(|e| e.to_string())?;
-                (crate::mine::default_threads(), Some(hashes))
+                Ok(prepare_chunk(records, Some(&hashes), opts))
             }
-        };
-        // Split by headers, not records (a run of raw headers is one record of thousands).
-        let total: usize = records.iter().map(Record::header_count).sum();
-        let per = total.div_ceil(threads.max(1)).max(1);
-        let mut chunks: Vec<Vec<Record>> = vec![Vec::new()];
-        let mut in_chunk = 0;
-        for r in records {
-            if in_chunk >= per {
-                chunks.push(Vec::new());
-                in_chunk = 0;
-            }
-            in_chunk += r.header_count();
-            chunks.last_mut().expect("non-empty").push(r);
         }
-        let gpu_hashes = gpu_hashes.as_deref();
-        Ok(std::thread::scope(|s| {
-            let mut offset = 0;
-            let parts: Vec<_> = chunks
-                .into_iter()
-                .map(|chunk| {
-                    let start = offset;
-                    let n: usize = chunk.iter().map(Record::header_count).sum();
-                    offset += n;
-                    s.spawn(move || {
-                        let hashes: Vec<BlockHash> = match gpu_hashes {
-                            Some(h) => h[start..start + n].iter().map(|&x| BlockHash(x)).collect(),
-                            None => hash_cpu(&chunk, n),
-                        };
-                        prepare(chunk, &hashes, opts)
-                    })
-                })
-                .collect();
-            let mut all = Vec::with_capacity(total);
-            for p in parts {
-                all.extend(p.join().expect("validation threads do not panic"));
-            }
-            all
-        }))
     }
+}
+
+/// A batch's place in the ordered stream, once prepared.
+enum Item {
+    Batch(Vec<Prepared>),
+    Failed(String),
+}
+
+/// The reader, shared by the workers (each takes the next batch under the lock).
+struct Input {
+    reader: Reader,
+    next_seq: u64,
+    finished: bool,
+}
+
+/// The in-order part: the validator and the progress line.
+struct Linker {
+    validator: Validator,
+    stop: Option<Stop>,
+    failure: Option<String>,
+    last_progress: Instant,
+}
+
+/// The pipeline: every worker reads a batch, hashes it and checks the context-free rules, then
+/// hands it to the linker, which connects batches in input order. Whichever worker finds the
+/// linker free does the linking, so each core is always either preparing or linking: no stage
+/// waits on another's thread and no batch waits on a barrier.
+struct Flow<'a> {
+    input: Mutex<Input>,
+    /// Signalled when batches are linked (workers wait here when too many are in flight).
+    room: Condvar,
+    ready: Mutex<BTreeMap<u64, Item>>,
+    linker: Mutex<Linker>,
+    /// Batches linked so far (the next sequence number to link).
+    linked: AtomicU64,
+    done: AtomicBool,
+    hasher: &'a Hasher,
+    opts: &'a ValidateOptions,
+    t0: Instant,
+    tty: bool,
+    max_in_flight: u64,
+}
+
+impl Flow<'_> {
+    fn worker(&self) {
+        while !self.done.load(Ordering::Relaxed) {
+            let (seq, batch, failure) = {
+                let mut input = self.input.lock().expect("no worker panics");
+                while input.next_seq - self.linked.load(Ordering::Acquire) >= self.max_in_flight
+                    && !self.done.load(Ordering::Relaxed)
+                {
+                    input = self.room.wait_timeout(input, Duration::from_millis(5)).expect("no worker panics").0;
+                }
+                if input.finished || self.done.load(Ordering::Relaxed) {
+                    return;
+                }
+                let (batch, failure) = read_batch(&mut input.reader);
+                if failure.is_some() || batch.is_empty() {
+                    input.finished = true;
+                }
+                let seq = input.next_seq;
+                input.next_seq += u64::from(!batch.is_empty()) + u64::from(failure.is_some());
+                (seq, batch, failure)
+            };
+            let mut seq = seq;
+            if !batch.is_empty() {
+                let item = match self.hasher.prepare(batch, self.opts) {
+                    Ok(b) => Item::Batch(b),
+                    Err(e) => Item::Failed(e),
+                };
+                self.ready.lock().expect("no worker panics").insert(seq, item);
+                seq += 1;
+            }
+            if let Some(e) = failure {
+                self.ready
+                    .lock()
+                    .expect("no worker panics")
+                    .insert(seq, Item::Failed(format!("unreadable input: {e}")));
+            }
+            self.link_ready();
+        }
+    }
+
+    /// Links every ready batch that is next in order, if no other worker is linking; one that is
+    /// looks again after letting go, so no batch is left waiting.
+    fn link_ready(&self) {
+        loop {
+            let Ok(mut l) = self.linker.try_lock() else { return };
+            loop {
+                let next = self.linked.load(Ordering::Acquire);
+                let Some(item) = self.ready.lock().expect("no worker panics").remove(&next) else { break };
+                if l.stop.is_none() && l.failure.is_none() {
+                    match item {
+                        Item::Batch(b) => {
+                            if let Err(e) = l.validator.accept(b) {
+                                l.stop = Some(e);
+                            }
+                        }
+                        Item::Failed(e) => l.failure = Some(e),
+                    }
+                    if l.stop.is_some() || l.failure.is_some() {
+                        self.done.store(true, Ordering::Relaxed);
+                    }
+                }
+                let spent = l.validator.take_spent();
+                {
+                    let mut input = self.input.lock().expect("no worker panics");
+                    for buf in spent {
+                        input.reader.recycle(buf);
+                    }
+                    self.linked.store(next + 1, Ordering::Release);
+                }
+                self.room.notify_all();
+                self.progress(&mut l);
+            }
+            drop(l);
+            let next = self.linked.load(Ordering::Acquire);
+            if !self.ready.lock().expect("no worker panics").contains_key(&next) {
+                return;
+            }
+        }
+    }
+
+    fn progress(&self, l: &mut Linker) {
+        if l.last_progress.elapsed() < Duration::from_secs(2) {
+            return;
+        }
+        l.last_progress = Instant::now();
+        let st = &l.validator.stats;
+        let rate = st.headers as f64 / self.t0.elapsed().as_secs_f64();
+        let line = format!("validate: {} headers, {} blocks, {:.0} headers/s", st.headers, st.blocks, rate);
+        if self.tty {
+            eprint!("\r{line}   ");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// The next batch: up to [`BATCH`] records or 1 MB of input, and the read error that ended it, if any.
+fn read_batch(r: &mut Reader) -> (Vec<Record>, Option<ImportError>) {
+    let mut batch = Vec::with_capacity(64);
+    let mut size = 0;
+    while batch.len() < BATCH && size < 1 << 20 {
+        match r.next_record() {
+            Ok(Some(rec)) => {
+                size += rec.bytes.len();
+                batch.push(rec);
+            }
+            Ok(None) => break,
+            Err(e) => return (batch, Some(e)),
+        }
+    }
+    (batch, None)
 }
 
 /// Runs the validation.
@@ -214,97 +341,42 @@ pub fn run(a: &ValidateArgs) -> Result<ValidateReport, CliError> {
         orphan_limit: a.orphan_limit,
         files: files.clone(),
     };
-    let mut validator = Validator::new(opts.clone());
+    let workers = match &hasher {
+        Hasher::Cpu(t) => *t,
+        Hasher::Gpu(..) => crate::mine::default_threads(),
+    };
     let t0 = Instant::now();
     let tty = std::io::stderr().is_terminal();
-    let mut last_progress = Instant::now();
-
-    // Three stages overlap: reading; hashing and the context-free rules (batched, on all cores, the
-    // hashing optionally on the GPU); and linking with the contextual rules, in input order.
-    let (raw_tx, raw_rx) = sync_channel::<Result<Vec<Record>, ImportError>>(2);
-    let (hashed_tx, hashed_rx) = sync_channel::<Result<Vec<Result<Pending, Stop>>, String>>(2);
-    let mut stop: Option<Stop> = None;
-    let mut read_error: Option<String> = None;
-    let mut bytes = 0u64;
+    let flow = Flow {
+        input: Mutex::new(Input { reader: Reader::new(files, a.format, params.magic), next_seq: 0, finished: false }),
+        room: Condvar::new(),
+        ready: Mutex::new(BTreeMap::new()),
+        linker: Mutex::new(Linker {
+            validator: Validator::new(opts.clone()),
+            stop: None,
+            failure: None,
+            last_progress: Instant::now(),
+        }),
+        linked: AtomicU64::new(0),
+        done: AtomicBool::new(false),
+        hasher: &hasher,
+        opts: &opts,
+        t0,
+        tty,
+        max_in_flight: 2 * workers as u64 + 2,
+    };
     std::thread::scope(|s| {
-        let reader = s.spawn(move || {
-            let mut r = Reader::new(files, a.format, params.magic);
-            loop {
-                let mut batch = Vec::with_capacity(BATCH);
-                let mut size = 0;
-                let mut failure = None;
-                while batch.len() < BATCH && size < 1 << 20 {
-                    match r.next_record() {
-                        Ok(Some(rec)) => {
-                            size += rec.bytes.len();
-                            batch.push(rec);
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            failure = Some(e);
-                            break;
-                        }
-                    }
-                }
-                let end = batch.len() < BATCH && size < 1 << 20;
-                if !batch.is_empty() && raw_tx.send(Ok(batch)).is_err() {
-                    break;
-                }
-                if let Some(e) = failure {
-                    let _ = raw_tx.send(Err(e));
-                    break;
-                }
-                if end {
-                    break;
-                }
-            }
-            r.bytes_read
-        });
-        let (hasher, opts) = (&hasher, &opts);
-        s.spawn(move || {
-            for item in raw_rx {
-                let out = match item {
-                    Ok(recs) => hasher.prepare(recs, opts),
-                    Err(e) => Err(format!("unreadable input: {e}")),
-                };
-                let failed = out.is_err();
-                if hashed_tx.send(out).is_err() || failed {
-                    break;
-                }
-            }
-        });
-        for item in hashed_rx {
-            match item {
-                Ok(items) => {
-                    if let Err(e) = validator.accept(items) {
-                        stop = Some(e);
-                        break;
-                    }
-                }
-                Err(e) => {
-                    read_error = Some(e);
-                    break;
-                }
-            }
-            if last_progress.elapsed() >= Duration::from_secs(2) {
-                last_progress = Instant::now();
-                let st = &validator.stats;
-                let rate = st.headers as f64 / t0.elapsed().as_secs_f64();
-                let line = format!("validate: {} headers, {} blocks, {:.0} headers/s", st.headers, st.blocks, rate);
-                if tty {
-                    eprint!("\r{line}   ");
-                } else {
-                    eprintln!("{line}");
-                }
-            }
+        for _ in 1..workers {
+            s.spawn(|| flow.worker());
         }
-        // Dropping the receiver ends the other stages early on a stop.
-        bytes = reader.join().unwrap_or(0);
+        flow.worker();
     });
     if tty && t0.elapsed() >= Duration::from_secs(2) {
         eprintln!();
     }
-    if let Some(e) = read_error {
+    let bytes = flow.input.into_inner().expect("no worker panics").reader.bytes_read;
+    let Linker { mut validator, mut stop, failure, .. } = flow.linker.into_inner().expect("no worker panics");
+    if let Some(e) = failure {
         return Err(CliError::usage(e));
     }
     if stop.is_none() {

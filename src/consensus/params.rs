@@ -6,7 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::primitives::{BlockHeader, Target, U256};
+use crate::primitives::{BlockHeader, CompactTarget, Target, U256};
 
 /// A chain powkit knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -81,6 +81,10 @@ pub struct ChainParams {
     pub bip65_height: u32,
     /// First height where segwit's witness commitment rules apply (BIP141).
     pub segwit_height: u32,
+    /// `pow_limit` in compact form (computed once: validation compares against it per header).
+    pub pow_limit_bits: CompactTarget,
+    /// Blocks per retarget period, `pow_target_timespan / pow_target_spacing` (computed once).
+    pub retarget_interval: u32,
 }
 
 fn genesis(time: u32, bits: u32, nonce: u32) -> BlockHeader {
@@ -101,7 +105,24 @@ impl ChainParams {
     pub fn new(chain: Chain) -> ChainParams {
         // 0x00000000ffff...ff: Bitcoin's powLimit (not the compact form's 0x00000000ffff0000...).
         let bitcoin_limit = Target(U256::MAX.shr_bits(32));
-        match chain {
+        // Filled in below from the fields they derive from.
+        let derived = ChainParams {
+            chain,
+            magic: [0; 4],
+            genesis: genesis(0, 0, 0),
+            pow_limit: bitcoin_limit,
+            pow_target_timespan: 1,
+            pow_target_spacing: 1,
+            allow_min_difficulty_blocks: false,
+            no_retargeting: false,
+            bip34_height: 0,
+            bip66_height: 0,
+            bip65_height: 0,
+            segwit_height: 0,
+            pow_limit_bits: CompactTarget(0),
+            retarget_interval: 0,
+        };
+        let mut p = match chain {
             Chain::Bitcoin => ChainParams {
                 chain,
                 magic: [0xf9, 0xbe, 0xb4, 0xd9],
@@ -115,6 +136,7 @@ impl ChainParams {
                 bip66_height: 363_725,
                 bip65_height: 388_381,
                 segwit_height: 481_824,
+                ..derived
             },
             Chain::BitcoinTestnet => ChainParams {
                 chain,
@@ -129,6 +151,7 @@ impl ChainParams {
                 bip66_height: 330_776,
                 bip65_height: 581_885,
                 segwit_height: 834_624,
+                ..derived
             },
             Chain::BitcoinRegtest => ChainParams {
                 chain,
@@ -143,13 +166,17 @@ impl ChainParams {
                 bip66_height: 1,
                 bip65_height: 1,
                 segwit_height: 0,
+                ..derived
             },
-        }
+        };
+        p.pow_limit_bits = p.pow_limit.to_compact();
+        p.retarget_interval = (p.pow_target_timespan / p.pow_target_spacing) as u32;
+        p
     }
 
     /// Blocks per retarget period (2016).
     pub fn difficulty_adjustment_interval(&self) -> u32 {
-        (self.pow_target_timespan / self.pow_target_spacing) as u32
+        self.retarget_interval
     }
 }
 
@@ -171,6 +198,12 @@ mod tests {
             assert_eq!(c.name().parse::<Chain>().unwrap(), c);
         }
         assert_eq!(Chain::Bitcoin.params().difficulty_adjustment_interval(), 2016);
+        for c in Chain::ALL {
+            let p = c.params();
+            assert_eq!(p.pow_limit_bits, p.pow_limit.to_compact(), "{c}");
+            assert_eq!(p.retarget_interval as i64, p.pow_target_timespan / p.pow_target_spacing, "{c}");
+        }
+        assert_eq!(Chain::Bitcoin.params().pow_limit_bits, crate::primitives::CompactTarget(0x1d00ffff));
         assert!("bitcoin-mainnet".parse::<Chain>().is_err());
     }
 }

@@ -37,9 +37,9 @@ pub fn next_work_required(
     last_regular_bits: Option<CompactTarget>,
 ) -> CompactTarget {
     let interval = params.difficulty_adjustment_interval();
-    let limit_bits = params.pow_limit.to_compact();
     if !(last.height + 1).is_multiple_of(interval) {
         if params.allow_min_difficulty_blocks {
+            let limit_bits = params.pow_limit_bits;
             if new_time as i64 > last.time as i64 + params.pow_target_spacing * 2 {
                 return limit_bits;
             }

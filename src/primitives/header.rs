@@ -43,6 +43,20 @@ impl BlockHeader {
         deserialize(b)
     }
 
+    /// Decodes an 80-byte array (every 80 bytes are a header; the same fields as [`Self::from_bytes`],
+    /// without the reader, for bulk paths).
+    pub fn from_array(b: &[u8; HEADER_SIZE]) -> BlockHeader {
+        let word = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+        BlockHeader {
+            version: word(0) as i32,
+            prev_blockhash: BlockHash(b[4..36].try_into().expect("32 bytes")),
+            merkle_root: TxMerkleNode(b[36..68].try_into().expect("32 bytes")),
+            time: word(68),
+            bits: CompactTarget(word(72)),
+            nonce: word(76),
+        }
+    }
+
     /// The block hash: double SHA-256 of the encoding.
     pub fn block_hash(&self) -> BlockHash {
         BlockHash(sha256d(&self.to_bytes()))
@@ -97,6 +111,21 @@ mod tests {
         assert_eq!(h.to_bytes().to_vec(), bytes);
         assert_eq!(h.block_hash().to_string(), "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f");
         assert!(h.bits.to_target().unwrap().is_met_by(&h.block_hash()));
+    }
+
+    #[test]
+    fn array_decoding_equals_the_reader() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..200 {
+            let mut b = [0u8; 80];
+            for x in b.iter_mut() {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                *x = (state >> 56) as u8;
+            }
+            let h = BlockHeader::from_array(&b);
+            assert_eq!(Ok(h), BlockHeader::from_bytes(&b));
+            assert_eq!(h.to_bytes(), b);
+        }
     }
 
     #[test]

@@ -126,6 +126,14 @@ impl Transaction {
         Txid(sha256d(&self.legacy_bytes()))
     }
 
+    /// The transaction id, serializing into `buf` (cleared first) instead of a fresh vector: bulk
+    /// paths hash thousands of transactions with one buffer.
+    pub fn txid_with(&self, buf: &mut Vec<u8>) -> Txid {
+        buf.clear();
+        self.encode_with(buf, false);
+        Txid(sha256d(buf))
+    }
+
     /// The witness transaction id (equal to the txid's bytes when there is no witness).
     pub fn wtxid(&self) -> Wtxid {
         let mut out = Vec::new();

@@ -118,6 +118,25 @@ impl Lanes for __m256i {
             _mm256_movemask_ps(_mm256_castsi256_ps(le)) as u32
         }
     }
+    #[inline(always)]
+    fn load_word<const N: usize>(items: &[[u8; N]], j: usize) -> Self {
+        assert!(items.len() >= 8 && 4 * j + 4 <= N);
+        // SAFETY: lane i reads bytes 4j..4j+4 of items[i], in bounds (checked above).
+        unsafe {
+            let n = N as i32;
+            let offsets = _mm256_setr_epi32(0, n, 2 * n, 3 * n, 4 * n, 5 * n, 6 * n, 7 * n);
+            let base = items.as_ptr().cast::<u8>().add(4 * j);
+            _mm256_i32gather_epi32::<1>(base as _, offsets).swap_bytes()
+        }
+    }
+}
+
+/// Double SHA-256 of 64-byte messages in groups of eight; `msgs.len()` must be a multiple of 8.
+#[target_feature(enable = "avx2")]
+pub(crate) fn sha256d_64_avx2(msgs: &[[u8; 64]], out: &mut [[u8; 32]]) {
+    for (m, o) in msgs.chunks_exact(8).zip(out.chunks_exact_mut(8)) {
+        super::lanes::sha256d_64::<__m256i>(m, o);
+    }
 }
 
 /// Double SHA-256 of headers in groups of eight; `headers.len()` must be a multiple of 8.

@@ -137,6 +137,34 @@ impl Lanes for __m512i {
     fn le_mask(self, top: u32) -> u32 {
         unsafe { _mm512_cmple_epu32_mask(self, _mm512_set1_epi32(top as i32)) as u32 }
     }
+    #[inline(always)]
+    fn load_word<const N: usize>(items: &[[u8; N]], j: usize) -> Self {
+        assert!(items.len() >= 16 && 4 * j + 4 <= N);
+        // SAFETY: lane i reads bytes 4j..4j+4 of items[i], in bounds (checked above).
+        unsafe {
+            let offsets = _mm512_mullo_epi32(Self::lane_index(), _mm512_set1_epi32(N as i32));
+            let base = items.as_ptr().cast::<u8>().add(4 * j);
+            _mm512_i32gather_epi32::<1>(offsets, base as _).swap_bytes()
+        }
+    }
+    #[inline(always)]
+    fn store_digest_word(self, out: &mut [[u8; 32]], k: usize) {
+        assert!(out.len() >= 16 && k < 8);
+        // SAFETY: lane i writes bytes 4k..4k+4 of out[i], in bounds (checked above).
+        unsafe {
+            let offsets = _mm512_mullo_epi32(Self::lane_index(), _mm512_set1_epi32(32));
+            let base = out.as_mut_ptr().cast::<u8>().add(4 * k);
+            _mm512_i32scatter_epi32::<1>(base as _, offsets, self.swap_bytes())
+        }
+    }
+}
+
+/// Double SHA-256 of 64-byte messages in groups of sixteen; `msgs.len()` must be a multiple of 16.
+#[target_feature(enable = "avx512f")]
+pub(crate) fn sha256d_64_avx512(msgs: &[[u8; 64]], out: &mut [[u8; 32]]) {
+    for (m, o) in msgs.chunks_exact(16).zip(out.chunks_exact_mut(16)) {
+        super::lanes::sha256d_64::<__m512i>(m, o);
+    }
 }
 
 /// Double SHA-256 of headers in groups of sixteen; `headers.len()` must be a multiple of 16.

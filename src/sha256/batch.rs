@@ -44,6 +44,44 @@ pub fn sha256d_headers_with(imp: CpuImpl, headers: &[[u8; 80]]) -> Vec<[u8; 32]>
     out
 }
 
+/// Double SHA-256 of each 64-byte message (a merkle node's two children), on this thread, with
+/// the widest SIMD the CPU has.
+pub fn sha256d_64s(msgs: &[[u8; 64]]) -> Vec<[u8; 32]> {
+    let widest = [CpuImpl::Avx512, CpuImpl::Avx2].into_iter().find(|i| i.is_available());
+    sha256d_64s_with(widest.unwrap_or(CpuImpl::Shani), msgs)
+}
+
+/// [`sha256d_64s`] with one implementation, as [`sha256d_headers_with`].
+pub fn sha256d_64s_with(imp: CpuImpl, msgs: &[[u8; 64]]) -> Vec<[u8; 32]> {
+    let mut out = vec![[0u8; 32]; msgs.len()];
+    let mut done = 0;
+    match imp {
+        #[cfg(target_arch = "x86_64")]
+        CpuImpl::Avx512 if imp.is_available() => {
+            done = msgs.len() / 16 * 16;
+            // SAFETY: AVX-512F is available (checked in the guard).
+            unsafe { super::avx512::sha256d_64_avx512(&msgs[..done], &mut out[..done]) };
+        }
+        #[cfg(target_arch = "x86_64")]
+        CpuImpl::Avx2 if imp.is_available() => {
+            done = msgs.len() / 8 * 8;
+            // SAFETY: AVX2 is available (checked in the guard).
+            unsafe { super::avx2::sha256d_64_avx2(&msgs[..done], &mut out[..done]) };
+        }
+        CpuImpl::Scalar => {
+            for (m, o) in msgs.iter().zip(out.iter_mut()) {
+                super::lanes::sha256d_64::<u32>(std::slice::from_ref(m), std::slice::from_mut(o));
+            }
+            done = msgs.len();
+        }
+        _ => {}
+    }
+    for (m, o) in msgs[done..].iter().zip(&mut out[done..]) {
+        *o = crate::primitives::sha256d(m);
+    }
+    out
+}
+
 /// [`sha256d_headers`] split over `threads` threads.
 pub fn sha256d_headers_parallel(headers: &[[u8; 80]], threads: usize) -> Vec<[u8; 32]> {
     let threads = threads.max(1);
@@ -79,6 +117,27 @@ mod tests {
                 assert_eq!(sha256d_headers_with(imp, &headers[..n]), want, "{n} with {imp}");
             }
             assert_eq!(sha256d_headers_parallel(&headers[..n], 3), want, "{n} on 3 threads");
+        }
+    }
+
+    #[test]
+    fn batched_node_hashes_equal_the_reference_for_every_length() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+        let msgs: Vec<[u8; 64]> = (0..600)
+            .map(|_| {
+                let mut m = [0u8; 64];
+                rng.fill(&mut m[..]);
+                m
+            })
+            .collect();
+        let mut edge = msgs.clone();
+        edge.extend([[0u8; 64], [0xff; 64]]);
+        for n in [0usize, 1, 7, 8, 15, 16, 17, 33, 599, 600, 602] {
+            let want: Vec<[u8; 32]> = edge[..n].iter().map(|m| super::super::reference::sha256d(m)).collect();
+            assert_eq!(sha256d_64s(&edge[..n]), want, "{n}");
+            for imp in CpuImpl::available() {
+                assert_eq!(sha256d_64s_with(imp, &edge[..n]), want, "{n} with {imp}");
+            }
         }
     }
 }

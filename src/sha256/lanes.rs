@@ -37,6 +37,24 @@ pub(crate) trait Lanes: Copy {
     fn swap_bytes(self) -> Self;
     /// Bit `i` set when lane `i` is at most `top` (unsigned).
     fn le_mask(self, top: u32) -> u32;
+    /// Lane `i` = big-endian word `j` of `items[i]` (`items` has at least `LANES` entries).
+    #[inline(always)]
+    fn load_word<const N: usize>(items: &[[u8; N]], j: usize) -> Self {
+        let mut words = [0u32; 16];
+        for (w, h) in words.iter_mut().zip(&items[..Self::LANES]) {
+            *w = u32::from_be_bytes(h[4 * j..4 * j + 4].try_into().expect("4 bytes"));
+        }
+        Self::from_words(&words)
+    }
+    /// Lane `i`, big-endian, into word `k` of `out[i]` (`out` has at least `LANES` entries).
+    #[inline(always)]
+    fn store_digest_word(self, out: &mut [[u8; 32]], k: usize) {
+        let mut words = [0u32; 16];
+        self.to_words(&mut words);
+        for (w, o) in words.iter().zip(&mut out[..Self::LANES]) {
+            o[4 * k..4 * k + 4].copy_from_slice(&w.to_be_bytes());
+        }
+    }
 }
 
 impl Lanes for u32 {
@@ -265,22 +283,14 @@ pub(crate) fn compress<L: Lanes>(state: &mut [L; 8], block: &[L; 16]) {
 /// Double SHA-256 of `L::LANES` independent 80-byte headers, one per lane.
 #[inline(always)]
 pub(crate) fn sha256d_80<L: Lanes>(headers: &[[u8; 80]], out: &mut [[u8; 32]]) {
-    let n = L::LANES;
-    let mut words = [0u32; 16];
     let mut block = [L::splat(0); 16];
     for (j, slot) in block.iter_mut().enumerate() {
-        for i in 0..n {
-            words[i] = u32::from_be_bytes(headers[i][4 * j..4 * j + 4].try_into().expect("4 bytes"));
-        }
-        *slot = L::from_words(&words);
+        *slot = L::load_word(headers, j);
     }
     let mut state = IV.map(L::splat);
     compress(&mut state, &block);
     for (j, slot) in block.iter_mut().enumerate().take(4) {
-        for i in 0..n {
-            words[i] = u32::from_be_bytes(headers[i][64 + 4 * j..68 + 4 * j].try_into().expect("4 bytes"));
-        }
-        *slot = L::from_words(&words);
+        *slot = L::load_word(headers, 16 + j);
     }
     block[4] = L::splat(0x8000_0000);
     for slot in block.iter_mut().take(15).skip(5) {
@@ -295,9 +305,31 @@ pub(crate) fn sha256d_80<L: Lanes>(headers: &[[u8; 80]], out: &mut [[u8; 32]]) {
     let mut state2 = IV.map(L::splat);
     compress(&mut state2, &second);
     for (k, v) in state2.iter().enumerate() {
-        v.to_words(&mut words);
-        for i in 0..n {
-            out[i][4 * k..4 * k + 4].copy_from_slice(&words[i].to_be_bytes());
-        }
+        v.store_digest_word(out, k);
+    }
+}
+
+/// Double SHA-256 of `L::LANES` 64-byte messages (merkle nodes: two children side by side), lane-wise.
+#[inline(always)]
+pub(crate) fn sha256d_64<L: Lanes>(msgs: &[[u8; 64]], out: &mut [[u8; 32]]) {
+    let mut block = [L::splat(0); 16];
+    for (j, slot) in block.iter_mut().enumerate() {
+        *slot = L::load_word(msgs, j);
+    }
+    let mut state = IV.map(L::splat);
+    compress(&mut state, &block);
+    // The padding block of a 64-byte message: constant.
+    let mut pad = [L::splat(0); 16];
+    pad[0] = L::splat(0x8000_0000);
+    pad[15] = L::splat(512);
+    compress(&mut state, &pad);
+    let mut second = [L::splat(0); 16];
+    second[..8].copy_from_slice(&state);
+    second[8] = L::splat(0x8000_0000);
+    second[15] = L::splat(256);
+    let mut state2 = IV.map(L::splat);
+    compress(&mut state2, &second);
+    for (k, v) in state2.iter().enumerate() {
+        v.store_digest_word(out, k);
     }
 }

@@ -14,9 +14,17 @@ pub fn parent(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
     sha256d(&buf)
 }
 
-/// One level up: `ceil(n / 2)` parents, the last node paired with itself when `n` is odd.
+/// One level up: `ceil(n / 2)` parents, the last node paired with itself when `n` is odd. Pairs
+/// are hashed in SIMD batches ([`super::batch::sha256d_64s`]: adjacent nodes already lie side by
+/// side as one 64-byte message).
 pub fn level(nodes: &[[u8; 32]]) -> Vec<[u8; 32]> {
-    nodes.chunks(2).map(|p| parent(&p[0], p.get(1).unwrap_or(&p[0]))).collect()
+    let (pairs, _) = nodes.as_flattened().as_chunks::<64>();
+    let mut out = super::batch::sha256d_64s(pairs);
+    if nodes.len() % 2 == 1 {
+        let last = &nodes[nodes.len() - 1];
+        out.push(parent(last, last));
+    }
+    out
 }
 
 /// The root of `leaves`, or `None` for an empty list.
@@ -51,6 +59,15 @@ mod tests {
         let mut r = root(&[a, b]).unwrap();
         r.reverse();
         assert_eq!(hex::encode(r), "7dac2c5666815c17a3b36427de37bb9d2e2c5ccec3f8633eb91a4205cb4c10ff");
+    }
+
+    #[test]
+    fn simd_levels_equal_pairwise_parents() {
+        for n in [1usize, 2, 3, 16, 31, 32, 33, 100] {
+            let nodes: Vec<[u8; 32]> = (0..n).map(|i| sha256d(&(i as u64).to_le_bytes())).collect();
+            let want: Vec<[u8; 32]> = nodes.chunks(2).map(|p| parent(&p[0], p.get(1).unwrap_or(&p[0]))).collect();
+            assert_eq!(level(&nodes), want, "{n}");
+        }
     }
 
     #[test]

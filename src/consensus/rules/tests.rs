@@ -252,3 +252,31 @@ fn witness_commitment_rules() {
     );
     assert!(witness_commitment_is_valid(&u, p.segwit_height - 1, &p).is_ok(), "not checked before activation");
 }
+
+/// The counting median check agrees with sorting and comparing (Bitcoin Core's `GetMedianTimePast`)
+/// on random times with many ties, for every window length up to 15 and any order.
+#[test]
+fn median_time_by_counting_equals_sorting() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut h = crate::consensus::Chain::BitcoinRegtest.params().genesis;
+    for _ in 0..20_000 {
+        let n = rng.gen_range(0..=15);
+        let prev: Vec<u32> = (0..n).map(|_| rng.gen_range(100..110)).collect();
+        h.time = rng.gen_range(98..112);
+        let last: Vec<u32> = prev[n - n.min(11)..].to_vec();
+        let want = if last.is_empty() {
+            Ok(())
+        } else {
+            let mut s = last.clone();
+            s.sort();
+            let median = s[s.len() / 2];
+            if h.time > median {
+                Ok(())
+            } else {
+                Err(RuleError::TimeTooOld { time: h.time, median })
+            }
+        };
+        assert_eq!(time_is_above_median_past(&h, &prev), want, "{prev:?} {}", h.time);
+    }
+}
