@@ -16,3 +16,4 @@ pub mod mine;
 pub mod primitives;
 pub mod sha256;
 pub mod validate;
+pub mod verify;

@@ -214,8 +214,16 @@ fn generated_regtest_chains_validate_and_corruption_is_caught() {
 fn many_batches_link_in_order_on_any_number_of_threads() {
     let d = tmpdir("batches");
     let h = d.join("headers.bin");
-    let out =
-        powkit(&["chain", "generate", "--chain", "bitcoin-regtest", "--headers", "60000", "--out", h.to_str().unwrap()]);
+    let out = powkit(&[
+        "chain",
+        "generate",
+        "--chain",
+        "bitcoin-regtest",
+        "--headers",
+        "60000",
+        "--out",
+        h.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let hs = h.to_str().unwrap();
     let (code, one) = validate(&["--chain", "bitcoin-regtest", "--format", "headers", "--threads", "1", hs]);
@@ -232,7 +240,8 @@ fn many_batches_link_in_order_on_any_number_of_threads() {
     let c = d.join("old.bin");
     std::fs::write(&c, &bytes).unwrap();
     for t in ["1", "2", "3"] {
-        let args = ["--chain", "bitcoin-regtest", "--format", "headers", "--no-pow", "--threads", t, c.to_str().unwrap()];
+        let args =
+            ["--chain", "bitcoin-regtest", "--format", "headers", "--no-pow", "--threads", t, c.to_str().unwrap()];
         let (code, j) = validate(&args);
         assert_eq!(code, 1, "{j}");
         assert_eq!(j["invalid"]["rule"], "time_is_above_median_past", "{j}");

@@ -6,6 +6,7 @@ pub mod chain;
 pub mod engine;
 pub mod gpu;
 pub mod mine;
+pub mod sigs;
 pub mod validate;
 
 use std::fmt;
@@ -36,6 +37,8 @@ pub enum Command {
     /// Chain tools: generate test chains.
     #[command(subcommand)]
     Chain(chain::ChainCommand),
+    /// Bulk-verify Ed25519 signatures (ZIP-215 rules) from a JSON-lines file.
+    VerifySigs(sigs::VerifySigsArgs),
 }
 
 /// Where hashing runs.
@@ -82,6 +85,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Gpu(c) => gpu::main(&c),
         Command::Validate(a) => validate::main(&a),
         Command::Chain(c) => chain::main(&c),
+        Command::VerifySigs(a) => sigs::main(&a),
     };
     match result {
         Ok(code) => code,
