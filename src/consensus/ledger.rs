@@ -1,0 +1,262 @@
+//! The rules of powkit chains (docs/CONSENSUS.md, "powkit chains"), one function per rule. Header
+//! rules shared with Bitcoin (proof of work, the time rules) live in [`super::rules`]; the
+//! difficulty is ASERT ([`super::asert`]).
+
+use crate::ledger::block::{LedgerBlock, MAX_LEDGER_BLOCK_BYTES};
+use crate::ledger::tx::{Coinbase, LedgerTx, Transfer};
+use crate::primitives::CompactTarget;
+
+/// A broken powkit rule. `tx` is the transaction's index in its block.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    /// See [`block_has_transactions`].
+    #[error("block has no transactions")]
+    Empty,
+    /// See [`coinbase_is_first_and_only`].
+    #[error("transaction {tx}: {why}")]
+    Coinbase {
+        /// Index.
+        tx: usize,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// See [`ledger_merkle_root_is_valid`].
+    #[error("merkle root {got} in the header, {computed} computed")]
+    MerkleRoot {
+        /// In the header (display order).
+        got: String,
+        /// Computed (display order).
+        computed: String,
+    },
+    /// See [`ledger_merkle_root_is_valid`].
+    #[error("a merkle level pairs two equal nodes (duplicated transactions, CVE-2012-2459)")]
+    MerkleMutation,
+    /// See [`block_size_is_within_limit`].
+    #[error("block is {size} bytes, above the limit of {MAX_LEDGER_BLOCK_BYTES}")]
+    TooLarge {
+        /// Encoded size.
+        size: usize,
+    },
+    /// See [`coinbase_height_matches`].
+    #[error("coinbase states height {stated}, the block is at height {height}")]
+    CoinbaseHeight {
+        /// In the coinbase.
+        stated: u32,
+        /// The block's height.
+        height: u32,
+    },
+    /// See [`difficulty_matches_asert`].
+    #[error("bits {got} but ASERT requires {want}")]
+    Difficulty {
+        /// In the header.
+        got: CompactTarget,
+        /// Required.
+        want: CompactTarget,
+    },
+    /// See [`transfer_chain_id_matches`].
+    #[error("transaction {tx}: chain id {got:#x}, this chain is {want:#x}")]
+    ChainId {
+        /// Index.
+        tx: usize,
+        /// Signed into the transfer.
+        got: u32,
+        /// This chain's.
+        want: u32,
+    },
+    /// See [`transfer_signature_is_valid`].
+    #[error("transaction {tx}: the Ed25519 signature is not valid (ZIP-215) for sender {from}")]
+    Signature {
+        /// Index.
+        tx: usize,
+        /// Sender (hex).
+        from: String,
+    },
+    /// See [`transfer_nonce_matches`].
+    #[error("transaction {tx}: nonce {got}, the sender's account nonce is {want} (replayed or out of order)")]
+    Nonce {
+        /// Index.
+        tx: usize,
+        /// In the transfer.
+        got: u64,
+        /// The account's.
+        want: u64,
+    },
+    /// See [`transfer_is_funded`].
+    #[error("transaction {tx}: spends {spend} (amount plus fee) but the sender's balance is {balance}")]
+    Overspend {
+        /// Index.
+        tx: usize,
+        /// Amount plus fee (saturated at u64::MAX when it overflows).
+        spend: u64,
+        /// Balance.
+        balance: u64,
+    },
+    /// See [`credit_does_not_overflow`].
+    #[error("transaction {tx}: crediting {amount} to a balance of {balance} overflows")]
+    Overflow {
+        /// Index.
+        tx: usize,
+        /// Credited.
+        amount: u64,
+        /// Balance before.
+        balance: u64,
+    },
+    /// See [`coinbase_amount_within_reward`].
+    #[error("coinbase claims {amount}, more than subsidy {subsidy} plus fees {fees}")]
+    Reward {
+        /// Claimed.
+        amount: u64,
+        /// The height's subsidy.
+        subsidy: u64,
+        /// The block's fees.
+        fees: u64,
+    },
+    /// See [`coinbase_commits_state_root`].
+    #[error("coinbase commits to state root {stated}, applying the block gives {computed}")]
+    StateRoot {
+        /// In the coinbase (hex).
+        stated: String,
+        /// Computed (hex).
+        computed: String,
+    },
+}
+
+impl LedgerError {
+    /// The name of the rule function that failed.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            LedgerError::Empty => "block_has_transactions",
+            LedgerError::Coinbase { .. } => "coinbase_is_first_and_only",
+            LedgerError::MerkleRoot { .. } | LedgerError::MerkleMutation => "ledger_merkle_root_is_valid",
+            LedgerError::TooLarge { .. } => "block_size_is_within_limit",
+            LedgerError::CoinbaseHeight { .. } => "coinbase_height_matches",
+            LedgerError::Difficulty { .. } => "difficulty_matches_asert",
+            LedgerError::ChainId { .. } => "transfer_chain_id_matches",
+            LedgerError::Signature { .. } => "transfer_signature_is_valid",
+            LedgerError::Nonce { .. } => "transfer_nonce_matches",
+            LedgerError::Overspend { .. } => "transfer_is_funded",
+            LedgerError::Overflow { .. } => "credit_does_not_overflow",
+            LedgerError::Reward { .. } => "coinbase_amount_within_reward",
+            LedgerError::StateRoot { .. } => "coinbase_commits_state_root",
+        }
+    }
+}
+
+/// A block has at least one transaction, its coinbase (CONSENSUS.md "powkit block rules" 1).
+pub fn block_has_transactions(b: &LedgerBlock) -> Result<(), LedgerError> {
+    if b.txs.is_empty() {
+        return Err(LedgerError::Empty);
+    }
+    Ok(())
+}
+
+/// The first transaction is the coinbase and no other is (CONSENSUS.md rule 2).
+pub fn coinbase_is_first_and_only(b: &LedgerBlock) -> Result<&Coinbase, LedgerError> {
+    let Some(LedgerTx::Coinbase(cb)) = b.txs.first() else {
+        return Err(LedgerError::Coinbase { tx: 0, why: "the first transaction is not a coinbase" });
+    };
+    if let Some(i) = b.txs.iter().skip(1).position(|t| matches!(t, LedgerTx::Coinbase(_))) {
+        return Err(LedgerError::Coinbase { tx: i + 1, why: "a second coinbase" });
+    }
+    Ok(cb)
+}
+
+/// The header's merkle root is Bitcoin's merkle tree of the txids, and no level pairs two equal
+/// nodes (CONSENSUS.md rule 3; Bitcoin Core `CheckMerkleRoot` and CVE-2012-2459).
+pub fn ledger_merkle_root_is_valid(b: &LedgerBlock) -> Result<(), LedgerError> {
+    let (root, mutated) = b.merkle_root();
+    if root != b.header.merkle_root.0 {
+        let mut c = root;
+        c.reverse();
+        return Err(LedgerError::MerkleRoot { got: b.header.merkle_root.to_string(), computed: hex::encode(c) });
+    }
+    if mutated {
+        return Err(LedgerError::MerkleMutation);
+    }
+    Ok(())
+}
+
+/// The encoded block is at most 4,000,000 bytes (CONSENSUS.md rule 4). `size` is the encoded length.
+pub fn block_size_is_within_limit(size: usize) -> Result<(), LedgerError> {
+    if size > MAX_LEDGER_BLOCK_BYTES {
+        return Err(LedgerError::TooLarge { size });
+    }
+    Ok(())
+}
+
+/// The coinbase states the block's height (CONSENSUS.md rule 5; makes every coinbase txid unique,
+/// as BIP34 does for Bitcoin).
+pub fn coinbase_height_matches(cb: &Coinbase, height: u32) -> Result<(), LedgerError> {
+    if cb.height != height {
+        return Err(LedgerError::CoinbaseHeight { stated: cb.height, height });
+    }
+    Ok(())
+}
+
+/// The header's bits are what ASERT gives for its parent (CONSENSUS.md rule 6).
+pub fn difficulty_matches_asert(bits: CompactTarget, required: CompactTarget) -> Result<(), LedgerError> {
+    if bits != required {
+        return Err(LedgerError::Difficulty { got: bits, want: required });
+    }
+    Ok(())
+}
+
+/// A transfer names this chain's id (CONSENSUS.md rule 7: no replay across chains).
+pub fn transfer_chain_id_matches(t: &Transfer, tx: usize, chain_id: u32) -> Result<(), LedgerError> {
+    if t.chain_id != chain_id {
+        return Err(LedgerError::ChainId { tx, got: t.chain_id, want: chain_id });
+    }
+    Ok(())
+}
+
+/// A transfer's signature is a valid Ed25519 signature under ZIP-215 by `from` over its signing
+/// hash (CONSENSUS.md rule 8). Bulk paths check many at once with `crate::verify::verify_all`,
+/// which gives the same verdicts.
+pub fn transfer_signature_is_valid(t: &Transfer, tx: usize) -> Result<(), LedgerError> {
+    let msg = t.signing_hash();
+    let s = crate::verify::SigRef { pubkey: &t.from, signature: &t.signature, message: &msg };
+    if !crate::verify::verify_one(&s) {
+        return Err(LedgerError::Signature { tx, from: hex::encode(t.from) });
+    }
+    Ok(())
+}
+
+/// A transfer's nonce equals the sender's account nonce (CONSENSUS.md rule 9: each signed transfer
+/// applies once, in order).
+pub fn transfer_nonce_matches(t: &Transfer, tx: usize, account_nonce: u64) -> Result<(), LedgerError> {
+    if t.nonce != account_nonce {
+        return Err(LedgerError::Nonce { tx, got: t.nonce, want: account_nonce });
+    }
+    Ok(())
+}
+
+/// The sender's balance covers amount plus fee, and that sum does not overflow (CONSENSUS.md
+/// rule 10). Returns the sum.
+pub fn transfer_is_funded(t: &Transfer, tx: usize, balance: u64) -> Result<u64, LedgerError> {
+    match t.amount.checked_add(t.fee) {
+        Some(spend) if spend <= balance => Ok(spend),
+        spend => Err(LedgerError::Overspend { tx, spend: spend.unwrap_or(u64::MAX), balance }),
+    }
+}
+
+/// A credit does not overflow the recipient's balance (CONSENSUS.md rule 11). Returns the new
+/// balance.
+pub fn credit_does_not_overflow(balance: u64, amount: u64, tx: usize) -> Result<u64, LedgerError> {
+    balance.checked_add(amount).ok_or(LedgerError::Overflow { tx, amount, balance })
+}
+
+/// The coinbase claims at most the height's subsidy plus the block's fees (CONSENSUS.md rule 12).
+pub fn coinbase_amount_within_reward(cb: &Coinbase, subsidy: u64, fees: u64) -> Result<(), LedgerError> {
+    if u128::from(cb.amount) > u128::from(subsidy) + u128::from(fees) {
+        return Err(LedgerError::Reward { amount: cb.amount, subsidy, fees });
+    }
+    Ok(())
+}
+
+/// The coinbase commits to the state root after the whole block is applied (CONSENSUS.md rule 13).
+pub fn coinbase_commits_state_root(cb: &Coinbase, computed: &[u8; 32]) -> Result<(), LedgerError> {
+    if cb.state_root != *computed {
+        return Err(LedgerError::StateRoot { stated: hex::encode(cb.state_root), computed: hex::encode(computed) });
+    }
+    Ok(())
+}

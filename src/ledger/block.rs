@@ -1,0 +1,107 @@
+//! powkit blocks: the 80-byte header (the same mining kernels serve every chain) followed by a
+//! CompactSize transaction count and the transactions (docs/CONSENSUS.md, "Blocks").
+
+use super::tx::{LedgerTx, TRANSFER_SIZE};
+use crate::primitives::encoding::{write_compact_size, DecodeError, Reader};
+use crate::primitives::BlockHeader;
+
+/// Largest encoded block (bytes).
+pub const MAX_LEDGER_BLOCK_BYTES: usize = 4_000_000;
+
+/// A powkit block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerBlock {
+    /// The header (its merkle root commits to the transactions' txids).
+    pub header: BlockHeader,
+    /// The coinbase first, then transfers.
+    pub txs: Vec<LedgerTx>,
+}
+
+impl LedgerBlock {
+    /// The canonical encoding.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(80 + 9 + self.txs.len() * TRANSFER_SIZE);
+        out.extend_from_slice(&self.header.to_bytes());
+        write_compact_size(&mut out, self.txs.len() as u64);
+        for tx in &self.txs {
+            tx.encode(&mut out);
+        }
+        out
+    }
+
+    /// Decodes exactly one block: canonical CompactSize count, no more transactions than fit in
+    /// the size limit, no trailing bytes.
+    pub fn from_bytes(b: &[u8]) -> Result<LedgerBlock, DecodeError> {
+        let mut r = Reader::new(b);
+        let header = BlockHeader::from_array(&r.array::<80>("block header")?);
+        let at = r.offset();
+        let n = r.compact_size("transaction count")?;
+        let max = (MAX_LEDGER_BLOCK_BYTES / super::tx::COINBASE_SIZE) as u64;
+        if n > max {
+            return Err(DecodeError::TooLong { offset: at, what: "transaction count", len: n, max });
+        }
+        let mut txs = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            txs.push(LedgerTx::decode(&mut r)?);
+        }
+        if r.remaining() > 0 {
+            return Err(DecodeError::TrailingBytes { offset: r.offset(), extra: r.remaining() });
+        }
+        Ok(LedgerBlock { header, txs })
+    }
+
+    /// The transactions' txids, in order.
+    pub fn txids(&self) -> Vec<[u8; 32]> {
+        let mut buf = Vec::with_capacity(TRANSFER_SIZE);
+        self.txs
+            .iter()
+            .map(|t| {
+                buf.clear();
+                t.encode(&mut buf);
+                crate::primitives::sha256d(&buf)
+            })
+            .collect()
+    }
+
+    /// The merkle root of the txids (Bitcoin's tree) and whether a level pairs two equal nodes.
+    pub fn merkle_root(&self) -> ([u8; 32], bool) {
+        crate::consensus::rules::merkle_root_and_mutation(&self.txids())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::tx::{Coinbase, Transfer};
+
+    #[test]
+    fn blocks_round_trip_and_reject_bad_counts_and_trailing_bytes() {
+        let cb = LedgerTx::Coinbase(Coinbase { height: 1, recipient: [1; 32], amount: 5, state_root: [2; 32] });
+        let t = LedgerTx::Transfer(Transfer {
+            chain_id: 1,
+            from: [3; 32],
+            to: [4; 32],
+            amount: 1,
+            fee: 0,
+            nonce: 0,
+            signature: [0; 64],
+        });
+        let header = crate::consensus::Chain::BitcoinRegtest.params().genesis;
+        let b = LedgerBlock { header, txs: vec![cb, t] };
+        let bytes = b.to_bytes();
+        assert_eq!(LedgerBlock::from_bytes(&bytes), Ok(b.clone()));
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(matches!(LedgerBlock::from_bytes(&long), Err(DecodeError::TrailingBytes { .. })));
+        // A count of three with two transactions present.
+        let mut short = bytes.clone();
+        short[80] = 3;
+        assert!(matches!(LedgerBlock::from_bytes(&short), Err(DecodeError::UnexpectedEnd { .. })));
+        // A non-canonical count (0xfd 0x02 0x00 for 2).
+        let mut nc = bytes[..80].to_vec();
+        nc.extend_from_slice(&[0xfd, 2, 0]);
+        nc.extend_from_slice(&bytes[81..]);
+        assert!(matches!(LedgerBlock::from_bytes(&nc), Err(DecodeError::NonCanonicalCompactSize { .. })));
+        assert!(LedgerBlock::from_bytes(&bytes[..50]).is_err());
+    }
+}

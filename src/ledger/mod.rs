@@ -1,0 +1,16 @@
+//! powkit's own chain (docs/CONSENSUS.md, "powkit chains"): blocks are the 80-byte header plus
+//! transactions of two kinds, a coinbase and signed transfers between Ed25519 accounts.
+//!
+//! - [`tx`]: the transactions, their canonical encoding, txids and signing hashes.
+//! - [`block`]: blocks, their merkle root, and the chain-independent block rules.
+//! - [`keys`]: key files.
+//! - [`params`]: the `powkit` and `powkit-regtest` chains.
+
+pub mod block;
+pub mod keys;
+pub mod params;
+pub mod tx;
+
+pub use block::LedgerBlock;
+pub use params::{LedgerChain, LedgerParams};
+pub use tx::{Coinbase, LedgerTx, Transfer};

@@ -1,0 +1,145 @@
+//! Parameters of powkit's own chains (docs/CONSENSUS.md, "powkit chains").
+
+use std::sync::OnceLock;
+
+use super::block::LedgerBlock;
+use super::tx::{Coinbase, LedgerTx};
+use crate::primitives::{BlockHash, BlockHeader, CompactTarget, Target, TxMerkleNode};
+
+/// powkit's chains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LedgerChain {
+    /// The public chain: 30-second blocks.
+    Powkit,
+    /// A fast local chain for tests: the easiest target, 1-second blocks.
+    PowkitRegtest,
+}
+
+/// Everything consensus needs to know about a powkit chain.
+#[derive(Clone, Debug)]
+pub struct LedgerParams {
+    /// Which chain.
+    pub chain: LedgerChain,
+    /// Its name on the command line.
+    pub name: &'static str,
+    /// Signed into every transfer (no replay across chains).
+    pub chain_id: u32,
+    /// Network magic (P2P messages and blk-file records).
+    pub magic: [u8; 4],
+    /// The easiest allowed target.
+    pub pow_limit: Target,
+    /// Seconds per block the difficulty aims for.
+    pub target_spacing: i64,
+    /// ASERT half-life: a chain this far behind (or ahead of) schedule halves (doubles) the target.
+    pub half_life: i64,
+    /// Block subsidy at height 0, in base units.
+    pub initial_subsidy: u64,
+    /// Blocks between subsidy halvings.
+    pub halving_interval: u32,
+    /// The genesis block (mined deterministically from the fields above, see [`genesis_block`]).
+    pub genesis: LedgerBlock,
+}
+
+impl LedgerChain {
+    /// Every powkit chain.
+    pub const ALL: [LedgerChain; 2] = [LedgerChain::Powkit, LedgerChain::PowkitRegtest];
+
+    /// The chain named `s` (`powkit`, `powkit-regtest`), if it is one.
+    pub fn from_name(s: &str) -> Option<LedgerChain> {
+        LedgerChain::ALL.into_iter().find(|c| c.params().name == s)
+    }
+
+    /// The chain's parameters (computed once).
+    pub fn params(self) -> &'static LedgerParams {
+        static MAIN: OnceLock<LedgerParams> = OnceLock::new();
+        static REGTEST: OnceLock<LedgerParams> = OnceLock::new();
+        match self {
+            LedgerChain::Powkit => MAIN.get_or_init(|| {
+                make(self, "powkit", 0x706f_7701, [0x70, 0x6b, 0x77, 0x01], 0x1f00_ffff, 30, 30 * 60, 1_700_000_000)
+            }),
+            LedgerChain::PowkitRegtest => REGTEST.get_or_init(|| {
+                make(self, "powkit-regtest", 0x706f_77ff, [0x70, 0x6b, 0x77, 0xff], 0x207f_ffff, 1, 60, 1_700_000_000)
+            }),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn make(
+    chain: LedgerChain,
+    name: &'static str,
+    chain_id: u32,
+    magic: [u8; 4],
+    limit_bits: u32,
+    target_spacing: i64,
+    half_life: i64,
+    genesis_time: u32,
+) -> LedgerParams {
+    let pow_limit = CompactTarget(limit_bits).to_target().expect("valid limit bits");
+    LedgerParams {
+        chain,
+        name,
+        chain_id,
+        magic,
+        pow_limit,
+        target_spacing,
+        half_life,
+        initial_subsidy: 50 * 100_000_000,
+        halving_interval: 210_000,
+        genesis: genesis_block(genesis_time, CompactTarget(limit_bits), pow_limit),
+    }
+}
+
+/// The genesis block: one coinbase (height 0, amount 0, the zero recipient, the empty state's
+/// root), version 1, `time`, the limit bits, and the lowest nonce that meets the limit.
+pub fn genesis_block(time: u32, bits: CompactTarget, limit: Target) -> LedgerBlock {
+    let cb = LedgerTx::Coinbase(Coinbase { height: 0, recipient: [0; 32], amount: 0, state_root: [0; 32] });
+    let mut header = BlockHeader {
+        version: 1,
+        prev_blockhash: BlockHash::ZERO,
+        merkle_root: TxMerkleNode(cb.txid()),
+        time,
+        bits,
+        nonce: 0,
+    };
+    while !limit.is_met_by(&header.block_hash()) {
+        header.nonce += 1;
+    }
+    LedgerBlock { header, txs: vec![cb] }
+}
+
+impl LedgerParams {
+    /// The block subsidy at `height`: halved every `halving_interval` blocks, zero after 64 halvings.
+    pub fn subsidy(&self, height: u32) -> u64 {
+        let halvings = height / self.halving_interval;
+        if halvings >= 64 {
+            0
+        } else {
+            self.initial_subsidy >> halvings
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn genesis_blocks_are_deterministic_and_meet_their_limit() {
+        for c in LedgerChain::ALL {
+            let p = c.params();
+            assert_eq!(LedgerChain::from_name(p.name), Some(c));
+            let g = &p.genesis;
+            assert!(p.pow_limit.is_met_by(&g.header.block_hash()), "{}", p.name);
+            assert_eq!(g.merkle_root(), (g.header.merkle_root.0, false));
+            assert_eq!(LedgerBlock::from_bytes(&g.to_bytes()).as_ref(), Ok(g));
+        }
+        assert_ne!(LedgerChain::Powkit.params().chain_id, LedgerChain::PowkitRegtest.params().chain_id);
+        assert_eq!(LedgerChain::from_name("bitcoin"), None);
+        let p = LedgerChain::Powkit.params();
+        assert_eq!(p.subsidy(0), 5_000_000_000);
+        assert_eq!(p.subsidy(209_999), 5_000_000_000);
+        assert_eq!(p.subsidy(210_000), 2_500_000_000);
+        assert_eq!(p.subsidy(u32::MAX), 0);
+    }
+}

@@ -1,0 +1,225 @@
+//! powkit transactions and their canonical encoding (docs/CONSENSUS.md, "Transactions").
+//!
+//! Every field has a fixed width, so each transaction has exactly one encoding: decoding rejects
+//! an unknown kind byte, a short input and trailing bytes, and re-encoding gives the input back.
+//!
+//! ```text
+//! coinbase: 0x00 | height u32 LE | recipient [32] | amount u64 LE | state_root [32]          (77 bytes)
+//! transfer: 0x01 | chain_id u32 LE | from [32] | to [32] | amount u64 LE | fee u64 LE
+//!                | nonce u64 LE | signature [64]                                            (157 bytes)
+//! ```
+//!
+//! txid = SHA-256d(encoding). A transfer's signature is Ed25519 (ZIP-215 rules, `crate::verify`)
+//! by `from` over [`Transfer::signing_hash`]: SHA-256d of the domain tag `powkit/transfer/v1` and
+//! every other field, so a signature is valid for one chain id and one transaction only.
+
+use crate::primitives::encoding::{DecodeError, Reader};
+use crate::primitives::sha256d;
+
+/// Bytes in an encoded coinbase.
+pub const COINBASE_SIZE: usize = 77;
+/// Bytes in an encoded transfer.
+pub const TRANSFER_SIZE: usize = 157;
+/// The domain tag of transfer signatures.
+pub const TRANSFER_DOMAIN: &[u8] = b"powkit/transfer/v1";
+
+/// The first transaction of every block: the block reward and the state commitment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Coinbase {
+    /// The block's height (makes every coinbase, and so every txid, unique).
+    pub height: u32,
+    /// The account credited.
+    pub recipient: [u8; 32],
+    /// At most the subsidy plus the block's fees.
+    pub amount: u64,
+    /// The state root after the whole block is applied.
+    pub state_root: [u8; 32],
+}
+
+/// A signed payment from one account to another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    /// The chain it is valid on (no replay across chains).
+    pub chain_id: u32,
+    /// The payer's Ed25519 public key.
+    pub from: [u8; 32],
+    /// The payee's public key.
+    pub to: [u8; 32],
+    /// Amount moved.
+    pub amount: u64,
+    /// Fee to the block's miner.
+    pub fee: u64,
+    /// Must equal the payer's account nonce (no replay within the chain).
+    pub nonce: u64,
+    /// Ed25519 signature by `from` over [`Transfer::signing_hash`].
+    pub signature: [u8; 64],
+}
+
+/// A powkit transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LedgerTx {
+    /// Kind byte 0.
+    Coinbase(Coinbase),
+    /// Kind byte 1.
+    Transfer(Transfer),
+}
+
+impl Transfer {
+    /// The 32 bytes the payer signs: SHA-256d(`powkit/transfer/v1` || chain_id || from || to ||
+    /// amount || fee || nonce), integers little-endian.
+    pub fn signing_hash(&self) -> [u8; 32] {
+        let mut m = Vec::with_capacity(TRANSFER_DOMAIN.len() + 4 + 64 + 24);
+        m.extend_from_slice(TRANSFER_DOMAIN);
+        m.extend_from_slice(&self.chain_id.to_le_bytes());
+        m.extend_from_slice(&self.from);
+        m.extend_from_slice(&self.to);
+        m.extend_from_slice(&self.amount.to_le_bytes());
+        m.extend_from_slice(&self.fee.to_le_bytes());
+        m.extend_from_slice(&self.nonce.to_le_bytes());
+        sha256d(&m)
+    }
+
+    /// Signs with `key` (sets `from` to its public key and fills `signature`).
+    pub fn sign(mut self, key: &ed25519_zebra::SigningKey) -> Transfer {
+        self.from = ed25519_zebra::VerificationKeyBytes::from(key).into();
+        self.signature = key.sign(&self.signing_hash()).to_bytes();
+        self
+    }
+}
+
+impl LedgerTx {
+    /// Appends the canonical encoding.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            LedgerTx::Coinbase(c) => {
+                out.push(0);
+                out.extend_from_slice(&c.height.to_le_bytes());
+                out.extend_from_slice(&c.recipient);
+                out.extend_from_slice(&c.amount.to_le_bytes());
+                out.extend_from_slice(&c.state_root);
+            }
+            LedgerTx::Transfer(t) => {
+                out.push(1);
+                out.extend_from_slice(&t.chain_id.to_le_bytes());
+                out.extend_from_slice(&t.from);
+                out.extend_from_slice(&t.to);
+                out.extend_from_slice(&t.amount.to_le_bytes());
+                out.extend_from_slice(&t.fee.to_le_bytes());
+                out.extend_from_slice(&t.nonce.to_le_bytes());
+                out.extend_from_slice(&t.signature);
+            }
+        }
+    }
+
+    /// The canonical encoding.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(TRANSFER_SIZE);
+        self.encode(&mut v);
+        v
+    }
+
+    /// Reads one transaction from `r`.
+    pub fn decode(r: &mut Reader<'_>) -> Result<LedgerTx, DecodeError> {
+        let at = r.offset();
+        let u64_le = |r: &mut Reader<'_>, what| r.array::<8>(what).map(u64::from_le_bytes);
+        match r.u8("transaction kind")? {
+            0 => Ok(LedgerTx::Coinbase(Coinbase {
+                height: r.u32_le("coinbase height")?,
+                recipient: r.array("coinbase recipient")?,
+                amount: u64_le(r, "coinbase amount")?,
+                state_root: r.array("coinbase state root")?,
+            })),
+            1 => Ok(LedgerTx::Transfer(Transfer {
+                chain_id: r.u32_le("transfer chain id")?,
+                from: r.array("transfer sender")?,
+                to: r.array("transfer recipient")?,
+                amount: u64_le(r, "transfer amount")?,
+                fee: u64_le(r, "transfer fee")?,
+                nonce: u64_le(r, "transfer nonce")?,
+                signature: r.array("transfer signature")?,
+            })),
+            _ => Err(DecodeError::Invalid {
+                offset: at,
+                what: "transaction kind",
+                why: "not 0 (coinbase) or 1 (transfer)",
+            }),
+        }
+    }
+
+    /// Decodes exactly one transaction (trailing bytes are an error).
+    pub fn from_bytes(b: &[u8]) -> Result<LedgerTx, DecodeError> {
+        let mut r = Reader::new(b);
+        let tx = LedgerTx::decode(&mut r)?;
+        if r.remaining() > 0 {
+            return Err(DecodeError::TrailingBytes { offset: r.offset(), extra: r.remaining() });
+        }
+        Ok(tx)
+    }
+
+    /// SHA-256d of the encoding.
+    pub fn txid(&self) -> [u8; 32] {
+        sha256d(&self.to_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transfer() -> Transfer {
+        Transfer { chain_id: 7, from: [1; 32], to: [2; 32], amount: 5, fee: 1, nonce: 3, signature: [9; 64] }
+    }
+
+    #[test]
+    fn encodings_round_trip_with_fixed_sizes() {
+        let c = LedgerTx::Coinbase(Coinbase { height: 9, recipient: [3; 32], amount: 50, state_root: [4; 32] });
+        let t = LedgerTx::Transfer(transfer());
+        assert_eq!(c.to_bytes().len(), COINBASE_SIZE);
+        assert_eq!(t.to_bytes().len(), TRANSFER_SIZE);
+        for tx in [c, t] {
+            assert_eq!(LedgerTx::from_bytes(&tx.to_bytes()), Ok(tx));
+        }
+    }
+
+    #[test]
+    fn decoding_rejects_unknown_kinds_short_input_and_trailing_bytes() {
+        let t = LedgerTx::Transfer(transfer()).to_bytes();
+        let mut bad = t.clone();
+        bad[0] = 2;
+        assert!(matches!(LedgerTx::from_bytes(&bad), Err(DecodeError::Invalid { offset: 0, .. })));
+        assert!(matches!(LedgerTx::from_bytes(&t[..156]), Err(DecodeError::UnexpectedEnd { .. })));
+        let mut long = t.clone();
+        long.push(0);
+        assert_eq!(LedgerTx::from_bytes(&long), Err(DecodeError::TrailingBytes { offset: 157, extra: 1 }));
+        assert!(LedgerTx::from_bytes(&[]).is_err());
+    }
+
+    #[test]
+    fn signing_hash_covers_every_field_but_the_signature() {
+        let t = transfer();
+        let h = t.signing_hash();
+        let changed = [
+            Transfer { chain_id: 8, ..t },
+            Transfer { from: [0; 32], ..t },
+            Transfer { to: [0; 32], ..t },
+            Transfer { amount: 6, ..t },
+            Transfer { fee: 2, ..t },
+            Transfer { nonce: 4, ..t },
+        ];
+        for c in changed {
+            assert_ne!(c.signing_hash(), h, "{c:?}");
+        }
+        assert_eq!(Transfer { signature: [0; 64], ..t }.signing_hash(), h);
+    }
+
+    #[test]
+    fn signed_transfers_verify_under_zip215() {
+        let key = ed25519_zebra::SigningKey::from([5u8; 32]);
+        let t = transfer().sign(&key);
+        let msg = t.signing_hash();
+        let s = crate::verify::SigRef { pubkey: &t.from, signature: &t.signature, message: &msg };
+        assert!(crate::verify::verify_one(&s));
+        let other = Transfer { amount: 6, ..t }.signing_hash();
+        assert!(!crate::verify::verify_one(&crate::verify::SigRef { message: &other, ..s }));
+    }
+}

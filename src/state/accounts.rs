@@ -1,0 +1,255 @@
+//! The account state machine of powkit chains (docs/CONSENSUS.md, "State"): every replica applies
+//! the authoritative chain's blocks to its own copy, deterministically, and commits to the result
+//! with the root of a sparse Merkle tree ([`super::smt`]).
+//!
+//! An account is a balance and a nonce, keyed by its Ed25519 public key. An account whose balance
+//! and nonce are both zero is the same as no account and is not stored, so the state (and its
+//! root) depends only on the balances and nonces, never on history. Tree key: SHA-256(public key);
+//! value hash: SHA-256(balance u64 LE || nonce u64 LE).
+//!
+//! [`State::apply_block`] checks every state rule while applying and returns [`Undo`] data;
+//! [`State::undo`] puts the state back exactly (`undo(apply(s)) == s`, root included), which the
+//! node needs for reorgs. A block that breaks a rule leaves the state as it was.
+
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+
+use super::smt::SparseMerkleTree;
+use crate::consensus::ledger::{self as rules, LedgerError};
+use crate::ledger::block::LedgerBlock;
+use crate::ledger::params::LedgerParams;
+use crate::ledger::tx::LedgerTx;
+
+/// An account.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Account {
+    /// Spendable units.
+    pub balance: u64,
+    /// Transfers sent so far (the next transfer must carry this nonce).
+    pub nonce: u64,
+}
+
+/// What [`State::undo`] needs: each touched account's value before the block, first touch first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Undo {
+    previous: Vec<([u8; 32], Account)>,
+}
+
+/// The replicated state.
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    accounts: HashMap<[u8; 32], Account>,
+    tree: SparseMerkleTree,
+}
+
+fn tree_key(pubkey: &[u8; 32]) -> [u8; 32] {
+    Sha256::digest(pubkey).into()
+}
+
+fn value_hash(a: &Account) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(a.balance.to_le_bytes());
+    h.update(a.nonce.to_le_bytes());
+    h.finalize().into()
+}
+
+impl State {
+    /// The empty state (root: 32 zero bytes).
+    pub fn new() -> State {
+        State::default()
+    }
+
+    /// An account (zero when absent).
+    pub fn account(&self, pubkey: &[u8; 32]) -> Account {
+        self.accounts.get(pubkey).copied().unwrap_or_default()
+    }
+
+    /// Accounts stored (non-zero).
+    pub fn len(&self) -> usize {
+        self.accounts.len()
+    }
+
+    /// Whether no account is stored.
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+    }
+
+    /// The state root; rehashes only what changed since the last call.
+    pub fn root(&mut self) -> [u8; 32] {
+        self.tree.root()
+    }
+
+    fn put(&mut self, pubkey: [u8; 32], a: Account) {
+        if a == Account::default() {
+            self.accounts.remove(&pubkey);
+            self.tree.remove(&tree_key(&pubkey));
+        } else {
+            self.accounts.insert(pubkey, a);
+            self.tree.insert(tree_key(&pubkey), value_hash(&a));
+        }
+    }
+
+    /// Applies `block` at `height`: every transfer (chain id, nonce, funds, no overflow; the
+    /// signatures are checked by the caller, batched: [`check_signatures`]), then the coinbase
+    /// (height, reward, state root). On success returns the undo data; on failure the state is
+    /// unchanged.
+    pub fn apply_block(
+        &mut self,
+        block: &LedgerBlock,
+        height: u32,
+        params: &LedgerParams,
+    ) -> Result<Undo, LedgerError> {
+        let mut undo = Undo::default();
+        let mut touched: HashMap<[u8; 32], ()> = HashMap::new();
+        let result = self.apply_inner(block, height, params, &mut undo, &mut touched);
+        match result {
+            Ok(()) => Ok(undo),
+            Err(e) => {
+                self.undo(undo);
+                Err(e)
+            }
+        }
+    }
+
+    fn apply_inner(
+        &mut self,
+        block: &LedgerBlock,
+        height: u32,
+        params: &LedgerParams,
+        undo: &mut Undo,
+        touched: &mut HashMap<[u8; 32], ()>,
+    ) -> Result<(), LedgerError> {
+        rules::block_has_transactions(block)?;
+        let cb = *rules::coinbase_is_first_and_only(block)?;
+        rules::coinbase_height_matches(&cb, height)?;
+        let mut record = |s: &State, pk: &[u8; 32], undo: &mut Undo| {
+            if touched.insert(*pk, ()).is_none() {
+                undo.previous.push((*pk, s.account(pk)));
+            }
+        };
+        let mut fees: u64 = 0;
+        for (i, tx) in block.txs.iter().enumerate().skip(1) {
+            let LedgerTx::Transfer(t) = tx else { unreachable!("coinbase_is_first_and_only") };
+            rules::transfer_chain_id_matches(t, i, params.chain_id)?;
+            let from = self.account(&t.from);
+            rules::transfer_nonce_matches(t, i, from.nonce)?;
+            let spend = rules::transfer_is_funded(t, i, from.balance)?;
+            record(self, &t.from, undo);
+            record(self, &t.to, undo);
+            let debited = Account { balance: from.balance - spend, nonce: from.nonce + 1 };
+            self.put(t.from, debited);
+            let to = self.account(&t.to);
+            let credited = rules::credit_does_not_overflow(to.balance, t.amount, i)?;
+            self.put(t.to, Account { balance: credited, nonce: to.nonce });
+            // Fees are bounded by balances, whose sum is bounded by u64 (every credit is checked).
+            fees = fees.saturating_add(t.fee);
+        }
+        rules::coinbase_amount_within_reward(&cb, params.subsidy(height), fees)?;
+        record(self, &cb.recipient, undo);
+        let r = self.account(&cb.recipient);
+        let credited = rules::credit_does_not_overflow(r.balance, cb.amount, 0)?;
+        self.put(cb.recipient, Account { balance: credited, nonce: r.nonce });
+        let root = self.root();
+        rules::coinbase_commits_state_root(&cb, &root)
+    }
+
+    /// Puts back the accounts a block touched (the inverse of [`State::apply_block`]).
+    pub fn undo(&mut self, undo: Undo) {
+        for (pk, a) in undo.previous.into_iter().rev() {
+            self.put(pk, a);
+        }
+    }
+
+    /// The state root after applying `block` at `height`, without keeping the change (what a
+    /// miner commits to in its coinbase). The coinbase's own `state_root` is ignored.
+    pub fn root_after(
+        &mut self,
+        block: &LedgerBlock,
+        height: u32,
+        params: &LedgerParams,
+    ) -> Result<[u8; 32], LedgerError> {
+        let mut b = block.clone();
+        if let Some(LedgerTx::Coinbase(cb)) = b.txs.first_mut() {
+            cb.state_root = [0; 32];
+        }
+        let mut undo = Undo::default();
+        let mut touched = HashMap::new();
+        let r = self.apply_inner(&b, height, params, &mut undo, &mut touched);
+        let root = self.root();
+        self.undo(undo);
+        match r {
+            Ok(()) => Ok(root),
+            Err(LedgerError::StateRoot { .. }) => Ok(root),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A block template on top of `state` at `height`: the coinbase pays `miner` the subsidy plus the
+/// fees and commits to the state root after the block; the merkle root is set; the nonce is zero
+/// (the caller mines). Fails if a transfer breaks a state rule.
+#[allow(clippy::too_many_arguments)]
+pub fn template(
+    state: &mut State,
+    params: &LedgerParams,
+    prev: crate::primitives::BlockHash,
+    height: u32,
+    time: u32,
+    bits: crate::primitives::CompactTarget,
+    miner: [u8; 32],
+    transfers: Vec<crate::ledger::tx::Transfer>,
+) -> Result<LedgerBlock, LedgerError> {
+    use crate::ledger::tx::Coinbase;
+    let fees = transfers.iter().fold(0u64, |f, t| f.saturating_add(t.fee));
+    let cb =
+        Coinbase { height, recipient: miner, amount: params.subsidy(height).saturating_add(fees), state_root: [0; 32] };
+    let mut txs = vec![LedgerTx::Coinbase(cb)];
+    txs.extend(transfers.into_iter().map(LedgerTx::Transfer));
+    let header = crate::primitives::BlockHeader {
+        version: 1,
+        prev_blockhash: prev,
+        merkle_root: crate::primitives::TxMerkleNode([0; 32]),
+        time,
+        bits,
+        nonce: 0,
+    };
+    let mut block = LedgerBlock { header, txs };
+    let root = state.root_after(&block, height, params)?;
+    if let Some(LedgerTx::Coinbase(cb)) = block.txs.first_mut() {
+        cb.state_root = root;
+    }
+    block.header.merkle_root = crate::primitives::TxMerkleNode(block.merkle_root().0);
+    Ok(block)
+}
+
+/// Checks every transfer signature of `blocks` in batches on all cores (ZIP-215, the same
+/// verdicts as [`rules::transfer_signature_is_valid`]); returns the first failure as (block
+/// index, error).
+pub fn check_signatures(blocks: &[&LedgerBlock]) -> Result<(), (usize, LedgerError)> {
+    let mut place = Vec::new();
+    let mut msgs = Vec::new();
+    for (b, block) in blocks.iter().enumerate() {
+        for (i, tx) in block.txs.iter().enumerate() {
+            if let LedgerTx::Transfer(t) = tx {
+                place.push((b, i, t));
+                msgs.push(t.signing_hash());
+            }
+        }
+    }
+    let refs: Vec<crate::verify::SigRef> = place
+        .iter()
+        .zip(&msgs)
+        .map(|((_, _, t), m)| crate::verify::SigRef { pubkey: &t.from, signature: &t.signature, message: m })
+        .collect();
+    match crate::verify::verify_all(&refs).first() {
+        None => Ok(()),
+        Some(&k) => {
+            let (b, i, t) = place[k];
+            Err((b, LedgerError::Signature { tx: i, from: hex::encode(t.from) }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
