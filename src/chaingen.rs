@@ -31,7 +31,8 @@ pub fn mine_header(mut header: BlockHeader, scanner: &dyn crate::sha256::NonceSc
         let count = step.min(crate::mine::NONCE_SPACE - start);
         candidates.clear();
         scanner.scan(&job, start as u32, count as u32, &mut candidates);
-        if let Some(&nonce) = candidates.iter().find(|&&n| job.check(n).is_some()) {
+        // The lowest solution (scanners may report a chunk's candidates in lane order).
+        if let Some(&nonce) = candidates.iter().filter(|&&n| job.check(n).is_some()).min() {
             header.nonce = nonce;
             return Some(header);
         }

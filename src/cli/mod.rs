@@ -5,6 +5,7 @@ pub mod bench;
 pub mod chain;
 pub mod engine;
 pub mod gpu;
+pub mod ledger;
 pub mod mine;
 pub mod sigs;
 pub mod validate;
@@ -39,6 +40,12 @@ pub enum Command {
     Chain(chain::ChainCommand),
     /// Bulk-verify Ed25519 signatures (ZIP-215 rules) from a JSON-lines file.
     VerifySigs(sigs::VerifySigsArgs),
+    /// Keys for powkit chains.
+    #[command(subcommand)]
+    Key(ledger::KeyCommand),
+    /// Transactions for powkit chains.
+    #[command(subcommand)]
+    Tx(ledger::TxCommand),
 }
 
 /// Where hashing runs.
@@ -86,6 +93,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Validate(a) => validate::main(&a),
         Command::Chain(c) => chain::main(&c),
         Command::VerifySigs(a) => sigs::main(&a),
+        Command::Key(c) => ledger::key_main(&c),
+        Command::Tx(c) => ledger::tx_main(&c),
     };
     match result {
         Ok(code) => code,

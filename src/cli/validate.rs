@@ -30,7 +30,7 @@ pub struct ValidateArgs {
     /// Files (or directories of blk*.dat files) to validate, in order.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// The chain: bitcoin, bitcoin-testnet, bitcoin-regtest.
+    /// The chain: bitcoin, bitcoin-testnet, bitcoin-regtest, powkit, powkit-regtest.
     #[arg(long, default_value = "bitcoin")]
     pub chain: String,
     /// Input format.
@@ -88,6 +88,12 @@ pub struct ValidateReport {
     pub no_context: bool,
     /// What is not checked.
     pub not_checked: &'static str,
+    /// The state root after the last block (powkit chains).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_root: Option<String>,
+    /// Accounts in the state (powkit chains).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<usize>,
     /// The first invalid record, if any.
     pub invalid: Option<Invalid>,
     /// The first malformed record, if any.
@@ -305,8 +311,84 @@ fn read_batch(r: &mut Reader) -> (Vec<Record>, Option<ImportError>) {
     (batch, None)
 }
 
+/// What `powkit validate` says is not checked on powkit chains.
+pub const LEDGER_NOT_CHECKED: &str = "nothing: headers, blocks, every signature and every state transition are checked";
+
+/// Validates a powkit chain (blk format): headers, block rules, signatures and state.
+fn run_ledger(a: &ValidateArgs, chain: crate::ledger::LedgerChain, now: i64) -> Result<ValidateReport, CliError> {
+    let params = chain.params();
+    if a.format != Format::Blk {
+        return Err(CliError::usage(format!("--chain {}: powkit chains are validated from blk files", params.name)));
+    }
+    let files = expand_paths(&a.paths).map_err(|e| CliError::usage(e.to_string()))?;
+    let t0 = Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    let mut last = Instant::now();
+    let mut progress = |f: &crate::ledger::chain::Follower| {
+        if last.elapsed() >= Duration::from_secs(2) {
+            last = Instant::now();
+            let line = format!(
+                "validate: height {}, {} transactions, {:.0} transactions/s",
+                f.height,
+                f.transactions,
+                f.transactions as f64 / t0.elapsed().as_secs_f64()
+            );
+            if tty {
+                eprint!("\r{line}   ");
+            } else {
+                eprintln!("{line}");
+            }
+        }
+    };
+    let (mut f, totals, stop, read_error) = crate::ledger::validate::validate(params, files, now, &mut progress);
+    if tty && t0.elapsed() >= Duration::from_secs(2) {
+        eprintln!();
+    }
+    if let Some(e) = read_error {
+        return Err(CliError::usage(e));
+    }
+    let secs = t0.elapsed().as_secs_f64().max(1e-9);
+    let (invalid, malformed) = match stop {
+        Some(Stop::Invalid(i)) => (Some(*i), None),
+        Some(Stop::Malformed(m)) => (None, Some(*m)),
+        None => (None, None),
+    };
+    let stats = Stats {
+        blocks: totals.blocks,
+        headers: totals.blocks,
+        transactions: totals.transactions,
+        stale_skipped: 0,
+        best_height: Some(f.height),
+        tip: Some(f.tip.to_string()),
+        chainwork: hex::encode(f.chainwork.to_be_bytes()),
+    };
+    Ok(ValidateReport {
+        valid: invalid.is_none() && malformed.is_none(),
+        chain: params.name.to_string(),
+        headers_per_second: totals.blocks as f64 / secs,
+        blocks_per_second: totals.blocks as f64 / secs,
+        transactions_per_second: totals.transactions as f64 / secs,
+        stats,
+        bytes: totals.bytes,
+        seconds: secs,
+        backend: format!("cpu ({} threads)", rayon::current_num_threads()),
+        no_context: false,
+        not_checked: LEDGER_NOT_CHECKED,
+        state_root: Some(hex::encode(f.state.root())),
+        accounts: Some(f.state.len()),
+        invalid,
+        malformed,
+    })
+}
+
 /// Runs the validation.
 pub fn run(a: &ValidateArgs) -> Result<ValidateReport, CliError> {
+    if let Some(lc) = crate::ledger::LedgerChain::from_name(&a.chain) {
+        let now = a.now.unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+        });
+        return run_ledger(a, lc, now);
+    }
     let chain: Chain = a.chain.parse().map_err(CliError::usage)?;
     let params = chain.params();
     let now = a.now.unwrap_or_else(|| {
@@ -405,6 +487,8 @@ pub fn run(a: &ValidateArgs) -> Result<ValidateReport, CliError> {
         backend,
         no_context: a.no_context,
         not_checked: NOT_CHECKED,
+        state_root: None,
+        accounts: None,
         invalid,
         malformed,
     })
@@ -427,6 +511,9 @@ pub fn main(a: &ValidateArgs) -> Result<i32, CliError> {
         );
         if let (Some(h), Some(tip)) = (st.best_height, &st.tip) {
             println!("best height {h}, tip {tip}, chain work {}", st.chainwork);
+        }
+        if let (Some(root), Some(n)) = (&r.state_root, r.accounts) {
+            println!("state root {root} ({n} accounts)");
         }
         if st.stale_skipped > 0 {
             println!("{} stale-fork block(s) skipped", st.stale_skipped);

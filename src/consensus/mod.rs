@@ -1,6 +1,7 @@
 //! Consensus: chain parameters, the difficulty retarget, and the validation rules (one function per
 //! rule, see `rules`). docs/CONSENSUS.md lists every rule with its source.
 
+pub mod asert;
 pub mod ledger;
 pub mod params;
 pub mod pow;

@@ -181,6 +181,12 @@ impl RuleError {
 /// The target for `bits`, checked as the first half of Bitcoin Core's `CheckProofOfWork`
 /// (src/pow.cpp): not negative, no overflow, not zero, not above the chain's `powLimit`.
 pub fn target_bits_are_valid(bits: CompactTarget, params: &ChainParams) -> Result<Target, RuleError> {
+    target_bits_are_within(bits, params.pow_limit)
+}
+
+/// [`target_bits_are_valid`] against a limit given directly (powkit chains have their own
+/// parameters type; the rule is the same).
+pub fn target_bits_are_within(bits: CompactTarget, limit: Target) -> Result<Target, RuleError> {
     let t = bits.to_target().map_err(|e| RuleError::BadTargetBits {
         bits,
         why: match e {
@@ -189,7 +195,7 @@ pub fn target_bits_are_valid(bits: CompactTarget, params: &ChainParams) -> Resul
             crate::primitives::BitsError::Zero(_) => "zero",
         },
     })?;
-    if t > params.pow_limit {
+    if t > limit {
         return Err(RuleError::BadTargetBits { bits, why: "easier than the chain's proof-of-work limit" });
     }
     Ok(t)

@@ -1,0 +1,179 @@
+//! Bulk validation of powkit chains: every header rule, every block rule, every signature
+//! (batched over all cores) and every state transition, ending with the state root.
+//!
+//! Two stages overlap: this thread reads a batch of blocks (about 2 MB), decodes them, runs the
+//! context-free rules and verifies all their signatures in one bisecting batch, on the rayon pool;
+//! a linker thread connects the previous batch to the tip and applies it to the state. Blocks must
+//! come in chain order (as `powkit chain generate` and `chain export` write them); a block that
+//! does not extend the tip is reported with `UnknownParent`.
+
+use std::path::PathBuf;
+use std::sync::mpsc::sync_channel;
+
+use rayon::prelude::*;
+
+use super::block::LedgerBlock;
+use super::chain::{check_context_free, ChainError, Follower};
+use super::params::LedgerParams;
+use crate::consensus::rules::RuleError;
+use crate::import::{Format, Reader, Record};
+use crate::primitives::BlockHash;
+use crate::validate::{Invalid, Malformed, Stop};
+
+/// Totals of a run.
+#[derive(Debug, Clone, Default)]
+pub struct LedgerTotals {
+    /// Blocks checked (genesis included when present).
+    pub blocks: u64,
+    /// Transactions checked, coinbases included.
+    pub transactions: u64,
+    /// Bytes read.
+    pub bytes: u64,
+}
+
+/// A block prepared by the parallel stage.
+struct Prepared {
+    rec: Record,
+    block: LedgerBlock,
+    hash: BlockHash,
+}
+
+fn stop_invalid(
+    files: &[PathBuf],
+    rec: &Record,
+    b: &LedgerBlock,
+    hash: &BlockHash,
+    height: Option<u32>,
+    e: ChainError,
+) -> Stop {
+    Stop::Invalid(Box::new(Invalid {
+        height,
+        hash: hash.to_string(),
+        file: files
+            .get(rec.file_index as usize)
+            .map_or_else(|| rec.file.display().to_string(), |f| f.display().to_string()),
+        offset: rec.offset,
+        rule: e.rule().to_string(),
+        message: e.to_string(),
+        prev: Some(b.header.prev_blockhash),
+    }))
+}
+
+/// Validates `files` (blk format with the chain's magic). Returns the follower at the last block
+/// connected, the totals, and why it stopped early, if it did.
+pub fn validate(
+    params: &'static LedgerParams,
+    files: Vec<PathBuf>,
+    now: i64,
+    progress: &mut (dyn FnMut(&Follower) + Send),
+) -> (Follower, LedgerTotals, Option<Stop>, Option<String>) {
+    let genesis = params.genesis.header.block_hash();
+    let (tx, rx) = sync_channel::<Vec<Result<Prepared, Stop>>>(2);
+    let mut totals = LedgerTotals::default();
+    let mut read_error = None;
+    let files2 = files.clone();
+    std::thread::scope(|s| {
+        let linker = s.spawn(move || {
+            let mut f = Follower::new(params);
+            let (mut blocks, mut txs) = (0u64, 0u64);
+            for batch in rx {
+                for item in batch {
+                    let p = match item {
+                        Ok(p) => p,
+                        Err(Stop::Invalid(mut i)) => {
+                            if i.prev == Some(f.tip) {
+                                i.height = Some(f.height + 1);
+                            }
+                            return (f, blocks, txs, Some(Stop::Invalid(i)));
+                        }
+                        Err(e) => return (f, blocks, txs, Some(e)),
+                    };
+                    if p.hash == genesis && f.height == 0 {
+                        blocks += 1;
+                        txs += p.block.txs.len() as u64;
+                        continue;
+                    }
+                    if !f.extends(&p.block) {
+                        let e = ChainError::Header(RuleError::UnknownParent { prev: p.block.header.prev_blockhash });
+                        return (f, blocks, txs, Some(stop_invalid(&files2, &p.rec, &p.block, &p.hash, None, e)));
+                    }
+                    if let Err(e) = f.connect(&p.block, &p.hash) {
+                        let h = Some(f.height + 1);
+                        return (f, blocks, txs, Some(stop_invalid(&files2, &p.rec, &p.block, &p.hash, h, e)));
+                    }
+                    blocks += 1;
+                    txs += p.block.txs.len() as u64;
+                }
+                progress(&f);
+            }
+            (f, blocks, txs, None)
+        });
+        let mut reader = Reader::new(files.clone(), Format::Blk, params.magic);
+        loop {
+            let mut recs = Vec::new();
+            let mut size = 0;
+            let mut failure = None;
+            while size < 2 << 20 {
+                match reader.next_record() {
+                    Ok(Some(r)) => {
+                        size += r.bytes.len();
+                        recs.push(r);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        failure = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            let end = recs.is_empty() || size < 2 << 20;
+            let mut prepared: Vec<Result<Prepared, Stop>> = recs
+                .into_par_iter()
+                .map(|rec| {
+                    let block = LedgerBlock::from_bytes(&rec.bytes).map_err(|e| {
+                        Stop::Malformed(Box::new(Malformed {
+                            file: rec.file.display().to_string(),
+                            offset: rec.offset,
+                            message: e.to_string(),
+                        }))
+                    })?;
+                    let hash = block.header.block_hash();
+                    if hash != genesis {
+                        check_context_free(&block, &hash, rec.bytes.len(), params, now)
+                            .map_err(|e| stop_invalid(&files, &rec, &block, &hash, None, e))?;
+                    }
+                    Ok(Prepared { rec, block, hash })
+                })
+                .collect();
+            // Every signature of the batch in one bisecting batch verification; a block with a bad
+            // one becomes its failure (reported in order by the linker).
+            let ok: Vec<(usize, &LedgerBlock)> =
+                prepared.iter().enumerate().filter_map(|(i, p)| p.as_ref().ok().map(|p| (i, &p.block))).collect();
+            let refs: Vec<&LedgerBlock> = ok.iter().map(|(_, b)| *b).collect();
+            if let Err((k, e)) = crate::state::accounts::check_signatures(&refs) {
+                let i = ok[k].0;
+                let p = match &prepared[i] {
+                    Ok(p) => stop_invalid(&files, &p.rec, &p.block, &p.hash, None, ChainError::Ledger(e)),
+                    Err(_) => unreachable!("only prepared blocks are checked"),
+                };
+                prepared[i] = Err(p);
+            }
+            if !prepared.is_empty() && tx.send(prepared).is_err() {
+                break;
+            }
+            if let Some(e) = failure {
+                read_error = Some(format!("unreadable input: {e}"));
+                break;
+            }
+            if end {
+                break;
+            }
+        }
+        totals.bytes = reader.bytes_read;
+        drop(tx);
+        let (f, blocks, txs, stop) = linker.join().expect("the linker does not panic");
+        totals.blocks = blocks;
+        totals.transactions = txs;
+        (f, totals.clone(), stop, read_error.clone())
+    })
+}
