@@ -19,8 +19,10 @@ use rayon::prelude::*;
 /// multiplication; measured in docs/PERFORMANCE.md).
 pub const BATCH: usize = 512;
 
-/// Below this many signatures a failed batch is checked one by one instead of split further.
-const SINGLES_BELOW: usize = 4;
+/// Below this many signatures a failed batch is checked one by one instead of split further (a
+/// single check costs about twice a batched one, so splitting below this rarely pays, and a file
+/// dense with bad signatures would otherwise bisect nearly every batch down to pairs).
+const SINGLES_BELOW: usize = 32;
 
 /// One signature to check: a public key, a signature and the message it signs.
 #[derive(Clone, Copy, Debug)]

@@ -114,6 +114,16 @@ fn generated_chains_validate_and_planted_bad_blocks_are_reported() {
     assert_eq!(j["best_height"], 24);
     assert!(said.contains(j["state_root"].as_str().unwrap()), "{said} vs {j}");
     assert_eq!(j["transactions"], 1 + 24 + 23 * 40);
+    // The same root on one thread (signature batches and decoding are spread over the pool; the
+    // state is applied in order, so the thread count cannot change it).
+    let one = Command::new(env!("CARGO_BIN_EXE_powkit"))
+        .args(["validate", "--chain", "powkit-regtest", "--json", f.to_str().unwrap()])
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    let one: Value = serde_json::from_slice(&one.stdout).unwrap();
+    assert_eq!(one["state_root"], j["state_root"]);
+    assert_eq!(one["backend"], "cpu (1 threads)");
 
     let bytes = std::fs::read(&f).unwrap();
     let recs = records(&bytes);
