@@ -14,6 +14,7 @@ pub mod gpu;
 pub mod import;
 pub mod ledger;
 pub mod mine;
+pub mod net;
 pub mod primitives;
 pub mod sha256;
 pub mod state;
