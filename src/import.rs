@@ -290,6 +290,13 @@ impl Reader {
                 return Err(err(path, format!("line {line_no}"), "line longer than the largest block"));
             }
             let bytes = hex::decode(t).map_err(|e| err(path, format!("line {line_no}"), format!("not hex: {e}")))?;
+            if bytes.len() < 80 {
+                return Err(err(
+                    path,
+                    format!("line {line_no}"),
+                    format!("{} bytes, shorter than an 80-byte header", bytes.len()),
+                ));
+            }
             let kind = if bytes.len() == 80 { Kind::Header } else { Kind::Block };
             return Ok(Some(Record { file: path.clone(), file_index, offset: *line_no, kind, bytes }));
         }

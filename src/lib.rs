@@ -18,5 +18,6 @@ pub mod net;
 pub mod primitives;
 pub mod sha256;
 pub mod state;
+pub mod store;
 pub mod validate;
 pub mod verify;

@@ -372,8 +372,18 @@ impl Validator {
             self.orphans.entry(prev).or_default().push(p);
             return Ok(());
         }
-        let mut queue = vec![p];
-        while let Some(p) = queue.pop() {
+        // Children waiting for a connected block follow it, first seen first; a sibling of a block
+        // that connected no longer extends the tip: it and everything waiting on it are a stale fork.
+        let mut queue = std::collections::VecDeque::from([p]);
+        while let Some(p) = queue.pop_front() {
+            let extends = match &self.tip {
+                None => true,
+                Some((_, tip)) => p.header.prev_blockhash == *tip,
+            };
+            if !extends {
+                self.skip_stale(p.hash);
+                continue;
+            }
             self.connect(&p.header, &p.hash, p.block.as_deref(), p.loc)?;
             if self.orphan_count > 0 {
                 if let Some(children) = self.orphans.remove(&p.hash) {
@@ -383,6 +393,18 @@ impl Validator {
             }
         }
         Ok(())
+    }
+
+    /// Counts a stale-fork block and every held block that descends from it as skipped.
+    fn skip_stale(&mut self, hash: BlockHash) {
+        let mut stack = vec![hash];
+        while let Some(h) = stack.pop() {
+            self.stats.stale_skipped += 1;
+            if let Some(children) = self.orphans.remove(&h) {
+                self.orphan_count -= children.len();
+                stack.extend(children.iter().map(|c| c.hash));
+            }
+        }
     }
 
     /// Checks the contextual rules of a header (and block) whose parent is the tip, then makes it the tip.

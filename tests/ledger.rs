@@ -195,6 +195,21 @@ fn generated_chains_validate_and_planted_bad_blocks_are_reported() {
     assert_eq!(code, 2, "{j}");
     assert_eq!(j["malformed"]["offset"], recs[k].0, "{j}");
     assert!(j["malformed"]["message"].as_str().unwrap().contains("transaction kind"), "{j}");
+    // An invalid block followed later by unreadable bytes: the invalid block is the answer.
+    let mut chain = blocks.clone();
+    let mut b = LedgerBlock::from_bytes(&chain[k]).unwrap();
+    if let LedgerTx::Transfer(t) = &mut b.txs[2] {
+        t.signature[40] ^= 1;
+    }
+    chain[k] = reseal(b);
+    let p = d.join("bad-then-garbage.blk");
+    write_chain(&p, &chain);
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes.extend_from_slice(b"garbage!");
+    std::fs::write(&p, bytes).unwrap();
+    let (code, j) = validate(p.to_str().unwrap());
+    assert_eq!(code, 1, "{j}");
+    assert_eq!(j["invalid"]["rule"], "transfer_signature_is_valid", "{j}");
     // A missing block: the next one's parent is unknown.
     let mut chain = blocks.clone();
     chain.remove(k);

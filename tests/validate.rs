@@ -266,3 +266,82 @@ fn validate_on_the_gpu_equals_the_cpu() {
     assert_eq!(j["tip"], "00000000d0a75c861fabf9ff7b92022f60e4afeed9331fe5aa073d8e4706fe3c");
     assert!(j["backend"].as_str().unwrap().starts_with("gpu"));
 }
+
+/// Two children of one parent that both arrive before it: the first seen connects, the other (and
+/// anything built on it) is a stale fork, not stacked on its sibling.
+#[test]
+fn orphan_siblings_are_not_stacked_on_each_other() {
+    use powkit::consensus::Chain;
+    use powkit::primitives::{BlockHeader, TxMerkleNode};
+    let g = Chain::BitcoinRegtest.params().genesis;
+    let mk = |prev: &BlockHeader, tag: u8, dt: u32| BlockHeader {
+        version: 4,
+        prev_blockhash: prev.block_hash(),
+        merkle_root: TxMerkleNode([tag; 32]),
+        time: g.time + dt,
+        bits: g.bits,
+        nonce: 0,
+    };
+    let h1 = mk(&g, 1, 1);
+    let (h2a, h2b) = (mk(&h1, 2, 2), mk(&h1, 3, 2));
+    let h3a = mk(&h2a, 4, 3);
+    let h3b = mk(&h2b, 5, 3);
+    let d = tmpdir("siblings");
+    for (name, order, stale) in [("a", vec![g, h2a, h2b, h1, h3a], 1), ("b", vec![g, h2a, h3b, h2b, h1, h3a], 2)] {
+        let f = d.join(format!("{name}.bin"));
+        std::fs::write(&f, order.iter().flat_map(|h| h.to_bytes()).collect::<Vec<u8>>()).unwrap();
+        let args = ["--chain", "bitcoin-regtest", "--format", "headers", "--no-pow", f.to_str().unwrap()];
+        let (code, j) = validate(&args);
+        assert_eq!(code, 0, "{j}");
+        assert_eq!(j["best_height"], 3, "{j}");
+        assert_eq!(j["tip"], h3a.block_hash().to_string(), "{j}");
+        assert_eq!(j["stale_skipped"], stale, "{j}");
+    }
+}
+
+/// A hex line shorter than a header is malformed input (exit 2), also with many batches after
+/// it: no worker panics, nothing waits forever.
+#[test]
+fn short_hex_records_are_malformed_not_a_hang() {
+    use std::time::{Duration, Instant};
+    let g = hex::encode(powkit::consensus::Chain::BitcoinRegtest.params().genesis.to_bytes());
+    let mut text = format!("{g}\n00\n");
+    for _ in 0..30_000 {
+        text.push_str(&g);
+        text.push('\n');
+    }
+    let d = tmpdir("shorthex");
+    let f = d.join("short.hex");
+    std::fs::write(&f, text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_powkit"))
+        .args([
+            "validate",
+            "--chain",
+            "bitcoin-regtest",
+            "--format",
+            "hex",
+            "--no-pow",
+            "--threads",
+            "2",
+            f.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("validate hung on a short hex record");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2: 1 bytes, shorter than an 80-byte header"), "{err}");
+}

@@ -221,9 +221,16 @@ impl Flow<'_> {
             };
             let mut seq = seq;
             if !batch.is_empty() {
-                let item = match self.hasher.prepare(batch, self.opts) {
-                    Ok(b) => Item::Batch(b),
-                    Err(e) => Item::Failed(e),
+                // A panic here is a bug, but it must not leave the other workers waiting for
+                // this batch forever: it becomes the batch's failure.
+                let prepared =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.hasher.prepare(batch, self.opts)));
+                let item = match prepared {
+                    Ok(Ok(b)) => Item::Batch(b),
+                    Ok(Err(e)) => Item::Failed(e),
+                    Err(_) => {
+                        Item::Failed("internal error: a validation worker panicked (a bug; please report it)".into())
+                    }
                 };
                 self.ready.lock().expect("no worker panics").insert(seq, item);
                 seq += 1;
@@ -242,7 +249,16 @@ impl Flow<'_> {
     /// looks again after letting go, so no batch is left waiting.
     fn link_ready(&self) {
         loop {
-            let Ok(mut l) = self.linker.try_lock() else { return };
+            let mut l = match self.linker.try_lock() {
+                Ok(l) => l,
+                Err(std::sync::TryLockError::WouldBlock) => return,
+                Err(std::sync::TryLockError::Poisoned(_)) => {
+                    // The linker panicked: stop everyone (the panic is reported when joined).
+                    self.done.store(true, Ordering::Relaxed);
+                    self.room.notify_all();
+                    return;
+                }
+            };
             loop {
                 let next = self.linked.load(Ordering::Acquire);
                 let Some(item) = self.ready.lock().expect("no worker panics").remove(&next) else { break };
@@ -341,6 +357,8 @@ fn run_ledger(a: &ValidateArgs, chain: crate::ledger::LedgerChain, now: i64) -> 
         }
     };
     let (mut f, totals, stop, read_error) = crate::ledger::validate::validate(params, files, now, &mut progress);
+    // An invalid block read before a read error is the answer (the error came later in the input).
+    let read_error = if stop.is_some() { None } else { read_error };
     if tty && t0.elapsed() >= Duration::from_secs(2) {
         eprintln!();
     }

@@ -103,6 +103,21 @@ impl Follower {
         }
     }
 
+    /// A follower at a stored tip (`times`: the last up-to-11 block times, oldest first).
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        params: &'static LedgerParams,
+        state: State,
+        height: u32,
+        tip: BlockHash,
+        times: Vec<u32>,
+        chainwork: U256,
+        transactions: u64,
+    ) -> Follower {
+        let tip_time = times.last().copied().unwrap_or(params.genesis.header.time);
+        Follower { params, state, height, tip, tip_time, times: times.into(), chainwork, transactions }
+    }
+
     /// The bits the next block needs.
     pub fn next_bits(&self) -> CompactTarget {
         next_bits(self.params, self.height, self.tip_time)

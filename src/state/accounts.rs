@@ -36,6 +36,44 @@ pub struct Undo {
     previous: Vec<([u8; 32], Account)>,
 }
 
+impl Undo {
+    /// The accounts a block touched (first touch first).
+    pub fn touched(&self) -> impl Iterator<Item = &[u8; 32]> {
+        self.previous.iter().map(|(k, _)| k)
+    }
+
+    /// Encoding for storage: count u32 LE, then (public key, balance u64 LE, nonce u64 LE) each.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4 + self.previous.len() * 48);
+        out.extend_from_slice(&(self.previous.len() as u32).to_le_bytes());
+        for (k, a) in &self.previous {
+            out.extend_from_slice(k);
+            out.extend_from_slice(&a.balance.to_le_bytes());
+            out.extend_from_slice(&a.nonce.to_le_bytes());
+        }
+        out
+    }
+
+    /// Decodes [`Undo::to_bytes`]; `None` if the bytes are not such an encoding.
+    pub fn from_bytes(b: &[u8]) -> Option<Undo> {
+        let n = u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as usize;
+        let rest = &b[4..];
+        if rest.len() != n.checked_mul(48)? {
+            return None;
+        }
+        let previous = rest
+            .chunks_exact(48)
+            .map(|c| {
+                let k: [u8; 32] = c[..32].try_into().expect("32 bytes");
+                let balance = u64::from_le_bytes(c[32..40].try_into().expect("8 bytes"));
+                let nonce = u64::from_le_bytes(c[40..48].try_into().expect("8 bytes"));
+                (k, Account { balance, nonce })
+            })
+            .collect();
+        Some(Undo { previous })
+    }
+}
+
 /// The replicated state.
 #[derive(Clone, Debug, Default)]
 pub struct State {
@@ -73,6 +111,11 @@ impl State {
     /// Whether no account is stored.
     pub fn is_empty(&self) -> bool {
         self.accounts.is_empty()
+    }
+
+    /// Sets an account directly (loading a stored state; not a consensus operation).
+    pub fn load(&mut self, pubkey: [u8; 32], a: Account) {
+        self.put(pubkey, a);
     }
 
     /// The state root; rehashes only what changed since the last call.
