@@ -121,15 +121,14 @@ impl Store {
         let tip = Tip { height: 0, hash: hash.0, chainwork: work.to_be_bytes(), transactions: 0 };
         let wtx = self.db.begin_write().map_err(|e| self.err(e))?;
         {
-            let e = |e: redb::Error| self.err(e);
-            let mut blocks = wtx.open_table(BLOCKS).map_err(|x| e(x.into()))?;
-            blocks.insert(&hash.0[..], &g.to_bytes()[..]).map_err(|x| e(x.into()))?;
-            wtx.open_table(MAIN).map_err(|x| e(x.into()))?.insert(0, &hash.0[..]).map_err(|x| e(x.into()))?;
-            wtx.open_table(ACCOUNTS).map_err(|x| e(x.into()))?;
-            wtx.open_table(UNDO).map_err(|x| e(x.into()))?;
-            let mut meta = wtx.open_table(META).map_err(|x| e(x.into()))?;
-            meta.insert("chain", self.params.name.as_bytes()).map_err(|x| e(x.into()))?;
-            meta.insert("tip", &tip.to_bytes()[..]).map_err(|x| e(x.into()))?;
+            let mut blocks = wtx.open_table(BLOCKS).map_err(|x| self.err(x))?;
+            blocks.insert(&hash.0[..], &g.to_bytes()[..]).map_err(|x| self.err(x))?;
+            wtx.open_table(MAIN).map_err(|x| self.err(x))?.insert(0, &hash.0[..]).map_err(|x| self.err(x))?;
+            wtx.open_table(ACCOUNTS).map_err(|x| self.err(x))?;
+            wtx.open_table(UNDO).map_err(|x| self.err(x))?;
+            let mut meta = wtx.open_table(META).map_err(|x| self.err(x))?;
+            meta.insert("chain", self.params.name.as_bytes()).map_err(|x| self.err(x))?;
+            meta.insert("tip", &tip.to_bytes()[..]).map_err(|x| self.err(x))?;
         }
         wtx.commit().map_err(|e| self.err(e))
     }
@@ -203,32 +202,31 @@ impl Store {
             Tip { height: f.height, hash: f.tip.0, chainwork: f.chainwork.to_be_bytes(), transactions: f.transactions };
         let wtx = self.db.begin_write().map_err(|e| self.err(e))?;
         {
-            let e = |x: redb::Error| self.err(x);
             wtx.open_table(BLOCKS)
-                .map_err(|x| e(x.into()))?
+                .map_err(|x| self.err(x))?
                 .insert(&f.tip.0[..], &block.to_bytes()[..])
-                .map_err(|x| e(x.into()))?;
-            wtx.open_table(MAIN).map_err(|x| e(x.into()))?.insert(f.height, &f.tip.0[..]).map_err(|x| e(x.into()))?;
+                .map_err(|x| self.err(x))?;
+            wtx.open_table(MAIN).map_err(|x| self.err(x))?.insert(f.height, &f.tip.0[..]).map_err(|x| self.err(x))?;
             wtx.open_table(UNDO)
-                .map_err(|x| e(x.into()))?
+                .map_err(|x| self.err(x))?
                 .insert(&f.tip.0[..], &undo.to_bytes()[..])
-                .map_err(|x| e(x.into()))?;
-            let mut accounts = wtx.open_table(ACCOUNTS).map_err(|x| e(x.into()))?;
+                .map_err(|x| self.err(x))?;
+            let mut accounts = wtx.open_table(ACCOUNTS).map_err(|x| self.err(x))?;
             for pk in undo.touched() {
                 let a = f.state.account(pk);
                 if a == Account::default() {
-                    accounts.remove(&pk[..]).map_err(|x| e(x.into()))?;
+                    accounts.remove(&pk[..]).map_err(|x| self.err(x))?;
                 } else {
                     let mut v = [0u8; 16];
                     v[..8].copy_from_slice(&a.balance.to_le_bytes());
                     v[8..].copy_from_slice(&a.nonce.to_le_bytes());
-                    accounts.insert(&pk[..], &v[..]).map_err(|x| e(x.into()))?;
+                    accounts.insert(&pk[..], &v[..]).map_err(|x| self.err(x))?;
                 }
             }
             wtx.open_table(META)
-                .map_err(|x| e(x.into()))?
+                .map_err(|x| self.err(x))?
                 .insert("tip", &tip.to_bytes()[..])
-                .map_err(|x| e(x.into()))?;
+                .map_err(|x| self.err(x))?;
         }
         wtx.commit().map_err(|e| self.err(e))
     }

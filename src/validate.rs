@@ -128,7 +128,6 @@ pub enum Prepared {
 /// The validator's state.
 pub struct Validator {
     opts: ValidateOptions,
-    interval: u32,
     /// The tip: height, time, bits and hash.
     tip: Option<(HeaderInfo, BlockHash)>,
     /// The last `interval` connected headers, the one at height `h` in slot `h % interval` (the
@@ -140,7 +139,6 @@ pub struct Validator {
     times: [u32; 11],
     chainwork: U256,
     last_work: Option<(CompactTarget, Work)>,
-    limit_bits: CompactTarget,
     orphans: HashMap<BlockHash, Vec<Pending>>,
     orphan_count: usize,
     /// Bits of the latest connected block that is genesis, at a retarget height, or not at the
@@ -241,8 +239,8 @@ fn header_context_free(
             t
         }
     };
-    if !opts.no_pow && !t.is_met_by(hash) {
-        return Err(RuleError::ProofOfWork { hash: *hash, target: t.to_be_hex() });
+    if !opts.no_pow {
+        rules::hash_meets_target(hash, t)?;
     }
     rules::time_is_not_too_far_ahead(header, opts.now)
 }
@@ -275,14 +273,12 @@ impl Validator {
     pub fn new(opts: ValidateOptions) -> Validator {
         let interval = opts.params.difficulty_adjustment_interval();
         Validator {
-            interval,
             tip: None,
             ring: Vec::with_capacity(interval as usize),
             slot: 0,
             times: [0; 11],
             chainwork: U256::ZERO,
             last_work: None,
-            limit_bits: opts.params.pow_limit_bits,
             orphans: HashMap::new(),
             orphan_count: 0,
             last_regular_bits: None,
@@ -439,11 +435,11 @@ impl Validator {
         self.chainwork = self.chainwork.checked_add(work.0).unwrap_or(U256::MAX);
         let slot = match &self.tip {
             None => 0,
-            Some(_) if self.slot + 1 == self.interval as usize => 0,
+            Some(_) if self.slot + 1 == params.retarget_interval as usize => 0,
             Some(_) => self.slot + 1,
         };
         // `slot` is `height % interval`: zero at genesis and at every retarget height.
-        if slot == 0 || header.bits != self.limit_bits {
+        if slot == 0 || header.bits != params.pow_limit_bits {
             self.last_regular_bits = Some(header.bits);
         }
         let info = HeaderInfo { height, time: header.time, bits: header.bits };

@@ -105,23 +105,6 @@ impl ChainParams {
     pub fn new(chain: Chain) -> ChainParams {
         // 0x00000000ffff...ff: Bitcoin's powLimit (not the compact form's 0x00000000ffff0000...).
         let bitcoin_limit = Target(U256::MAX.shr_bits(32));
-        // Filled in below from the fields they derive from.
-        let derived = ChainParams {
-            chain,
-            magic: [0; 4],
-            genesis: genesis(0, 0, 0),
-            pow_limit: bitcoin_limit,
-            pow_target_timespan: 1,
-            pow_target_spacing: 1,
-            allow_min_difficulty_blocks: false,
-            no_retargeting: false,
-            bip34_height: 0,
-            bip66_height: 0,
-            bip65_height: 0,
-            segwit_height: 0,
-            pow_limit_bits: CompactTarget(0),
-            retarget_interval: 0,
-        };
         let mut p = match chain {
             Chain::Bitcoin => ChainParams {
                 chain,
@@ -136,7 +119,9 @@ impl ChainParams {
                 bip66_height: 363_725,
                 bip65_height: 388_381,
                 segwit_height: 481_824,
-                ..derived
+                // Derived from the fields above, below.
+                pow_limit_bits: CompactTarget(0),
+                retarget_interval: 0,
             },
             Chain::BitcoinTestnet => ChainParams {
                 chain,
@@ -151,7 +136,9 @@ impl ChainParams {
                 bip66_height: 330_776,
                 bip65_height: 581_885,
                 segwit_height: 834_624,
-                ..derived
+                // Derived from the fields above, below.
+                pow_limit_bits: CompactTarget(0),
+                retarget_interval: 0,
             },
             Chain::BitcoinRegtest => ChainParams {
                 chain,
@@ -166,7 +153,9 @@ impl ChainParams {
                 bip66_height: 1,
                 bip65_height: 1,
                 segwit_height: 0,
-                ..derived
+                // Derived from the fields above, below.
+                pow_limit_bits: CompactTarget(0),
+                retarget_interval: 0,
             },
         };
         p.pow_limit_bits = p.pow_limit.to_compact();

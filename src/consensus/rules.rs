@@ -205,9 +205,14 @@ pub fn target_bits_are_within(bits: CompactTarget, limit: Target) -> Result<Targ
 /// `CheckProofOfWork`, second half).
 pub fn proof_of_work_is_valid(header: &BlockHeader, params: &ChainParams) -> Result<(), RuleError> {
     let target = target_bits_are_valid(header.bits, params)?;
-    let hash = header.block_hash();
-    if !target.is_met_by(&hash) {
-        return Err(RuleError::ProofOfWork { hash, target: target.to_be_hex() });
+    hash_meets_target(&header.block_hash(), target)
+}
+
+/// The second half of [`proof_of_work_is_valid`] for a hash already computed (bulk paths hash
+/// headers in batches and decode the target once per run of equal bits).
+pub fn hash_meets_target(hash: &BlockHash, target: Target) -> Result<(), RuleError> {
+    if !target.is_met_by(hash) {
+        return Err(RuleError::ProofOfWork { hash: *hash, target: target.to_be_hex() });
     }
     Ok(())
 }

@@ -52,15 +52,7 @@ impl LedgerBlock {
 
     /// The transactions' txids, in order.
     pub fn txids(&self) -> Vec<[u8; 32]> {
-        let mut buf = Vec::with_capacity(TRANSFER_SIZE);
-        self.txs
-            .iter()
-            .map(|t| {
-                buf.clear();
-                t.encode(&mut buf);
-                crate::primitives::sha256d(&buf)
-            })
-            .collect()
+        self.txs.iter().map(LedgerTx::txid).collect()
     }
 
     /// The merkle root of the txids (Bitcoin's tree) and whether a level pairs two equal nodes.

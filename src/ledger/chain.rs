@@ -58,9 +58,7 @@ pub fn check_context_free(
     now: i64,
 ) -> Result<(), ChainError> {
     let target = rules::target_bits_are_within(b.header.bits, params.pow_limit)?;
-    if !target.is_met_by(hash) {
-        return Err(RuleError::ProofOfWork { hash: *hash, target: target.to_be_hex() }.into());
-    }
+    rules::hash_meets_target(hash, target)?;
     rules::time_is_not_too_far_ahead(&b.header, now)?;
     lrules::block_size_is_within_limit(size)?;
     lrules::block_has_transactions(b)?;
@@ -123,11 +121,6 @@ impl Follower {
         next_bits(self.params, self.height, self.tip_time)
     }
 
-    /// The median of the last 11 times (what the next block's time must exceed).
-    pub fn times(&self) -> Vec<u32> {
-        self.times.iter().copied().collect()
-    }
-
     /// Whether `b` extends the tip.
     pub fn extends(&self, b: &LedgerBlock) -> bool {
         b.header.prev_blockhash == self.tip
@@ -138,8 +131,7 @@ impl Follower {
     pub fn connect(&mut self, b: &LedgerBlock, hash: &BlockHash) -> Result<Undo, ChainError> {
         let height = self.height + 1;
         lrules::difficulty_matches_asert(b.header.bits, self.next_bits())?;
-        let times: Vec<u32> = self.times.iter().copied().collect();
-        rules::time_is_above_median_past(&b.header, &times)?;
+        rules::time_is_above_median_past(&b.header, self.times.make_contiguous())?;
         let undo = self.state.apply_block(b, height, self.params)?;
         self.height = height;
         self.tip = *hash;

@@ -55,10 +55,10 @@ impl LedgerChain {
         static REGTEST: OnceLock<LedgerParams> = OnceLock::new();
         match self {
             LedgerChain::Powkit => MAIN.get_or_init(|| {
-                make(self, "powkit", 0x706f_7701, [0x70, 0x6b, 0x77, 0x01], 0x1e00_ffff, 30, 30 * 60, 1_700_000_000)
+                make(self, "powkit", 0x706f_7701, [0x70, 0x6b, 0x77, 0x01], 0x1e00_ffff, 30, 30 * 60, 296_814)
             }),
             LedgerChain::PowkitRegtest => REGTEST.get_or_init(|| {
-                make(self, "powkit-regtest", 0x706f_77ff, [0x70, 0x6b, 0x77, 0xff], 0x1e7f_ffff, 1, 60, 1_700_000_000)
+                make(self, "powkit-regtest", 0x706f_77ff, [0x70, 0x6b, 0x77, 0xff], 0x1e7f_ffff, 1, 60, 208_754)
             }),
         }
     }
@@ -73,7 +73,7 @@ fn make(
     limit_bits: u32,
     target_spacing: i64,
     half_life: i64,
-    genesis_time: u32,
+    genesis_nonce: u32,
 ) -> LedgerParams {
     let pow_limit = CompactTarget(limit_bits).to_target().expect("valid limit bits");
     LedgerParams {
@@ -86,25 +86,26 @@ fn make(
         half_life,
         initial_subsidy: 50 * 100_000_000,
         halving_interval: 210_000,
-        genesis: genesis_block(genesis_time, CompactTarget(limit_bits), pow_limit),
+        genesis: genesis_block(GENESIS_TIME, CompactTarget(limit_bits), genesis_nonce),
     }
 }
 
+/// The genesis blocks' time.
+pub const GENESIS_TIME: u32 = 1_700_000_000;
+
 /// The genesis block: one coinbase (height 0, amount 0, the zero recipient, the empty state's
-/// root), version 1, `time`, the limit bits, and the lowest nonce that meets the limit.
-pub fn genesis_block(time: u32, bits: CompactTarget, limit: Target) -> LedgerBlock {
+/// root), version 1, `time` and the limit bits. `nonce` is the lowest that meets the limit, found
+/// once and written into the parameters (a test mines it again) so that start-up does no mining.
+pub fn genesis_block(time: u32, bits: CompactTarget, nonce: u32) -> LedgerBlock {
     let cb = LedgerTx::Coinbase(Coinbase { height: 0, recipient: [0; 32], amount: 0, state_root: [0; 32] });
-    let mut header = BlockHeader {
+    let header = BlockHeader {
         version: 1,
         prev_blockhash: BlockHash::ZERO,
         merkle_root: TxMerkleNode(cb.txid()),
         time,
         bits,
-        nonce: 0,
+        nonce,
     };
-    let scanner = crate::sha256::CpuImpl::detect().scanner().expect("the detected implementation runs");
-    header = crate::chaingen::mine_header(header, scanner.as_ref()).expect("a nonce meets the limit");
-    debug_assert!(limit.is_met_by(&header.block_hash()));
     LedgerBlock { header, txs: vec![cb] }
 }
 
@@ -131,6 +132,10 @@ mod tests {
             assert_eq!(LedgerChain::from_name(p.name), Some(c));
             let g = &p.genesis;
             assert!(p.pow_limit.is_met_by(&g.header.block_hash()), "{}", p.name);
+            // The written nonce is the lowest that meets the limit.
+            let scanner = crate::sha256::CpuImpl::detect().scanner().unwrap();
+            let mined = crate::chaingen::mine_header(BlockHeader { nonce: 0, ..g.header }, scanner.as_ref()).unwrap();
+            assert_eq!(mined.nonce, g.header.nonce, "{}", p.name);
             assert_eq!(g.merkle_root(), (g.header.merkle_root.0, false));
             assert_eq!(LedgerBlock::from_bytes(&g.to_bytes()).as_ref(), Ok(g));
         }

@@ -131,18 +131,11 @@ impl Lanes for __m256i {
     }
 }
 
-/// Double SHA-256 of 64-byte messages in groups of eight; `msgs.len()` must be a multiple of 8.
+/// Double SHA-256 of `N`-byte messages (headers, merkle nodes) in groups of 8; `msgs.len()` must
+/// be a multiple of 8.
 #[target_feature(enable = "avx2")]
-pub(crate) fn sha256d_64_avx2(msgs: &[[u8; 64]], out: &mut [[u8; 32]]) {
+pub(crate) fn sha256d_fixed_avx2<const N: usize>(msgs: &[[u8; N]], out: &mut [[u8; 32]]) {
     for (m, o) in msgs.chunks_exact(8).zip(out.chunks_exact_mut(8)) {
-        super::lanes::sha256d_64::<__m256i>(m, o);
-    }
-}
-
-/// Double SHA-256 of headers in groups of eight; `headers.len()` must be a multiple of 8.
-#[target_feature(enable = "avx2")]
-pub(crate) fn sha256d_80_avx2(headers: &[[u8; 80]], out: &mut [[u8; 32]]) {
-    for (h, o) in headers.chunks_exact(8).zip(out.chunks_exact_mut(8)) {
-        super::lanes::sha256d_80::<__m256i>(h, o);
+        super::lanes::sha256d_fixed::<__m256i, N>(m, o);
     }
 }

@@ -159,18 +159,11 @@ impl Lanes for __m512i {
     }
 }
 
-/// Double SHA-256 of 64-byte messages in groups of sixteen; `msgs.len()` must be a multiple of 16.
+/// Double SHA-256 of `N`-byte messages (headers, merkle nodes) in groups of 16; `msgs.len()` must
+/// be a multiple of 16.
 #[target_feature(enable = "avx512f")]
-pub(crate) fn sha256d_64_avx512(msgs: &[[u8; 64]], out: &mut [[u8; 32]]) {
+pub(crate) fn sha256d_fixed_avx512<const N: usize>(msgs: &[[u8; N]], out: &mut [[u8; 32]]) {
     for (m, o) in msgs.chunks_exact(16).zip(out.chunks_exact_mut(16)) {
-        super::lanes::sha256d_64::<__m512i>(m, o);
-    }
-}
-
-/// Double SHA-256 of headers in groups of sixteen; `headers.len()` must be a multiple of 16.
-#[target_feature(enable = "avx512f")]
-pub(crate) fn sha256d_80_avx512(headers: &[[u8; 80]], out: &mut [[u8; 32]]) {
-    for (h, o) in headers.chunks_exact(16).zip(out.chunks_exact_mut(16)) {
-        super::lanes::sha256d_80::<__m512i>(h, o);
+        super::lanes::sha256d_fixed::<__m512i, N>(m, o);
     }
 }

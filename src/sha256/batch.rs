@@ -15,33 +15,7 @@ pub fn sha256d_headers(headers: &[[u8; 80]]) -> Vec<[u8; 32]> {
 /// extensions when present). An implementation the CPU lacks falls back to `shani`'s path. Headers
 /// left over after the last full group of lanes also take that path.
 pub fn sha256d_headers_with(imp: CpuImpl, headers: &[[u8; 80]]) -> Vec<[u8; 32]> {
-    let mut out = vec![[0u8; 32]; headers.len()];
-    let mut done = 0;
-    match imp {
-        #[cfg(target_arch = "x86_64")]
-        CpuImpl::Avx512 if imp.is_available() => {
-            done = headers.len() / 16 * 16;
-            // SAFETY: AVX-512F is available (checked in the guard).
-            unsafe { super::avx512::sha256d_80_avx512(&headers[..done], &mut out[..done]) };
-        }
-        #[cfg(target_arch = "x86_64")]
-        CpuImpl::Avx2 if imp.is_available() => {
-            done = headers.len() / 8 * 8;
-            // SAFETY: AVX2 is available (checked in the guard).
-            unsafe { super::avx2::sha256d_80_avx2(&headers[..done], &mut out[..done]) };
-        }
-        CpuImpl::Scalar => {
-            for (h, o) in headers.iter().zip(out.iter_mut()) {
-                super::lanes::sha256d_80::<u32>(std::slice::from_ref(h), std::slice::from_mut(o));
-            }
-            done = headers.len();
-        }
-        _ => {}
-    }
-    for (h, o) in headers[done..].iter().zip(&mut out[done..]) {
-        *o = crate::primitives::sha256d(h);
-    }
-    out
+    sha256d_fixed_with(imp, headers)
 }
 
 /// Double SHA-256 of each 64-byte message (a merkle node's two children), on this thread, with
@@ -53,6 +27,11 @@ pub fn sha256d_64s(msgs: &[[u8; 64]]) -> Vec<[u8; 32]> {
 
 /// [`sha256d_64s`] with one implementation, as [`sha256d_headers_with`].
 pub fn sha256d_64s_with(imp: CpuImpl, msgs: &[[u8; 64]]) -> Vec<[u8; 32]> {
+    sha256d_fixed_with(imp, msgs)
+}
+
+/// Double SHA-256 of each `N`-byte message with one implementation (see [`sha256d_headers_with`]).
+fn sha256d_fixed_with<const N: usize>(imp: CpuImpl, msgs: &[[u8; N]]) -> Vec<[u8; 32]> {
     let mut out = vec![[0u8; 32]; msgs.len()];
     let mut done = 0;
     match imp {
@@ -60,17 +39,17 @@ pub fn sha256d_64s_with(imp: CpuImpl, msgs: &[[u8; 64]]) -> Vec<[u8; 32]> {
         CpuImpl::Avx512 if imp.is_available() => {
             done = msgs.len() / 16 * 16;
             // SAFETY: AVX-512F is available (checked in the guard).
-            unsafe { super::avx512::sha256d_64_avx512(&msgs[..done], &mut out[..done]) };
+            unsafe { super::avx512::sha256d_fixed_avx512(&msgs[..done], &mut out[..done]) };
         }
         #[cfg(target_arch = "x86_64")]
         CpuImpl::Avx2 if imp.is_available() => {
             done = msgs.len() / 8 * 8;
             // SAFETY: AVX2 is available (checked in the guard).
-            unsafe { super::avx2::sha256d_64_avx2(&msgs[..done], &mut out[..done]) };
+            unsafe { super::avx2::sha256d_fixed_avx2(&msgs[..done], &mut out[..done]) };
         }
         CpuImpl::Scalar => {
             for (m, o) in msgs.iter().zip(out.iter_mut()) {
-                super::lanes::sha256d_64::<u32>(std::slice::from_ref(m), std::slice::from_mut(o));
+                super::lanes::sha256d_fixed::<u32, N>(std::slice::from_ref(m), std::slice::from_mut(o));
             }
             done = msgs.len();
         }

@@ -280,49 +280,27 @@ pub(crate) fn compress<L: Lanes>(state: &mut [L; 8], block: &[L; 16]) {
     }
 }
 
-/// Double SHA-256 of `L::LANES` independent 80-byte headers, one per lane.
+/// Double SHA-256 of `L::LANES` independent `N`-byte messages, one per lane: 80-byte headers
+/// and 64-byte merkle nodes (two children side by side). `N` is a multiple of 4 in `64..=116`, so
+/// the first hash is one full block plus one block holding the rest and the padding (constant
+/// words fold away at compile time).
 #[inline(always)]
-pub(crate) fn sha256d_80<L: Lanes>(headers: &[[u8; 80]], out: &mut [[u8; 32]]) {
-    let mut block = [L::splat(0); 16];
-    for (j, slot) in block.iter_mut().enumerate() {
-        *slot = L::load_word(headers, j);
-    }
-    let mut state = IV.map(L::splat);
-    compress(&mut state, &block);
-    for (j, slot) in block.iter_mut().enumerate().take(4) {
-        *slot = L::load_word(headers, 16 + j);
-    }
-    block[4] = L::splat(0x8000_0000);
-    for slot in block.iter_mut().take(15).skip(5) {
-        *slot = L::splat(0);
-    }
-    block[15] = L::splat(640);
-    compress(&mut state, &block);
-    let mut second = [L::splat(0); 16];
-    second[..8].copy_from_slice(&state);
-    second[8] = L::splat(0x8000_0000);
-    second[15] = L::splat(256);
-    let mut state2 = IV.map(L::splat);
-    compress(&mut state2, &second);
-    for (k, v) in state2.iter().enumerate() {
-        v.store_digest_word(out, k);
-    }
-}
-
-/// Double SHA-256 of `L::LANES` 64-byte messages (merkle nodes: two children side by side), lane-wise.
-#[inline(always)]
-pub(crate) fn sha256d_64<L: Lanes>(msgs: &[[u8; 64]], out: &mut [[u8; 32]]) {
+pub(crate) fn sha256d_fixed<L: Lanes, const N: usize>(msgs: &[[u8; N]], out: &mut [[u8; 32]]) {
+    const { assert!(N >= 64 && N <= 116 && N.is_multiple_of(4)) };
     let mut block = [L::splat(0); 16];
     for (j, slot) in block.iter_mut().enumerate() {
         *slot = L::load_word(msgs, j);
     }
     let mut state = IV.map(L::splat);
     compress(&mut state, &block);
-    // The padding block of a 64-byte message: constant.
-    let mut pad = [L::splat(0); 16];
-    pad[0] = L::splat(0x8000_0000);
-    pad[15] = L::splat(512);
-    compress(&mut state, &pad);
+    let tail = (N - 64) / 4;
+    let mut last = [L::splat(0); 16];
+    for (j, slot) in last.iter_mut().enumerate().take(tail) {
+        *slot = L::load_word(msgs, 16 + j);
+    }
+    last[tail] = L::splat(0x8000_0000);
+    last[15] = L::splat(N as u32 * 8);
+    compress(&mut state, &last);
     let mut second = [L::splat(0); 16];
     second[..8].copy_from_slice(&state);
     second[8] = L::splat(0x8000_0000);
