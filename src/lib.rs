@@ -7,14 +7,17 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod chain;
 pub mod chaingen;
 pub mod cli;
 pub mod consensus;
 pub mod gpu;
 pub mod import;
 pub mod ledger;
+pub mod mempool;
 pub mod mine;
 pub mod net;
+pub mod node;
 pub mod primitives;
 pub mod sha256;
 pub mod state;

@@ -1,9 +1,12 @@
-//! The node's store (`DATADIR/chain.redb`): blocks, the main chain by height, the account state,
-//! undo data and the tip, in redb (embedded, copy-on-write B-trees, durable atomic commits).
+//! The node's store (`DATADIR/chain.redb`): blocks (main chain and side branches), the block index
+//! (header, height, chain work, validity), the main chain by height, the account state, undo data
+//! and the tip, in redb (embedded, copy-on-write B-trees, durable atomic commits).
 //!
-//! Connecting a block is one write transaction: the block, its height entry, its undo data, every
-//! account it touched and the new tip are committed together or not at all, so after `kill -9` at
-//! any moment the store opens on the last committed tip with the state that belongs to it.
+//! Every change is one write transaction: storing a received block writes the block and its index
+//! entry together; moving the tip (one block, or a reorg that disconnects some blocks and connects
+//! others) writes the height entries, undo data, every touched account, the validity marks and the
+//! new tip together or not at all. After `kill -9` at any moment the store opens on the last
+//! committed tip with the state that belongs to it, and every block it had stored is still there.
 
 use std::path::{Path, PathBuf};
 
@@ -20,9 +23,91 @@ const MAIN: TableDefinition<u32, &[u8]> = TableDefinition::new("main");
 const ACCOUNTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("accounts");
 const UNDO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("undo");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("index");
+
+/// What is known of a block in the index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockStatus {
+    /// Only the header (checked with its context); the block itself is not stored.
+    Header,
+    /// The block is stored and passed the checks that need no state; not yet connected.
+    Data,
+    /// The block was connected (its state transition is valid on top of its parent).
+    Valid,
+    /// The block, or one of its ancestors, breaks a rule; never fetched or connected again.
+    Invalid,
+}
+
+impl BlockStatus {
+    fn byte(self) -> u8 {
+        match self {
+            BlockStatus::Header => 0,
+            BlockStatus::Data => 1,
+            BlockStatus::Valid => 2,
+            BlockStatus::Invalid => 3,
+        }
+    }
+
+    fn from_byte(b: u8) -> Option<BlockStatus> {
+        Some(match b {
+            0 => BlockStatus::Header,
+            1 => BlockStatus::Data,
+            2 => BlockStatus::Valid,
+            3 => BlockStatus::Invalid,
+            _ => return None,
+        })
+    }
+}
+
+/// One block index entry as stored: header, height, chain work up to and including it, status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexRecord {
+    /// The header.
+    pub header: crate::primitives::BlockHeader,
+    /// Its height.
+    pub height: u32,
+    /// Work of the chain up to and including it.
+    pub chainwork: U256,
+    /// Validity.
+    pub status: BlockStatus,
+}
+
+impl IndexRecord {
+    fn to_bytes(self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(117);
+        v.extend_from_slice(&self.header.to_bytes());
+        v.extend_from_slice(&self.height.to_le_bytes());
+        v.extend_from_slice(&self.chainwork.to_be_bytes());
+        v.push(self.status.byte());
+        v
+    }
+
+    fn from_bytes(b: &[u8]) -> Option<IndexRecord> {
+        if b.len() != 117 {
+            return None;
+        }
+        Some(IndexRecord {
+            header: crate::primitives::BlockHeader::from_array(b[..80].try_into().ok()?),
+            height: u32::from_le_bytes(b[80..84].try_into().ok()?),
+            chainwork: U256::from_be_bytes(b[84..116].try_into().ok()?),
+            status: BlockStatus::from_byte(b[116])?,
+        })
+    }
+}
+
+/// A block to connect in [`Store::move_tip`]: its hash, height, index record and undo data.
+pub struct Connected<'a> {
+    /// Hash.
+    pub hash: BlockHash,
+    /// The index record (status is written as `Valid`).
+    pub record: IndexRecord,
+    /// Undo data from connecting it.
+    pub undo: &'a Undo,
+}
 
 /// A store failure: what and where.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {why}")]
 pub struct StoreError {
     /// The database file.
@@ -124,6 +209,11 @@ impl Store {
             let mut blocks = wtx.open_table(BLOCKS).map_err(|x| self.err(x))?;
             blocks.insert(&hash.0[..], &g.to_bytes()[..]).map_err(|x| self.err(x))?;
             wtx.open_table(MAIN).map_err(|x| self.err(x))?.insert(0, &hash.0[..]).map_err(|x| self.err(x))?;
+            let rec = IndexRecord { header: g.header, height: 0, chainwork: work, status: BlockStatus::Valid };
+            wtx.open_table(INDEX)
+                .map_err(|x| self.err(x))?
+                .insert(&hash.0[..], &rec.to_bytes()[..])
+                .map_err(|x| self.err(x))?;
             wtx.open_table(ACCOUNTS).map_err(|x| self.err(x))?;
             wtx.open_table(UNDO).map_err(|x| self.err(x))?;
             let mut meta = wtx.open_table(META).map_err(|x| self.err(x))?;
@@ -195,24 +285,53 @@ impl Store {
         ))
     }
 
-    /// Commits a block the follower has just connected (`undo` from that connect): block, height
-    /// entry, undo data, touched accounts and tip, in one durable transaction.
+    /// Commits a block the follower has just connected (`undo` from that connect): block, index
+    /// entry, height entry, undo data, touched accounts and tip, in one durable transaction.
     pub fn connect(&self, block: &LedgerBlock, f: &Follower, undo: &Undo) -> Result<(), StoreError> {
+        let record =
+            IndexRecord { header: block.header, height: f.height, chainwork: f.chainwork, status: BlockStatus::Valid };
+        self.move_tip(&[], &[Connected { hash: f.tip, record, undo }], Some(block), f)
+    }
+
+    /// Moves the tip in one durable transaction: `disconnected` (hash, height) leave the main chain
+    /// (their undo data is kept), `connected` join it in order (index entry marked valid, height
+    /// entry, undo data), every account either touched is written from `f.state`, and the tip
+    /// becomes `f`'s. `block`, when given, is stored too (a block connected as it arrives).
+    pub fn move_tip(
+        &self,
+        disconnected: &[(BlockHash, u32, Undo)],
+        connected: &[Connected<'_>],
+        block: Option<&LedgerBlock>,
+        f: &Follower,
+    ) -> Result<(), StoreError> {
         let tip =
             Tip { height: f.height, hash: f.tip.0, chainwork: f.chainwork.to_be_bytes(), transactions: f.transactions };
         let wtx = self.db.begin_write().map_err(|e| self.err(e))?;
         {
-            wtx.open_table(BLOCKS)
-                .map_err(|x| self.err(x))?
-                .insert(&f.tip.0[..], &block.to_bytes()[..])
-                .map_err(|x| self.err(x))?;
-            wtx.open_table(MAIN).map_err(|x| self.err(x))?.insert(f.height, &f.tip.0[..]).map_err(|x| self.err(x))?;
-            wtx.open_table(UNDO)
-                .map_err(|x| self.err(x))?
-                .insert(&f.tip.0[..], &undo.to_bytes()[..])
-                .map_err(|x| self.err(x))?;
+            if let Some(b) = block {
+                wtx.open_table(BLOCKS)
+                    .map_err(|x| self.err(x))?
+                    .insert(&b.header.block_hash().0[..], &b.to_bytes()[..])
+                    .map_err(|x| self.err(x))?;
+            }
+            let mut main = wtx.open_table(MAIN).map_err(|x| self.err(x))?;
+            for (_, height, _) in disconnected {
+                main.remove(*height).map_err(|x| self.err(x))?;
+            }
+            let mut undos = wtx.open_table(UNDO).map_err(|x| self.err(x))?;
+            let mut index = wtx.open_table(INDEX).map_err(|x| self.err(x))?;
+            for c in connected {
+                main.insert(c.record.height, &c.hash.0[..]).map_err(|x| self.err(x))?;
+                undos.insert(&c.hash.0[..], &c.undo.to_bytes()[..]).map_err(|x| self.err(x))?;
+                let rec = IndexRecord { status: BlockStatus::Valid, ..c.record };
+                index.insert(&c.hash.0[..], &rec.to_bytes()[..]).map_err(|x| self.err(x))?;
+            }
             let mut accounts = wtx.open_table(ACCOUNTS).map_err(|x| self.err(x))?;
-            for pk in undo.touched() {
+            let touched = disconnected
+                .iter()
+                .flat_map(|(_, _, u)| u.touched())
+                .chain(connected.iter().flat_map(|c| c.undo.touched()));
+            for pk in touched {
                 let a = f.state.account(pk);
                 if a == Account::default() {
                     accounts.remove(&pk[..]).map_err(|x| self.err(x))?;
@@ -229,5 +348,93 @@ impl Store {
                 .map_err(|x| self.err(x))?;
         }
         wtx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Stores a received block and its index entry (status `Data`) in one durable transaction.
+    pub fn put_block(&self, hash: &BlockHash, block: &LedgerBlock, record: IndexRecord) -> Result<(), StoreError> {
+        let wtx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            wtx.open_table(BLOCKS)
+                .map_err(|x| self.err(x))?
+                .insert(&hash.0[..], &block.to_bytes()[..])
+                .map_err(|x| self.err(x))?;
+            wtx.open_table(INDEX)
+                .map_err(|x| self.err(x))?
+                .insert(&hash.0[..], &record.to_bytes()[..])
+                .map_err(|x| self.err(x))?;
+        }
+        wtx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Writes index records (validity marks, headers of invalid blocks) in one transaction.
+    pub fn put_index(&self, records: &[(BlockHash, IndexRecord)]) -> Result<(), StoreError> {
+        let wtx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut index = wtx.open_table(INDEX).map_err(|x| self.err(x))?;
+            for (h, r) in records {
+                index.insert(&h.0[..], &r.to_bytes()[..]).map_err(|x| self.err(x))?;
+            }
+        }
+        wtx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Every stored index record.
+    pub fn load_index(&self) -> Result<Vec<(BlockHash, IndexRecord)>, StoreError> {
+        let rtx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let index = match rtx.open_table(INDEX) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(self.err(e)),
+        };
+        let mut out = Vec::new();
+        for row in index.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            let hash: [u8; 32] = k.value().try_into().map_err(|_| self.err("a corrupt index key"))?;
+            let rec = IndexRecord::from_bytes(v.value()).ok_or_else(|| self.err("a corrupt index record"))?;
+            out.push((BlockHash(hash), rec));
+        }
+        Ok(out)
+    }
+
+    /// The main chain's hashes by height, genesis first.
+    pub fn main_chain(&self) -> Result<Vec<BlockHash>, StoreError> {
+        let tip = self.tip()?;
+        let rtx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let main = rtx.open_table(MAIN).map_err(|e| self.err(e))?;
+        let mut out = Vec::with_capacity(tip.height as usize + 1);
+        for h in 0..=tip.height {
+            let v = main
+                .get(h)
+                .map_err(|e| self.err(e))?
+                .ok_or_else(|| self.err(format!("main chain entry {h} missing")))?;
+            out.push(BlockHash(v.value().try_into().map_err(|_| self.err("a corrupt main chain entry"))?));
+        }
+        Ok(out)
+    }
+
+    /// A stored block by hash.
+    pub fn block(&self, hash: &BlockHash) -> Result<Option<LedgerBlock>, StoreError> {
+        let rtx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let blocks = rtx.open_table(BLOCKS).map_err(|e| self.err(e))?;
+        let Some(bytes) = blocks.get(&hash.0[..]).map_err(|e| self.err(e))? else { return Ok(None) };
+        LedgerBlock::from_bytes(bytes.value()).map(Some).map_err(|e| self.err(format!("stored block {hash}: {e}")))
+    }
+
+    /// A stored block's encoding by hash.
+    pub fn block_bytes(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
+        let rtx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let blocks = rtx.open_table(BLOCKS).map_err(|e| self.err(e))?;
+        Ok(blocks.get(&hash.0[..]).map_err(|e| self.err(e))?.map(|v| v.value().to_vec()))
+    }
+
+    /// The undo data of a connected block.
+    pub fn undo(&self, hash: &BlockHash) -> Result<Undo, StoreError> {
+        let rtx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let undos = rtx.open_table(UNDO).map_err(|e| self.err(e))?;
+        let v = undos
+            .get(&hash.0[..])
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| self.err(format!("undo data of {hash} missing")))?;
+        Undo::from_bytes(v.value()).ok_or_else(|| self.err(format!("undo data of {hash} is corrupt")))
     }
 }

@@ -7,6 +7,7 @@ pub mod engine;
 pub mod gpu;
 pub mod ledger;
 pub mod mine;
+pub mod node;
 pub mod sigs;
 pub mod validate;
 
@@ -46,6 +47,10 @@ pub enum Command {
     /// Transactions for powkit chains.
     #[command(subcommand)]
     Tx(ledger::TxCommand),
+    /// Run a node: P2P sync, fork choice, replicated state, mempool, mining, JSON-RPC.
+    Node(node::NodeArgs),
+    /// Call a running node's JSON-RPC (e.g. `powkit rpc getblockchaininfo`).
+    Rpc(node::RpcArgs),
 }
 
 /// Where hashing runs.
@@ -95,6 +100,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::VerifySigs(a) => sigs::main(&a),
         Command::Key(c) => ledger::key_main(&c),
         Command::Tx(c) => ledger::tx_main(&c),
+        Command::Node(a) => node::main(&a),
+        Command::Rpc(a) => node::rpc_main(&a),
     };
     match result {
         Ok(code) => code,

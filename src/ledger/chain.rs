@@ -145,4 +145,28 @@ impl Follower {
         self.transactions += b.txs.len() as u64;
         Ok(undo)
     }
+
+    /// Disconnects the tip block `b` with the undo data of its connect: the state goes back
+    /// exactly, and the tip becomes its parent, whose chain work and last up-to-11 block times
+    /// (oldest first, ending with the parent's) the caller takes from the block index.
+    pub fn disconnect(&mut self, b: &LedgerBlock, undo: Undo, parent_chainwork: U256, times: Vec<u32>) {
+        debug_assert_eq!(b.header.block_hash(), self.tip, "only the tip can be disconnected");
+        self.state.undo(undo);
+        self.height -= 1;
+        self.tip = b.header.prev_blockhash;
+        self.tip_time = times.last().copied().unwrap_or(self.params.genesis.header.time);
+        self.times = times.into();
+        self.chainwork = parent_chainwork;
+        self.transactions -= b.txs.len() as u64;
+    }
+
+    /// The parameters followed.
+    pub fn params(&self) -> &'static LedgerParams {
+        self.params
+    }
+
+    /// The last up-to-11 block times, oldest first (the median time past is the middle one).
+    pub fn recent_times(&self) -> Vec<u32> {
+        self.times.iter().copied().collect()
+    }
 }

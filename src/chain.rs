@@ -1,0 +1,648 @@
+//! The node's block tree: the block index (every header seen, with its height, chain work and
+//! validity), fork choice (the tip is the valid chain with the most work; ties go to the branch
+//! seen first) and reorgs (undo to the fork point, connect the heavier branch, commit both in one
+//! store transaction). docs/CONSENSUS.md, "Fork choice".
+//!
+//! [`Chain`] is owned by one thread (the node's chain thread); peers, RPC and the miner talk to it
+//! through channels.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use crate::consensus::ledger as lrules;
+use crate::consensus::rules;
+use crate::ledger::block::LedgerBlock;
+use crate::ledger::chain::{next_bits, ChainError, Follower};
+use crate::ledger::params::LedgerParams;
+use crate::primitives::{BlockHash, BlockHeader, CompactTarget, U256};
+use crate::state::accounts::check_signatures;
+use crate::store::{BlockStatus, Connected, IndexRecord, Store, StoreError};
+
+/// One block index entry.
+#[derive(Clone, Copy, Debug)]
+pub struct Entry {
+    /// The header.
+    pub header: BlockHeader,
+    /// Height.
+    pub height: u32,
+    /// Work of the chain up to and including this block.
+    pub chainwork: U256,
+    /// What is known of it.
+    pub status: BlockStatus,
+    /// Arrival order (fork choice breaks work ties by first seen).
+    pub seq: u64,
+}
+
+impl Entry {
+    fn record(&self) -> IndexRecord {
+        IndexRecord { header: self.header, height: self.height, chainwork: self.chainwork, status: self.status }
+    }
+}
+
+/// Why a header was not added to the index.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// Its parent is not in the index (the sender should be asked for the headers between).
+    #[error("its parent {0} is unknown")]
+    UnknownParent(BlockHash),
+    /// It or an ancestor was found invalid before.
+    #[error("it or an ancestor is known to be invalid")]
+    KnownInvalid,
+    /// It breaks a header rule.
+    #[error("invalid header: {0} ({rule})", rule = .0.rule())]
+    Invalid(ChainError),
+}
+
+/// Why a block was not stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    /// Its header was not accepted.
+    #[error(transparent)]
+    Header(#[from] HeaderError),
+    /// Its transactions do not match the header's merkle root (or repeat a subtree): the header may
+    /// still be valid with the right transactions, so only the sender is blamed.
+    #[error("mutated block: {0} ({rule})", rule = .0.rule())]
+    Mutated(ChainError),
+    /// It breaks a block rule; it and its descendants are marked invalid.
+    #[error("invalid block: {0} ({rule})", rule = .0.rule())]
+    Invalid(ChainError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What [`Chain::accept_block`] did with a valid-looking block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// Stored now.
+    New,
+    /// Already stored.
+    Duplicate,
+}
+
+/// How the tip moved in [`Chain::activate`].
+#[derive(Debug, Default)]
+pub struct TipChange {
+    /// Blocks that left the main chain, tip first.
+    pub disconnected: Vec<LedgerBlock>,
+    /// Blocks that joined it, in order.
+    pub connected: Vec<LedgerBlock>,
+    /// Blocks found invalid while connecting (state rules), with the rule broken.
+    pub invalid: Vec<(BlockHash, ChainError)>,
+}
+
+impl TipChange {
+    /// Whether the tip moved.
+    pub fn moved(&self) -> bool {
+        !self.connected.is_empty() || !self.disconnected.is_empty()
+    }
+}
+
+/// The block tree, the main chain and the replicated state at its tip.
+pub struct Chain {
+    params: &'static LedgerParams,
+    store: Store,
+    index: HashMap<BlockHash, Entry>,
+    children: HashMap<BlockHash, Vec<BlockHash>>,
+    main: Vec<BlockHash>,
+    follower: Follower,
+    best_header: BlockHash,
+    candidates: HashSet<BlockHash>,
+    seq: u64,
+}
+
+fn block_work(bits: CompactTarget) -> U256 {
+    bits.to_target().map(|t| t.work().0).unwrap_or(U256::ZERO)
+}
+
+impl Chain {
+    /// Opens the store in `datadir` (creating it with the genesis block) and loads the index, the
+    /// main chain and the state at the stored tip.
+    pub fn open(datadir: &Path, params: &'static LedgerParams) -> Result<Chain, StoreError> {
+        let store = Store::open(datadir, params)?;
+        let follower = store.follower()?;
+        let main = store.main_chain()?;
+        let mut records = store.load_index()?;
+        let known: HashSet<BlockHash> = records.iter().map(|(h, _)| *h).collect();
+        // A store written by `chain import` before the index existed: index its main chain.
+        if !main.last().is_some_and(|t| known.contains(t)) {
+            let mut work = U256::ZERO;
+            for (height, hash) in main.iter().enumerate() {
+                let b = store.block(hash)?.ok_or_else(|| StoreError {
+                    path: datadir.display().to_string(),
+                    why: format!("main chain block {hash} missing"),
+                })?;
+                work = work.checked_add(block_work(b.header.bits)).unwrap_or(U256::MAX);
+                if !known.contains(hash) {
+                    let status = BlockStatus::Valid;
+                    records.push((
+                        *hash,
+                        IndexRecord { header: b.header, height: height as u32, chainwork: work, status },
+                    ));
+                }
+            }
+        }
+        records.sort_by_key(|(_, r)| r.height);
+        let mut chain = Chain {
+            params,
+            store,
+            index: HashMap::with_capacity(records.len()),
+            children: HashMap::new(),
+            main,
+            follower,
+            best_header: params.genesis.header.block_hash(),
+            candidates: HashSet::new(),
+            seq: 0,
+        };
+        for (hash, rec) in records {
+            chain.insert(hash, rec);
+        }
+        let tip_work = chain.follower.chainwork;
+        let cands: Vec<BlockHash> = chain
+            .index
+            .iter()
+            .filter(|(h, e)| {
+                matches!(e.status, BlockStatus::Data | BlockStatus::Valid)
+                    && e.chainwork > tip_work
+                    && !chain.on_main(h)
+            })
+            .map(|(h, _)| *h)
+            .collect();
+        chain.candidates.extend(cands);
+        chain.best_header = chain.compute_best_header();
+        Ok(chain)
+    }
+
+    fn insert(&mut self, hash: BlockHash, rec: IndexRecord) {
+        self.seq += 1;
+        let e = Entry {
+            header: rec.header,
+            height: rec.height,
+            chainwork: rec.chainwork,
+            status: rec.status,
+            seq: self.seq,
+        };
+        if self.index.insert(hash, e).is_none() && rec.height > 0 {
+            self.children.entry(rec.header.prev_blockhash).or_default().push(hash);
+        }
+    }
+
+    fn compute_best_header(&self) -> BlockHash {
+        let mut best = *self.main.last().expect("genesis");
+        let mut best_e = self.index[&best];
+        for (h, e) in &self.index {
+            if e.status != BlockStatus::Invalid
+                && (e.chainwork > best_e.chainwork || (e.chainwork == best_e.chainwork && e.seq < best_e.seq))
+            {
+                best = *h;
+                best_e = *e;
+            }
+        }
+        best
+    }
+
+    /// The chain parameters.
+    pub fn params(&self) -> &'static LedgerParams {
+        self.params
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The follower at the tip (state, height, chain work).
+    pub fn follower(&self) -> &Follower {
+        &self.follower
+    }
+
+    /// The state at the tip, for building block templates ([`crate::state::accounts::template`]
+    /// leaves it as it found it).
+    pub fn follower_state_mut(&mut self) -> &mut crate::state::accounts::State {
+        &mut self.follower.state
+    }
+
+    /// The state root at the tip.
+    pub fn state_root(&mut self) -> [u8; 32] {
+        self.follower.state.root()
+    }
+
+    /// The tip's hash.
+    pub fn tip(&self) -> BlockHash {
+        self.follower.tip
+    }
+
+    /// The tip's height.
+    pub fn height(&self) -> u32 {
+        self.follower.height
+    }
+
+    /// The most-work header not known to be invalid (may be ahead of the tip).
+    pub fn best_header(&self) -> BlockHash {
+        self.best_header
+    }
+
+    /// An index entry.
+    pub fn entry(&self, hash: &BlockHash) -> Option<&Entry> {
+        self.index.get(hash)
+    }
+
+    /// Blocks in the index.
+    pub fn index_len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// The main chain's block at `height`.
+    pub fn hash_at(&self, height: u32) -> Option<BlockHash> {
+        self.main.get(height as usize).copied()
+    }
+
+    /// Whether `hash` is on the main chain.
+    pub fn on_main(&self, hash: &BlockHash) -> bool {
+        self.index.get(hash).is_some_and(|e| self.main.get(e.height as usize) == Some(hash))
+    }
+
+    /// A stored block.
+    pub fn block(&self, hash: &BlockHash) -> Result<Option<LedgerBlock>, StoreError> {
+        self.store.block(hash)
+    }
+
+    /// The ancestor of `hash` at `height` (itself when equal), walking the index.
+    pub fn ancestor(&self, hash: &BlockHash, height: u32) -> Option<BlockHash> {
+        let mut h = *hash;
+        let mut e = self.index.get(&h)?;
+        if e.height < height {
+            return None;
+        }
+        if self.on_main(&h) {
+            return self.hash_at(height);
+        }
+        while e.height > height {
+            h = e.header.prev_blockhash;
+            e = self.index.get(&h)?;
+            if self.on_main(&h) {
+                return self.hash_at(height);
+            }
+        }
+        Some(h)
+    }
+
+    /// Whether `anc` is `desc` or one of its ancestors.
+    pub fn is_ancestor(&self, anc: &BlockHash, desc: &BlockHash) -> bool {
+        match self.index.get(anc) {
+            Some(a) => self.ancestor(desc, a.height) == Some(*anc),
+            None => false,
+        }
+    }
+
+    /// The last up-to-11 block times ending with `hash`'s, oldest first.
+    pub fn times_ending_at(&self, hash: &BlockHash) -> Vec<u32> {
+        let mut out = Vec::with_capacity(11);
+        let mut h = *hash;
+        while let Some(e) = self.index.get(&h) {
+            out.push(e.header.time);
+            if out.len() == 11 || e.height == 0 {
+                break;
+            }
+            h = e.header.prev_blockhash;
+        }
+        out.reverse();
+        out
+    }
+
+    /// The bits a block on top of `parent` needs (ASERT).
+    pub fn bits_after(&self, parent: &BlockHash) -> Option<CompactTarget> {
+        let p = self.index.get(parent)?;
+        Some(next_bits(self.params, p.height, p.header.time))
+    }
+
+    /// Checks a header against its parent in the index: proof of work, ASERT bits, median time
+    /// past, the 2-hour limit (docs/CONSENSUS.md, header rules).
+    pub fn check_header(&self, h: &BlockHeader, hash: &BlockHash, now: i64) -> Result<(), HeaderError> {
+        let parent = self.index.get(&h.prev_blockhash).ok_or(HeaderError::UnknownParent(h.prev_blockhash))?;
+        if parent.status == BlockStatus::Invalid {
+            return Err(HeaderError::KnownInvalid);
+        }
+        let inv = |e: ChainError| HeaderError::Invalid(e);
+        let target = rules::target_bits_are_within(h.bits, self.params.pow_limit).map_err(|e| inv(e.into()))?;
+        rules::hash_meets_target(hash, target).map_err(|e| inv(e.into()))?;
+        lrules::difficulty_matches_asert(h.bits, next_bits(self.params, parent.height, parent.header.time))
+            .map_err(|e| inv(e.into()))?;
+        rules::time_is_above_median_past(h, &self.times_ending_at(&h.prev_blockhash)).map_err(|e| inv(e.into()))?;
+        rules::time_is_not_too_far_ahead(h, now).map_err(|e| inv(e.into()))?;
+        Ok(())
+    }
+
+    /// Adds a header to the index after [`Chain::check_header`]; returns its hash and whether it
+    /// was new. A header that breaks a rule after passing proof of work is remembered as invalid.
+    pub fn accept_header(&mut self, h: &BlockHeader, now: i64) -> Result<(BlockHash, bool), HeaderError> {
+        let hash = h.block_hash();
+        if let Some(e) = self.index.get(&hash) {
+            return if e.status == BlockStatus::Invalid { Err(HeaderError::KnownInvalid) } else { Ok((hash, false)) };
+        }
+        match self.check_header(h, &hash, now) {
+            Ok(()) => {}
+            Err(HeaderError::Invalid(e)) => {
+                let pow_ok = !matches!(e.rule(), "target_bits_are_valid" | "proof_of_work_is_valid");
+                if pow_ok && e.rule() != "time_is_not_too_far_ahead" {
+                    let p = self.index[&h.prev_blockhash];
+                    let rec = IndexRecord {
+                        header: *h,
+                        height: p.height + 1,
+                        chainwork: p.chainwork.checked_add(block_work(h.bits)).unwrap_or(U256::MAX),
+                        status: BlockStatus::Invalid,
+                    };
+                    self.insert(hash, rec);
+                }
+                return Err(HeaderError::Invalid(e));
+            }
+            Err(e) => return Err(e),
+        }
+        let p = self.index[&h.prev_blockhash];
+        let rec = IndexRecord {
+            header: *h,
+            height: p.height + 1,
+            chainwork: p.chainwork.checked_add(block_work(h.bits)).unwrap_or(U256::MAX),
+            status: BlockStatus::Header,
+        };
+        self.insert(hash, rec);
+        let best = self.index[&self.best_header];
+        if rec.chainwork > best.chainwork {
+            self.best_header = hash;
+        }
+        Ok((hash, true))
+    }
+
+    /// Checks a block's body (every rule that needs no state: size, coinbase first and only,
+    /// merkle root, every signature in one batch) and stores it with its index entry. The caller
+    /// then runs [`Chain::activate`]. A block that breaks a body rule is marked invalid with its
+    /// descendants, except a merkle mismatch (the header may be fine with other transactions).
+    pub fn accept_block(&mut self, block: &LedgerBlock, now: i64) -> Result<Accepted, BlockError> {
+        let hash = block.header.block_hash();
+        match self.index.get(&hash).map(|e| e.status) {
+            Some(BlockStatus::Invalid) => return Err(HeaderError::KnownInvalid.into()),
+            Some(BlockStatus::Data | BlockStatus::Valid) => return Ok(Accepted::Duplicate),
+            Some(BlockStatus::Header) => {}
+            None => {
+                self.accept_header(&block.header, now)?;
+            }
+        }
+        lrules::ledger_merkle_root_is_valid(block).map_err(|e| BlockError::Mutated(e.into()))?;
+        let body = (|| -> Result<(), ChainError> {
+            lrules::block_size_is_within_limit(block.to_bytes().len())?;
+            lrules::block_has_transactions(block)?;
+            lrules::coinbase_is_first_and_only(block)?;
+            check_signatures(&[block]).map_err(|(_, e)| e)?;
+            Ok(())
+        })();
+        if let Err(e) = body {
+            self.mark_invalid(&hash)?;
+            return Err(BlockError::Invalid(e));
+        }
+        let e = self.index.get_mut(&hash).expect("accepted header");
+        e.status = BlockStatus::Data;
+        let rec = e.record();
+        self.store.put_block(&hash, block, rec)?;
+        if rec.chainwork > self.follower.chainwork {
+            self.candidates.insert(hash);
+        }
+        Ok(Accepted::New)
+    }
+
+    /// Marks `hash` and every descendant invalid (stored for those the store knows).
+    fn mark_invalid(&mut self, hash: &BlockHash) -> Result<(), StoreError> {
+        let mut stack = vec![*hash];
+        let mut records = Vec::new();
+        while let Some(h) = stack.pop() {
+            if let Some(e) = self.index.get_mut(&h) {
+                if e.status != BlockStatus::Header {
+                    records.push((h, IndexRecord { status: BlockStatus::Invalid, ..e.record() }));
+                }
+                e.status = BlockStatus::Invalid;
+            }
+            self.candidates.remove(&h);
+            if let Some(c) = self.children.get(&h) {
+                stack.extend(c.iter().copied());
+            }
+        }
+        self.store.put_index(&records)?;
+        let best = self.index[&self.best_header];
+        if best.status == BlockStatus::Invalid {
+            self.best_header = self.compute_best_header();
+        }
+        Ok(())
+    }
+
+    /// The path from the main chain to `hash` (fork point excluded), if every block on it is
+    /// stored and none is invalid; `Err(true)` when one is invalid, `Err(false)` when one is missing.
+    fn path_to(&self, hash: &BlockHash) -> Result<Vec<BlockHash>, bool> {
+        let mut path = Vec::new();
+        let mut h = *hash;
+        while !self.on_main(&h) {
+            let e = self.index.get(&h).ok_or(false)?;
+            match e.status {
+                BlockStatus::Invalid => return Err(true),
+                BlockStatus::Header => return Err(false),
+                _ => {}
+            }
+            path.push(h);
+            h = e.header.prev_blockhash;
+        }
+        path.reverse();
+        Ok(path)
+    }
+
+    /// Moves the tip to the valid chain with the most work among the stored blocks: for each
+    /// heavier candidate, undo to the fork point and connect its branch; a block that breaks a
+    /// state rule is marked invalid (with its descendants), the old tip is restored and the next
+    /// candidate tried. Each completed move is one store transaction.
+    pub fn activate(&mut self) -> Result<TipChange, StoreError> {
+        let mut change = TipChange::default();
+        loop {
+            let tip_work = self.follower.chainwork;
+            let mut best: Option<(BlockHash, Vec<BlockHash>)> = None;
+            let mut drop = Vec::new();
+            let mut invalid = Vec::new();
+            for c in &self.candidates {
+                let e = self.index[c];
+                if e.chainwork <= tip_work || self.on_main(c) {
+                    drop.push(*c);
+                    continue;
+                }
+                let better = match &best {
+                    None => true,
+                    Some((b, _)) => {
+                        let be = self.index[b];
+                        e.chainwork > be.chainwork || (e.chainwork == be.chainwork && e.seq < be.seq)
+                    }
+                };
+                if !better {
+                    continue;
+                }
+                match self.path_to(c) {
+                    Ok(path) => best = Some((*c, path)),
+                    Err(true) => invalid.push(*c),
+                    Err(false) => {}
+                }
+            }
+            for c in drop {
+                self.candidates.remove(&c);
+            }
+            for c in invalid {
+                self.mark_invalid(&c)?;
+            }
+            let Some((_, path)) = best else { break };
+            self.reorg_to(&path, &mut change)?;
+        }
+        Ok(change)
+    }
+
+    fn load(&self, hash: &BlockHash) -> Result<LedgerBlock, StoreError> {
+        self.store.block(hash)?.ok_or_else(|| StoreError {
+            path: "chain.redb".into(),
+            why: format!("block {hash} is indexed as stored but missing"),
+        })
+    }
+
+    fn disconnect_tip(&mut self, undo: crate::state::accounts::Undo, block: &LedgerBlock) {
+        let parent = block.header.prev_blockhash;
+        let pw = self.index[&parent].chainwork;
+        let times = self.times_ending_at(&parent);
+        self.follower.disconnect(block, undo, pw, times);
+    }
+
+    fn reorg_to(&mut self, path: &[BlockHash], change: &mut TipChange) -> Result<(), StoreError> {
+        let first = self.index[&path[0]];
+        let fork_height = first.height - 1;
+        // Undo to the fork point.
+        let mut gone = Vec::new();
+        for height in (fork_height + 1..=self.follower.height).rev() {
+            let hash = self.main[height as usize];
+            let block = self.load(&hash)?;
+            let undo = self.store.undo(&hash)?;
+            self.disconnect_tip(undo.clone(), &block);
+            gone.push((hash, height, undo, block));
+        }
+        // Connect the branch.
+        let mut added: Vec<(BlockHash, LedgerBlock, crate::state::accounts::Undo)> = Vec::new();
+        let mut failed = None;
+        for hash in path {
+            let block = self.load(hash)?;
+            match self.follower.connect(&block, hash) {
+                Ok(undo) => added.push((*hash, block, undo)),
+                Err(e) => {
+                    failed = Some((*hash, e));
+                    break;
+                }
+            }
+        }
+        if let Some((bad, e)) = failed {
+            // Back to where we were: undo the branch, reconnect the old blocks.
+            for (_, block, undo) in added.into_iter().rev() {
+                self.disconnect_tip(undo, &block);
+            }
+            for (hash, _, _, block) in gone.iter().rev() {
+                self.follower.connect(block, hash).map_err(|e| StoreError {
+                    path: "chain.redb".into(),
+                    why: format!("reconnecting main chain block {hash} failed: {e}"),
+                })?;
+            }
+            tracing::warn!(block = %bad, rule = e.rule(), "block breaks a state rule: {e}");
+            self.mark_invalid(&bad)?;
+            change.invalid.push((bad, e));
+            return Ok(());
+        }
+        let disconnected: Vec<(BlockHash, u32, crate::state::accounts::Undo)> =
+            gone.iter().map(|(h, height, u, _)| (*h, *height, u.clone())).collect();
+        let connected: Vec<Connected<'_>> =
+            added.iter().map(|(h, _, u)| Connected { hash: *h, record: self.index[h].record(), undo: u }).collect();
+        self.store.move_tip(&disconnected, &connected, None, &self.follower)?;
+        self.main.truncate(fork_height as usize + 1);
+        for (h, _, _) in &added {
+            self.main.push(*h);
+            if let Some(e) = self.index.get_mut(h) {
+                e.status = BlockStatus::Valid;
+            }
+            self.candidates.remove(h);
+        }
+        if !gone.is_empty() {
+            tracing::info!(
+                disconnected = gone.len(),
+                connected = added.len(),
+                fork_height,
+                "reorganized to the heavier branch"
+            );
+        }
+        change.disconnected.extend(gone.into_iter().map(|(_, _, _, b)| b));
+        change.connected.extend(added.into_iter().map(|(_, b, _)| b));
+        if self.index[&self.best_header].chainwork < self.follower.chainwork {
+            self.best_header = self.follower.tip;
+        }
+        Ok(())
+    }
+
+    /// Block locator from the tip: the last 10 blocks, then exponentially spaced, then genesis.
+    pub fn locator(&self) -> Vec<BlockHash> {
+        let mut out = Vec::new();
+        let mut h = self.follower.height as i64;
+        let mut step = 1i64;
+        while h > 0 {
+            out.push(self.main[h as usize]);
+            if out.len() >= 10 {
+                step *= 2;
+            }
+            h -= step;
+        }
+        out.push(self.main[0]);
+        out
+    }
+
+    /// The main chain's headers after the first locator hash on it (genesis if none), up to
+    /// `stop` (inclusive) or `max`.
+    pub fn headers_after(&self, locator: &[BlockHash], stop: &BlockHash, max: usize) -> Vec<BlockHeader> {
+        let start = locator.iter().find(|h| self.on_main(h)).map(|h| self.index[h].height + 1).unwrap_or(1);
+        let mut out = Vec::new();
+        for height in start..=self.follower.height {
+            let hash = self.main[height as usize];
+            out.push(self.index[&hash].header);
+            if out.len() >= max || hash == *stop {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Blocks to download: those on the way to the best header that are not stored, lowest
+    /// first, at most `max`, skipping `skip`.
+    pub fn blocks_to_download(&self, max: usize, skip: &dyn Fn(&BlockHash) -> bool) -> Vec<BlockHash> {
+        let mut missing = Vec::new();
+        let mut h = self.best_header;
+        while let Some(e) = self.index.get(&h) {
+            if e.status != BlockStatus::Header {
+                break;
+            }
+            missing.push(h);
+            h = e.header.prev_blockhash;
+        }
+        missing.reverse();
+        missing.into_iter().filter(|h| !skip(h)).take(max).collect()
+    }
+
+    /// The difficulty of `bits` relative to the chain's proof-of-work limit (1.0 at the limit).
+    pub fn difficulty(&self, bits: CompactTarget) -> f64 {
+        match bits.to_target() {
+            Ok(t) => t.difficulty() / self.params.pow_limit.difficulty(),
+            Err(_) => 0.0,
+        }
+    }
+
+    /// The median time past at the tip (a new block's time must be above it).
+    pub fn median_time_past(&self) -> u32 {
+        let mut t = self.follower.recent_times();
+        t.sort_unstable();
+        t[t.len() / 2]
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,116 @@
+//! `powkit node` and `powkit rpc`: run a node; call a running node's JSON-RPC.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::CliError;
+use crate::node::config::Settings;
+
+/// Flags of `powkit node` (each overrides `DATADIR/powkit.conf`).
+#[derive(Args, Debug, Clone)]
+pub struct NodeArgs {
+    /// powkit or powkit-regtest (default: the config file's, else powkit-regtest).
+    #[arg(long)]
+    pub chain: Option<String>,
+    /// The data directory (store, powkit.conf, node.json with the bound addresses).
+    #[arg(long)]
+    pub datadir: PathBuf,
+    /// P2P address to listen on, IP:PORT (port 0: any free port), or `none`. Default 127.0.0.1:18633
+    /// (regtest) / 127.0.0.1:8633.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// A peer to keep connected to, IP:PORT (repeatable).
+    #[arg(long = "peer")]
+    pub peers: Vec<String>,
+    /// JSON-RPC address, IP:PORT or `none`. Default 127.0.0.1:18632 (regtest) / 127.0.0.1:8632.
+    #[arg(long)]
+    pub rpc: Option<String>,
+    /// Mine on the tip (needs --miner-key).
+    #[arg(long)]
+    pub mine: bool,
+    /// The key file whose account mined coinbases pay (`powkit key new --out FILE`).
+    #[arg(long)]
+    pub miner_key: Option<PathBuf>,
+    /// Where the miner hashes: cpu, gpu or all.
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// Miner CPU threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Seconds a misbehaving peer stays banned (default 600).
+    #[arg(long)]
+    pub ban_seconds: Option<u64>,
+    /// Mempool limit in bytes (default 32 MiB).
+    #[arg(long)]
+    pub mempool_bytes: Option<usize>,
+    /// Log level: error, warn, info, debug, trace (default info; or RUST_LOG).
+    #[arg(long)]
+    pub log: Option<String>,
+}
+
+/// Flags of `powkit rpc`.
+#[derive(Args, Debug, Clone)]
+pub struct RpcArgs {
+    /// The node's JSON-RPC address (default 127.0.0.1:18632, powkit-regtest's).
+    #[arg(long, default_value = "127.0.0.1:18632")]
+    pub rpc: String,
+    /// The method.
+    pub method: String,
+    /// Parameters: each parsed as JSON when it parses (numbers, true, objects), else a string.
+    pub params: Vec<String>,
+}
+
+fn init_logging(level: Option<&str>) -> Result<(), CliError> {
+    let env = std::env::var("RUST_LOG").ok();
+    let name = level.or(env.as_deref()).unwrap_or("info");
+    let level: tracing::Level = name
+        .parse()
+        .map_err(|_| CliError::usage(format!("--log {name:?}: expected error, warn, info, debug or trace")))?;
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+    Ok(())
+}
+
+/// Runs the node until it is stopped.
+pub fn main(a: &NodeArgs) -> Result<i32, CliError> {
+    init_logging(a.log.as_deref())?;
+    let file = Settings::from_file(&a.datadir).map_err(CliError::usage)?;
+    let flags = Settings {
+        chain: a.chain.clone(),
+        listen: a.listen.clone(),
+        peers: a.peers.clone(),
+        rpc: a.rpc.clone(),
+        mine: a.mine.then_some(true),
+        miner_key: a.miner_key.clone(),
+        backend: a.backend.clone(),
+        threads: a.threads,
+        ban_seconds: a.ban_seconds,
+        mempool_bytes: a.mempool_bytes,
+        max_peers: None,
+    };
+    let cfg = flags.resolve(file, a.datadir.clone()).map_err(CliError::usage)?;
+    crate::node::run(cfg).map_err(CliError::usage)?;
+    Ok(0)
+}
+
+/// One JSON-RPC call; prints the result as JSON.
+pub fn rpc_main(a: &RpcArgs) -> Result<i32, CliError> {
+    let params: Vec<serde_json::Value> = a
+        .params
+        .iter()
+        .map(|p| serde_json::from_str(p).unwrap_or_else(|_| serde_json::Value::String(p.clone())))
+        .collect();
+    match crate::node::rpc::call_remote(&a.rpc, &a.method, serde_json::Value::Array(params)) {
+        Ok(v) => {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            Ok(0)
+        }
+        Err(e) => Err(CliError { code: 1, message: format!("{}: {e}", a.method) }),
+    }
+}

@@ -1,0 +1,204 @@
+//! The node's settings: `DATADIR/powkit.conf` (one `key = value` per line, `#` comments), with
+//! command-line flags taking precedence over the file, and the file over the defaults.
+//!
+//! Keys: `chain`, `listen`, `peer` (repeatable), `rpc`, `mine`, `miner_key`, `backend`, `threads`,
+//! `ban_seconds`, `mempool_bytes`, `max_peers`. `listen = none` turns listening off.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::cli::Backend;
+use crate::ledger::params::LedgerChain;
+
+/// Everything the node runs with.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The chain.
+    pub chain: LedgerChain,
+    /// The data directory.
+    pub datadir: PathBuf,
+    /// P2P listening address (`None`: no inbound connections).
+    pub listen: Option<SocketAddr>,
+    /// Peers to keep connected to.
+    pub peers: Vec<String>,
+    /// JSON-RPC address (`None`: no RPC).
+    pub rpc: Option<SocketAddr>,
+    /// Mine.
+    pub mine: bool,
+    /// The key whose account the mined coinbases pay.
+    pub miner_key: Option<PathBuf>,
+    /// Where the miner hashes.
+    pub backend: Backend,
+    /// Miner CPU threads.
+    pub threads: usize,
+    /// How long a misbehaving peer stays banned.
+    pub ban_seconds: u64,
+    /// Mempool size limit.
+    pub mempool_bytes: usize,
+    /// Most connections (inbound and outbound together).
+    pub max_peers: usize,
+}
+
+/// Settings as given on the command line or in the file (absent: not given).
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// `chain`.
+    pub chain: Option<String>,
+    /// `listen` (`none` for no listening).
+    pub listen: Option<String>,
+    /// `peer`.
+    pub peers: Vec<String>,
+    /// `rpc` (`none` for no RPC).
+    pub rpc: Option<String>,
+    /// `mine`.
+    pub mine: Option<bool>,
+    /// `miner_key`.
+    pub miner_key: Option<PathBuf>,
+    /// `backend`.
+    pub backend: Option<String>,
+    /// `threads`.
+    pub threads: Option<usize>,
+    /// `ban_seconds`.
+    pub ban_seconds: Option<u64>,
+    /// `mempool_bytes`.
+    pub mempool_bytes: Option<usize>,
+    /// `max_peers`.
+    pub max_peers: Option<usize>,
+}
+
+/// The config file's name in the data directory.
+pub const CONFIG_FILE: &str = "powkit.conf";
+
+/// Default P2P and RPC ports of a chain.
+pub fn default_ports(chain: LedgerChain) -> (u16, u16) {
+    match chain {
+        LedgerChain::Powkit => (8633, 8632),
+        LedgerChain::PowkitRegtest => (18633, 18632),
+    }
+}
+
+impl Settings {
+    /// Reads `DATADIR/powkit.conf` (absent: all defaults).
+    pub fn from_file(datadir: &Path) -> Result<Settings, String> {
+        let path = datadir.join(CONFIG_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Settings::default()),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let mut s = Settings::default();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let at = || format!("{}:{}", path.display(), n + 1);
+            let (k, v) = line.split_once('=').ok_or_else(|| format!("{}: expected `key = value`", at()))?;
+            let (k, v) = (k.trim(), v.trim().trim_matches('"'));
+            let num = |what: &str| -> Result<u64, String> {
+                v.parse::<u64>().map_err(|_| format!("{}: {what} must be a whole number, got {v:?}", at()))
+            };
+            match k {
+                "chain" => s.chain = Some(v.into()),
+                "listen" => s.listen = Some(v.into()),
+                "peer" => s.peers.push(v.into()),
+                "rpc" => s.rpc = Some(v.into()),
+                "mine" => {
+                    s.mine = Some(match v {
+                        "true" | "1" | "yes" => true,
+                        "false" | "0" | "no" => false,
+                        _ => return Err(format!("{}: mine must be true or false, got {v:?}", at())),
+                    })
+                }
+                "miner_key" => s.miner_key = Some(v.into()),
+                "backend" => s.backend = Some(v.into()),
+                "threads" => s.threads = Some(num("threads")? as usize),
+                "ban_seconds" => s.ban_seconds = Some(num("ban_seconds")?),
+                "mempool_bytes" => s.mempool_bytes = Some(num("mempool_bytes")? as usize),
+                "max_peers" => s.max_peers = Some(num("max_peers")? as usize),
+                other => return Err(format!("{}: unknown setting {other:?}", at())),
+            }
+        }
+        Ok(s)
+    }
+
+    /// `self` (the flags) over `file` over the defaults.
+    pub fn resolve(self, file: Settings, datadir: PathBuf) -> Result<NodeConfig, String> {
+        let chain_name = self.chain.or(file.chain).unwrap_or_else(|| "powkit-regtest".into());
+        let chain = LedgerChain::from_name(&chain_name)
+            .ok_or_else(|| format!("chain {chain_name:?}: expected powkit or powkit-regtest"))?;
+        let (p2p_port, rpc_port) = default_ports(chain);
+        let addr = |what: &str, v: Option<String>, default: u16| -> Result<Option<SocketAddr>, String> {
+            match v.as_deref() {
+                None => Ok(Some(SocketAddr::from(([127, 0, 0, 1], default)))),
+                Some("none") => Ok(None),
+                Some(s) => s.parse().map(Some).map_err(|_| format!("{what} {s:?}: expected IP:PORT (or none)")),
+            }
+        };
+        let listen = addr("listen", self.listen.or(file.listen), p2p_port)?;
+        let rpc = addr("rpc", self.rpc.or(file.rpc), rpc_port)?;
+        let backend = match self.backend.or(file.backend).as_deref() {
+            None | Some("cpu") => Backend::Cpu,
+            Some("gpu") => Backend::Gpu,
+            Some("all") => Backend::All,
+            Some(other) => return Err(format!("backend {other:?}: expected cpu, gpu or all")),
+        };
+        let peers = if self.peers.is_empty() { file.peers } else { self.peers };
+        let mine = self.mine.or(file.mine).unwrap_or(false);
+        let miner_key = self.miner_key.or(file.miner_key);
+        if mine && miner_key.is_none() {
+            return Err("--mine needs --miner-key FILE (make one with `powkit key new --out FILE`)".into());
+        }
+        let threads = self.threads.or(file.threads).unwrap_or_else(crate::mine::default_threads);
+        if threads == 0 {
+            return Err("threads must be at least 1".into());
+        }
+        Ok(NodeConfig {
+            chain,
+            datadir,
+            listen,
+            peers,
+            rpc,
+            mine,
+            miner_key,
+            backend,
+            threads,
+            ban_seconds: self.ban_seconds.or(file.ban_seconds).unwrap_or(600),
+            mempool_bytes: self.mempool_bytes.or(file.mempool_bytes).unwrap_or(32 << 20),
+            max_peers: self.max_peers.or(file.max_peers).unwrap_or(64),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_and_errors_name_the_line() {
+        let dir = std::env::temp_dir().join(format!("powkit-conf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(CONFIG_FILE),
+            "# test\nchain = powkit\nlisten = 127.0.0.1:9000\npeer = 127.0.0.1:1\npeer = 127.0.0.1:2\nthreads = 3\n",
+        )
+        .unwrap();
+        let file = Settings::from_file(&dir).unwrap();
+        let flags = Settings { listen: Some("none".into()), threads: Some(1), ..Settings::default() };
+        let c = flags.resolve(file, dir.clone()).unwrap();
+        assert_eq!(c.chain, LedgerChain::Powkit);
+        assert_eq!(c.listen, None);
+        assert_eq!(c.peers.len(), 2);
+        assert_eq!(c.threads, 1);
+        assert_eq!(c.rpc, Some("127.0.0.1:8632".parse().unwrap()));
+        std::fs::write(dir.join(CONFIG_FILE), "chain = powkit\nthreads = many\n").unwrap();
+        let e = Settings::from_file(&dir).unwrap_err();
+        assert!(e.contains(":2: threads must be a whole number"), "{e}");
+        std::fs::write(dir.join(CONFIG_FILE), "colour = blue\n").unwrap();
+        assert!(Settings::from_file(&dir).unwrap_err().contains("unknown setting \"colour\""));
+        let e =
+            Settings { mine: Some(true), ..Settings::default() }.resolve(Settings::default(), dir.clone()).unwrap_err();
+        assert!(e.contains("--miner-key"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,189 @@
+//! The node's miner: one thread that hashes the chain thread's latest block template with the
+//! CPU/GPU engine ([`crate::mine::search_with`]) and hands back solved blocks. Every new job (a
+//! new tip, new transactions) cancels the one in progress.
+//!
+//! It never dates a block ahead of the clock: when the median-time-past rule asks for a time still
+//! in the future (more than ~6 blocks found within one second), it waits for the clock. When the
+//! nonce space of a template runs out it rolls the time forward one second.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::Event;
+use crate::cli::Backend;
+use crate::ledger::block::LedgerBlock;
+use crate::mine::{search_with, CancelToken, SearchOptions, NONCE_SPACE};
+use crate::sha256::Job;
+
+/// A template to mine.
+pub struct MinerJob {
+    /// Sequence number (a solution names the job it solves).
+    pub id: u64,
+    /// The block, nonce zero.
+    pub block: LedgerBlock,
+}
+
+/// Shared counters the RPC reads.
+#[derive(Default)]
+pub struct MinerStats {
+    /// Nonces hashed since start.
+    pub hashes: AtomicU64,
+    /// Blocks found.
+    pub found: AtomicU64,
+}
+
+/// The chain thread's handle on the miner thread.
+pub struct Miner {
+    jobs: Sender<MinerJob>,
+    cancel: Arc<Mutex<CancelToken>>,
+    /// Counters.
+    pub stats: Arc<MinerStats>,
+    /// When it started.
+    pub started: Instant,
+    /// What hashes (`cpu`, `gpu`, `all`).
+    pub backend: String,
+    /// CPU worker threads.
+    pub threads: usize,
+}
+
+fn now() -> u32 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0)
+}
+
+impl Miner {
+    /// Opens the engines (an error when `backend` asks for a GPU there is none of) and starts the
+    /// thread.
+    pub fn start(backend: Backend, threads: usize, events: Sender<Event>) -> Result<Miner, String> {
+        let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<MinerJob>();
+        let cancel = Arc::new(Mutex::new(CancelToken::new()));
+        let stats = Arc::new(MinerStats::default());
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<String, String>>(1);
+        let (c2, s2) = (cancel.clone(), stats.clone());
+        std::thread::Builder::new()
+            .name("miner".into())
+            .spawn(move || {
+                let mut set = match crate::cli::engine::open(backend, "auto", None, false) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.message));
+                        return;
+                    }
+                };
+                for n in &set.notes {
+                    tracing::info!("miner: {n}");
+                }
+                let desc = match set.backend() {
+                    Backend::Cpu => "cpu",
+                    Backend::Gpu => "gpu",
+                    _ => "all",
+                };
+                let _ = ready_tx.send(Ok(desc.to_string()));
+                run(&mut set, threads, jobs_rx, c2, s2, events);
+            })
+            .map_err(|e| format!("starting the miner thread: {e}"))?;
+        let backend = ready_rx.recv().map_err(|_| "the miner thread ended".to_string())??;
+        Ok(Miner { jobs: jobs_tx, cancel, stats, started: Instant::now(), backend, threads })
+    }
+
+    /// Replaces the current job.
+    pub fn set_job(&self, job: MinerJob) {
+        let mut c = self.cancel.lock().expect("miner lock");
+        c.cancel();
+        *c = CancelToken::new();
+        let _ = self.jobs.send(job);
+    }
+
+    /// Hashes per second since start.
+    pub fn rate(&self) -> f64 {
+        self.stats.hashes.load(Ordering::Relaxed) as f64 / self.started.elapsed().as_secs_f64().max(1e-3)
+    }
+
+    /// Stops the thread after its current chunk.
+    pub fn stop(&self) {
+        self.cancel.lock().expect("miner lock").cancel();
+    }
+}
+
+fn run(
+    set: &mut crate::cli::engine::EngineSet,
+    threads: usize,
+    jobs: Receiver<MinerJob>,
+    cancel: Arc<Mutex<CancelToken>>,
+    stats: Arc<MinerStats>,
+    events: Sender<Event>,
+) {
+    let mut pending: Option<MinerJob> = None;
+    loop {
+        let job = match pending.take() {
+            Some(j) => j,
+            None => match jobs.recv() {
+                Ok(j) => j,
+                Err(_) => return,
+            },
+        };
+        // Only the newest job matters.
+        let mut job = job;
+        while let Ok(j) = jobs.try_recv() {
+            job = j;
+        }
+        let token = cancel.lock().expect("miner lock").clone();
+        let mut block = job.block;
+        // Wait for the clock rather than date a block ahead of it.
+        while block.header.time > now() && !token.is_cancelled() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if token.is_cancelled() {
+            continue;
+        }
+        let target = match block.header.bits.to_target() {
+            Ok(t) => t,
+            Err(_) => continue,
+        };
+        let mut solved = false;
+        while !token.is_cancelled() {
+            let j = Job::new(&block.header, target);
+            let opts = SearchOptions {
+                threads,
+                cancel: token.clone(),
+                progress_interval: Duration::from_millis(500),
+                ..SearchOptions::default()
+            };
+            let last = AtomicU64::new(0);
+            let progress = |p: &crate::mine::Progress| {
+                let before = last.swap(p.hashes, Ordering::Relaxed);
+                stats.hashes.fetch_add(p.hashes.saturating_sub(before), Ordering::Relaxed);
+            };
+            let report = match search_with(&mut set.engines(), &j, 0, NONCE_SPACE, &opts, Some(&progress)) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!("miner: the GPU failed: {e}; mining stops");
+                    return;
+                }
+            };
+            stats.hashes.fetch_add(report.hashes.saturating_sub(last.load(Ordering::Relaxed)), Ordering::Relaxed);
+            if let Some(s) = report.solutions.first() {
+                block.header.nonce = s.nonce;
+                stats.found.fetch_add(1, Ordering::Relaxed);
+                solved = true;
+                break;
+            }
+            if report.interrupted {
+                break;
+            }
+            block.header.time += 1;
+        }
+        if solved {
+            if events.send(Event::Mined { block: Box::new(block), job: job.id }).is_err() {
+                return;
+            }
+            // Wait for the next job (the chain thread sends one for the new tip).
+            match jobs.recv() {
+                Ok(j) => pending = Some(j),
+                Err(_) => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,1203 @@
+//! `powkit node`: keeps, extends and replicates the authoritative chain (docs/ARCHITECTURE.md,
+//! "Node"; docs/PROTOCOL.md).
+//!
+//! One chain thread owns everything that decides: the [`Chain`] (block index, fork choice, state,
+//! store), the [`Mempool`] and the peer table. Everything else sends it [`Event`]s over one
+//! crossbeam channel: two threads per peer connection ([`peer::Conn`]), the listener, short-lived
+//! dialers, the JSON-RPC server ([`rpc`]) and the miner ([`miner::Miner`]). Nothing shares the chain
+//! state, so no lock guards it.
+
+pub mod config;
+pub mod miner;
+pub mod peer;
+pub mod rpc;
+
+use std::collections::{HashMap, HashSet};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use serde_json::{json, Value};
+
+use crate::chain::{Accepted, BlockError, Chain, HeaderError, TipChange};
+use crate::ledger::block::LedgerBlock;
+use crate::ledger::params::LedgerParams;
+use crate::ledger::tx::{LedgerTx, TRANSFER_SIZE};
+use crate::mempool::{Mempool, MempoolError};
+use crate::net::message::{Inv, InvKind, Message, Version, MAX_HEADERS, PROTOCOL_VERSION};
+use crate::primitives::BlockHash;
+use crate::store::BlockStatus;
+pub use config::NodeConfig;
+use rpc::RpcError;
+
+/// Blocks requested from one peer at a time.
+pub const MAX_BLOCKS_IN_FLIGHT: usize = 16;
+/// A requested block not delivered in this time is asked of another peer.
+pub const BLOCK_TIMEOUT: Duration = Duration::from_secs(20);
+/// New headers with no more work than the tip that one peer may send before it counts as spam.
+pub const MAX_LOW_WORK_HEADERS: u64 = 2 * MAX_HEADERS;
+/// Blocks answered per `getdata` (the rest get `notfound`); honest peers ask for at most 16.
+pub const MAX_BLOCKS_PER_GETDATA: usize = 32;
+/// Handshake deadline.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Interval between pings, and how long a pong may take.
+pub const PING_INTERVAL: Duration = Duration::from_secs(30);
+
+/// What the chain thread hears.
+pub enum Event {
+    /// A TCP connection is open.
+    Connected {
+        /// The stream.
+        stream: TcpStream,
+        /// The remote address.
+        addr: SocketAddr,
+        /// The address dialed (`None`: inbound).
+        dialed: Option<String>,
+    },
+    /// A dial failed.
+    DialFailed {
+        /// The address.
+        addr: String,
+        /// Why.
+        why: String,
+    },
+    /// A peer sent a message.
+    Message {
+        /// Peer id.
+        peer: u64,
+        /// The message.
+        msg: Message,
+    },
+    /// A connection ended.
+    Closed {
+        /// Peer id.
+        peer: u64,
+        /// Why.
+        reason: String,
+        /// Whether the peer broke the protocol (it is banned).
+        misbehaving: bool,
+    },
+    /// A JSON-RPC call.
+    Rpc {
+        /// Method.
+        method: String,
+        /// Params (array or object).
+        params: Value,
+        /// Where the answer goes.
+        reply: Sender<Result<Value, RpcError>>,
+    },
+    /// The miner solved a job.
+    Mined {
+        /// The block.
+        block: Box<LedgerBlock>,
+        /// The job id.
+        job: u64,
+    },
+}
+
+struct Peer {
+    conn: peer::Conn,
+    dialed: Option<String>,
+    version: Option<Version>,
+    verack: bool,
+    sent_version: bool,
+    connected_at: Instant,
+    best_known: Option<BlockHash>,
+    in_flight: HashMap<BlockHash, Instant>,
+    ping: Option<(u64, Instant)>,
+    last_ping: Instant,
+    ping_ms: Option<f64>,
+    low_work_headers: u64,
+    unconnecting: u32,
+    blocks_received: u64,
+}
+
+impl Peer {
+    fn ready(&self) -> bool {
+        self.version.is_some() && self.verack
+    }
+
+    /// The key a ban is recorded under: the IP, except on loopback, where every local node shares
+    /// the address and the key is address and port (the dialed port, or the advertised one).
+    fn ban_key(&self) -> String {
+        let ip = self.conn.addr.ip();
+        if !ip.is_loopback() {
+            return ip.to_string();
+        }
+        if let Some(d) = &self.dialed {
+            return d.clone();
+        }
+        match self.version.as_ref().map(|v| v.listen_port).filter(|p| *p != 0) {
+            Some(p) => SocketAddr::new(ip, p).to_string(),
+            None => self.conn.addr.to_string(),
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn txid_hex(txid: &[u8; 32]) -> String {
+    let mut t = *txid;
+    t.reverse();
+    hex::encode(t)
+}
+
+fn parse_txid(s: &str) -> Option<[u8; 32]> {
+    let mut t: [u8; 32] = hex::decode(s).ok()?.try_into().ok()?;
+    t.reverse();
+    Some(t)
+}
+
+/// The running node (chain thread state).
+struct Node {
+    cfg: NodeConfig,
+    params: &'static LedgerParams,
+    chain: Chain,
+    mempool: Mempool,
+    peers: HashMap<u64, Peer>,
+    next_id: u64,
+    events: Sender<Event>,
+    banned: HashMap<String, Instant>,
+    wanted: Vec<String>,
+    dialing: HashMap<String, Instant>,
+    nonce: u64,
+    listen_port: u16,
+    miner: Option<miner::Miner>,
+    miner_key: Option<[u8; 32]>,
+    job: u64,
+    template_due: Option<Instant>,
+    block_source: HashMap<BlockHash, u64>,
+    rejected_txs: HashSet<[u8; 32]>,
+    stop: Arc<AtomicBool>,
+    blocks_mined: u64,
+    fatal: Option<String>,
+}
+
+/// Runs a node until SIGINT, SIGTERM or the `stop` call. Returns an error line (exit 2) when it
+/// cannot start or its store fails.
+pub fn run(cfg: NodeConfig) -> Result<(), String> {
+    let params = cfg.chain.params();
+    let chain = crate::chain::Chain::open(&cfg.datadir, params).map_err(|e| e.to_string())?;
+    let miner_key = match &cfg.miner_key {
+        Some(p) => Some(crate::ledger::keys::public(&crate::ledger::keys::load(p)?)),
+        None => None,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(|e| format!("installing the signal handler: {e}"))?;
+    }
+    let (tx, rx) = crossbeam_channel::unbounded::<Event>();
+    let mut listen_addr = None;
+    if let Some(addr) = cfg.listen {
+        let l = TcpListener::bind(addr).map_err(|e| format!("listening on {addr}: {e}"))?;
+        listen_addr = Some(l.local_addr().map_err(|e| e.to_string())?);
+        let (events, stop) = (tx.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("listen".into())
+            .spawn(move || accept_loop(l, events, stop))
+            .map_err(|e| e.to_string())?;
+    }
+    let mut rpc_addr = None;
+    if let Some(addr) = cfg.rpc {
+        let l = TcpListener::bind(addr).map_err(|e| format!("JSON-RPC on {addr}: {e}"))?;
+        rpc_addr = Some(l.local_addr().map_err(|e| e.to_string())?);
+        let (events, stop) = (tx.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("rpc-listen".into())
+            .spawn(move || rpc::serve(l, events, stop))
+            .map_err(|e| e.to_string())?;
+    }
+    let miner = if cfg.mine { Some(miner::Miner::start(cfg.backend, cfg.threads, tx.clone())?) } else { None };
+    let info = json!({
+        "pid": std::process::id(),
+        "chain": params.name,
+        "p2p": listen_addr.map(|a| a.to_string()),
+        "rpc": rpc_addr.map(|a| a.to_string()),
+    });
+    let info_path = cfg.datadir.join("node.json");
+    std::fs::write(&info_path, format!("{info}\n")).map_err(|e| format!("{}: {e}", info_path.display()))?;
+    let mut node = Node {
+        params,
+        mempool: Mempool::new(params.chain_id, cfg.mempool_bytes),
+        chain,
+        peers: HashMap::new(),
+        next_id: 1,
+        events: tx,
+        banned: HashMap::new(),
+        wanted: cfg.peers.clone(),
+        dialing: HashMap::new(),
+        nonce: rand::random(),
+        listen_port: listen_addr.map(|a| a.port()).unwrap_or(0),
+        miner,
+        miner_key,
+        job: 0,
+        template_due: Some(Instant::now()),
+        block_source: HashMap::new(),
+        rejected_txs: HashSet::new(),
+        stop,
+        blocks_mined: 0,
+        fatal: None,
+        cfg,
+    };
+    let root = node.chain.state_root();
+    tracing::info!(
+        chain = params.name,
+        height = node.chain.height(),
+        tip = %node.chain.tip(),
+        state_root = %hex::encode(root),
+        p2p = ?listen_addr,
+        rpc = ?rpc_addr,
+        mining = node.miner.is_some(),
+        "node started"
+    );
+    node.run(rx);
+    for p in node.peers.values() {
+        p.conn.close();
+    }
+    if let Some(m) = &node.miner {
+        m.stop();
+    }
+    match node.fatal {
+        Some(e) => Err(e),
+        None => {
+            tracing::info!(height = node.chain.height(), tip = %node.chain.tip(), "node stopped");
+            Ok(())
+        }
+    }
+}
+
+fn accept_loop(l: TcpListener, events: Sender<Event>, stop: Arc<AtomicBool>) {
+    let _ = l.set_nonblocking(true);
+    while !stop.load(Ordering::Relaxed) {
+        match l.accept() {
+            Ok((stream, addr)) => {
+                let _ = stream.set_nonblocking(false);
+                if events.send(Event::Connected { stream, addr, dialed: None }).is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+impl Node {
+    fn run(&mut self, rx: Receiver<Event>) {
+        let mut last_tick = Instant::now() - Duration::from_secs(1);
+        while !self.stop.load(Ordering::Relaxed) && self.fatal.is_none() {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(ev) => self.handle(ev),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            }
+            if last_tick.elapsed() >= Duration::from_millis(250) {
+                last_tick = Instant::now();
+                self.tick();
+            }
+        }
+    }
+
+    fn handle(&mut self, ev: Event) {
+        match ev {
+            Event::Connected { stream, addr, dialed } => self.connected(stream, addr, dialed),
+            Event::DialFailed { addr, why } => {
+                tracing::debug!(%addr, "dial failed: {why}");
+                self.dialing.insert(addr, Instant::now());
+            }
+            Event::Message { peer, msg } => {
+                if self.peers.contains_key(&peer) {
+                    self.message(peer, msg);
+                }
+            }
+            Event::Closed { peer, reason, misbehaving } => {
+                if misbehaving {
+                    self.punish(peer, &reason);
+                } else {
+                    self.disconnect(peer, &reason);
+                }
+            }
+            Event::Rpc { method, params, reply } => {
+                let r = self.rpc(&method, &params);
+                let _ = reply.send(r);
+            }
+            Event::Mined { block, job } => {
+                if job != self.job {
+                    return;
+                }
+                let hash = block.header.block_hash();
+                match self.submit(&block, None) {
+                    Ok(_) => {
+                        self.blocks_mined += 1;
+                        tracing::info!(%hash, height = self.chain.height(), txs = block.txs.len(), "mined a block");
+                    }
+                    Err(e) => tracing::warn!(%hash, "mined block rejected: {e}"),
+                }
+                self.template_due = Some(Instant::now());
+            }
+        }
+    }
+
+    fn connected(&mut self, stream: TcpStream, addr: SocketAddr, dialed: Option<String>) {
+        if let Some(d) = &dialed {
+            self.dialing.remove(d);
+        }
+        if self.peers.len() >= self.cfg.max_peers {
+            tracing::debug!(%addr, "connection refused: {} peers already", self.peers.len());
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            return;
+        }
+        let key = match &dialed {
+            Some(d) => d.clone(),
+            None if addr.ip().is_loopback() => String::new(),
+            None => addr.ip().to_string(),
+        };
+        if !key.is_empty() && self.is_banned(&key) {
+            tracing::debug!(%addr, "connection refused: banned");
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            return;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let conn = match peer::Conn::start(id, stream, addr, self.params.magic, self.events.clone()) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(%addr, "could not start the connection: {e}");
+                return;
+            }
+        };
+        let now = Instant::now();
+        let mut p = Peer {
+            conn,
+            dialed,
+            version: None,
+            verack: false,
+            sent_version: false,
+            connected_at: now,
+            best_known: None,
+            in_flight: HashMap::new(),
+            ping: None,
+            last_ping: now,
+            ping_ms: None,
+            low_work_headers: 0,
+            unconnecting: 0,
+            blocks_received: 0,
+        };
+        tracing::info!(peer = id, %addr, inbound = p.dialed.is_none(), "connected");
+        if p.dialed.is_some() {
+            p.conn.send(&self.version_msg());
+            p.sent_version = true;
+        }
+        self.peers.insert(id, p);
+    }
+
+    fn version_msg(&self) -> Message {
+        Message::Version(Version {
+            protocol: PROTOCOL_VERSION,
+            chain_id: self.params.chain_id,
+            genesis: self.params.genesis.header.block_hash(),
+            height: self.chain.height(),
+            nonce: self.nonce,
+            listen_port: self.listen_port,
+            user_agent: format!("/powkit:{}/", env!("CARGO_PKG_VERSION")),
+        })
+    }
+
+    fn is_banned(&mut self, key: &str) -> bool {
+        match self.banned.get(key) {
+            Some(until) if *until > Instant::now() => true,
+            Some(_) => {
+                self.banned.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn disconnect(&mut self, id: u64, why: &str) {
+        if let Some(p) = self.peers.remove(&id) {
+            p.conn.close();
+            tracing::info!(peer = id, addr = %p.conn.addr, "disconnected: {why}");
+            if let Some(d) = &p.dialed {
+                self.dialing.insert(d.clone(), Instant::now());
+            }
+            if !p.in_flight.is_empty() {
+                self.request_blocks();
+            }
+        }
+    }
+
+    /// Disconnects and bans a peer that broke the protocol or sent something invalid.
+    fn punish(&mut self, id: u64, why: &str) {
+        if let Some(p) = self.peers.get(&id) {
+            let key = p.ban_key();
+            tracing::warn!(peer = id, addr = %p.conn.addr, ban = %key, "banned for {} s: {why}", self.cfg.ban_seconds);
+            self.banned.insert(key, Instant::now() + Duration::from_secs(self.cfg.ban_seconds));
+        }
+        self.disconnect(id, why);
+    }
+
+    fn send(&mut self, id: u64, msg: &Message) {
+        let ok = self.peers.get(&id).map(|p| p.conn.send(msg)).unwrap_or(true);
+        if !ok {
+            self.disconnect(id, "send queue full (the peer is not reading)");
+        }
+    }
+
+    fn message(&mut self, id: u64, msg: Message) {
+        let p = self.peers.get_mut(&id).expect("checked");
+        match (&msg, p.ready()) {
+            (Message::Version(v), _) => {
+                if p.version.is_some() {
+                    return self.punish(id, "a second version message");
+                }
+                if v.chain_id != self.params.chain_id || v.genesis != self.params.genesis.header.block_hash() {
+                    return self
+                        .disconnect(id, &format!("another chain (chain id {:#x}, genesis {})", v.chain_id, v.genesis));
+                }
+                if v.nonce == self.nonce {
+                    if let Some(d) = p.dialed.clone() {
+                        self.wanted.retain(|w| *w != d);
+                    }
+                    return self.disconnect(id, "connected to itself");
+                }
+                p.version = Some(v.clone());
+                let send_version = !p.sent_version;
+                p.sent_version = true;
+                if send_version {
+                    let m = self.version_msg();
+                    self.send(id, &m);
+                }
+                self.send(id, &Message::Verack);
+                self.maybe_start(id);
+            }
+            (Message::Verack, _) => {
+                if p.verack {
+                    return self.punish(id, "a second verack");
+                }
+                p.verack = true;
+                self.maybe_start(id);
+            }
+            (_, false) => self.punish(id, &format!("{} before the handshake", msg.command())),
+            (Message::Ping(n), true) => {
+                let n = *n;
+                self.send(id, &Message::Pong(n));
+            }
+            (Message::Pong(n), true) => {
+                if let Some((want, at)) = p.ping {
+                    if want == *n {
+                        p.ping_ms = Some(at.elapsed().as_secs_f64() * 1e3);
+                        p.ping = None;
+                    }
+                }
+            }
+            (Message::GetHeaders { locator, stop }, true) => {
+                let hs = self.chain.headers_after(locator, stop, MAX_HEADERS as usize);
+                self.send(id, &Message::Headers(hs));
+            }
+            (Message::Headers(_), true) => {
+                let Message::Headers(hs) = msg else { unreachable!() };
+                self.headers(id, hs);
+            }
+            (Message::Inv(_), true) => {
+                let Message::Inv(items) = msg else { unreachable!() };
+                self.inv(id, items);
+            }
+            (Message::GetData(_), true) => {
+                let Message::GetData(items) = msg else { unreachable!() };
+                self.getdata(id, items);
+            }
+            (Message::NotFound(items), true) => {
+                for i in items {
+                    if i.kind == InvKind::Block {
+                        p.in_flight.remove(&BlockHash(i.hash));
+                    }
+                }
+                self.request_blocks();
+            }
+            (Message::Block(_), true) => {
+                let Message::Block(b) = msg else { unreachable!() };
+                self.block(id, *b);
+            }
+            (Message::Tx(_), true) => {
+                let Message::Tx(t) = msg else { unreachable!() };
+                self.tx(id, t);
+            }
+        }
+    }
+
+    fn maybe_start(&mut self, id: u64) {
+        let Some(p) = self.peers.get(&id) else { return };
+        if !p.ready() {
+            return;
+        }
+        let v = p.version.as_ref().expect("ready");
+        tracing::info!(peer = id, addr = %p.conn.addr, height = v.height, agent = %v.user_agent, "handshake done");
+        let locator = self.chain.locator();
+        self.send(id, &Message::GetHeaders { locator, stop: BlockHash([0; 32]) });
+        // Offer the mempool.
+        let txids = self.mempool.txids();
+        for chunk in txids.chunks(1000) {
+            let items = chunk.iter().map(|h| Inv { kind: InvKind::Tx, hash: *h }).collect();
+            self.send(id, &Message::Inv(items));
+        }
+    }
+
+    fn headers(&mut self, id: u64, hs: Vec<crate::primitives::BlockHeader>) {
+        if hs.is_empty() {
+            return;
+        }
+        for w in hs.windows(2) {
+            if w[1].prev_blockhash != w[0].block_hash() {
+                return self.punish(id, "non-contiguous headers");
+            }
+        }
+        let now = unix_now();
+        let tip_work = self.chain.follower().chainwork;
+        let mut last = None;
+        let mut low = 0u64;
+        for (i, h) in hs.iter().enumerate() {
+            match self.chain.accept_header(h, now) {
+                Ok((hash, new)) => {
+                    if new && self.chain.entry(&hash).is_some_and(|e| e.chainwork <= tip_work) {
+                        low += 1;
+                    }
+                    last = Some(hash);
+                }
+                Err(HeaderError::UnknownParent(_)) if i == 0 => {
+                    let p = self.peers.get_mut(&id).expect("peer");
+                    p.unconnecting += 1;
+                    if p.unconnecting > 8 {
+                        return self.punish(id, "headers that never connect to the chain");
+                    }
+                    let locator = self.chain.locator();
+                    return self.send(id, &Message::GetHeaders { locator, stop: BlockHash([0; 32]) });
+                }
+                Err(e) => return self.punish(id, &format!("header {}: {e}", h.block_hash())),
+            }
+        }
+        let Some(last) = last else { return };
+        let p = self.peers.get_mut(&id).expect("peer");
+        p.unconnecting = 0;
+        p.low_work_headers += low;
+        if p.low_work_headers > MAX_LOW_WORK_HEADERS {
+            let n = p.low_work_headers;
+            return self.punish(id, &format!("low-work header spam ({n} headers with no more work than our tip)"));
+        }
+        let better = match p.best_known.and_then(|b| self.chain.entry(&b).map(|e| e.chainwork)) {
+            Some(w) => self.chain.entry(&last).is_some_and(|e| e.chainwork > w),
+            None => true,
+        };
+        if better {
+            p.best_known = Some(last);
+        }
+        if hs.len() == MAX_HEADERS as usize {
+            self.send(id, &Message::GetHeaders { locator: vec![last], stop: BlockHash([0; 32]) });
+        }
+        self.request_blocks();
+    }
+
+    /// Assigns missing blocks on the way to the best header to peers that have them, at most
+    /// [`MAX_BLOCKS_IN_FLIGHT`] per peer, spread over peers.
+    fn request_blocks(&mut self) {
+        let in_flight: HashSet<BlockHash> = self.peers.values().flat_map(|p| p.in_flight.keys().copied()).collect();
+        let capacity: usize = self
+            .peers
+            .values()
+            .filter(|p| p.ready())
+            .map(|p| MAX_BLOCKS_IN_FLIGHT - p.in_flight.len().min(MAX_BLOCKS_IN_FLIGHT))
+            .sum();
+        if capacity == 0 {
+            return;
+        }
+        let needed = self.chain.blocks_to_download(capacity.min(1024), &|h| in_flight.contains(h));
+        let mut asks: HashMap<u64, Vec<Inv>> = HashMap::new();
+        let now = Instant::now();
+        for h in needed {
+            let mut best: Option<(usize, u64)> = None;
+            for (id, p) in &self.peers {
+                if !p.ready() || p.in_flight.len() >= MAX_BLOCKS_IN_FLIGHT {
+                    continue;
+                }
+                let has = p.best_known.is_some_and(|b| self.chain.is_ancestor(&h, &b));
+                if has && best.is_none_or(|(n, _)| p.in_flight.len() < n) {
+                    best = Some((p.in_flight.len(), *id));
+                }
+            }
+            let Some((_, id)) = best else { continue };
+            self.peers.get_mut(&id).expect("peer").in_flight.insert(h, now);
+            asks.entry(id).or_default().push(Inv { kind: InvKind::Block, hash: h.0 });
+        }
+        for (id, items) in asks {
+            self.send(id, &Message::GetData(items));
+        }
+    }
+
+    fn inv(&mut self, id: u64, items: Vec<Inv>) {
+        let mut unknown_block = false;
+        let mut want_txs = Vec::new();
+        for i in &items {
+            match i.kind {
+                InvKind::Block => {
+                    let h = BlockHash(i.hash);
+                    match self.chain.entry(&h) {
+                        None => unknown_block = true,
+                        Some(e) if e.status == BlockStatus::Invalid => {}
+                        Some(_) => {
+                            let p = self.peers.get_mut(&id).expect("peer");
+                            let better = p
+                                .best_known
+                                .and_then(|b| self.chain.entry(&b))
+                                .is_none_or(|b| self.chain.entry(&h).is_some_and(|e| e.chainwork > b.chainwork));
+                            if better {
+                                p.best_known = Some(h);
+                            }
+                        }
+                    }
+                }
+                InvKind::Tx => {
+                    if !self.mempool.contains(&i.hash) && !self.rejected_txs.contains(&i.hash) {
+                        want_txs.push(*i);
+                    }
+                }
+            }
+        }
+        if unknown_block {
+            let locator = self.chain.locator();
+            self.send(id, &Message::GetHeaders { locator, stop: BlockHash([0; 32]) });
+        }
+        if !want_txs.is_empty() {
+            self.send(id, &Message::GetData(want_txs));
+        }
+        self.request_blocks();
+    }
+
+    fn getdata(&mut self, id: u64, items: Vec<Inv>) {
+        let mut missing = Vec::new();
+        let mut blocks = 0;
+        for i in items {
+            match i.kind {
+                InvKind::Block => {
+                    let h = BlockHash(i.hash);
+                    let stored =
+                        matches!(self.chain.entry(&h).map(|e| e.status), Some(BlockStatus::Data | BlockStatus::Valid));
+                    let bytes = if stored && blocks < MAX_BLOCKS_PER_GETDATA {
+                        match self.chain.store().block_bytes(&h) {
+                            Ok(b) => b,
+                            Err(e) => {
+                                self.fatal = Some(e.to_string());
+                                return;
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    match bytes {
+                        Some(b) => {
+                            blocks += 1;
+                            let ok = self.peers.get(&id).is_some_and(|p| p.conn.send_raw("block", &b));
+                            if !ok {
+                                return self.disconnect(id, "send queue full (the peer is not reading)");
+                            }
+                        }
+                        None => missing.push(i),
+                    }
+                }
+                InvKind::Tx => match self.mempool.get(&i.hash) {
+                    Some(t) => {
+                        let m = Message::Tx(LedgerTx::Transfer(*t));
+                        self.send(id, &m);
+                    }
+                    None => missing.push(i),
+                },
+            }
+        }
+        if !missing.is_empty() {
+            self.send(id, &Message::NotFound(missing));
+        }
+    }
+
+    /// Stores and connects a block from a peer (`Some(id)`), the miner or `submitblock` (`None`).
+    fn submit(&mut self, block: &LedgerBlock, from: Option<u64>) -> Result<Accepted, BlockError> {
+        let hash = block.header.block_hash();
+        let r = self.chain.accept_block(block, unix_now());
+        if let Ok(Accepted::New) = r {
+            if let Some(id) = from {
+                self.block_source.insert(hash, id);
+            }
+            match self.chain.activate() {
+                Ok(change) => self.after_tip_change(change),
+                Err(e) => {
+                    self.fatal = Some(format!("store failure: {e}"));
+                }
+            }
+        }
+        if let Err(BlockError::Store(e)) = &r {
+            self.fatal = Some(format!("store failure: {e}"));
+        }
+        r
+    }
+
+    fn block(&mut self, id: u64, block: LedgerBlock) {
+        let hash = block.header.block_hash();
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.in_flight.remove(&hash);
+            p.blocks_received += 1;
+        }
+        match self.submit(&block, Some(id)) {
+            Ok(_) => {
+                let p = self.peers.get_mut(&id);
+                if let Some(p) = p {
+                    let better = match p.best_known.and_then(|b| self.chain.entry(&b)) {
+                        None => true,
+                        Some(b) => self.chain.entry(&hash).is_some_and(|e| e.chainwork > b.chainwork),
+                    };
+                    if better {
+                        p.best_known = Some(hash);
+                    }
+                }
+                self.request_blocks();
+            }
+            Err(BlockError::Header(HeaderError::UnknownParent(_))) => {
+                let locator = self.chain.locator();
+                self.send(id, &Message::GetHeaders { locator, stop: BlockHash([0; 32]) });
+            }
+            Err(BlockError::Store(_)) => {}
+            Err(e) => self.punish(id, &format!("block {hash}: {e}")),
+        }
+    }
+
+    fn after_tip_change(&mut self, change: TipChange) {
+        for (hash, e) in &change.invalid {
+            if let Some(id) = self.block_source.remove(hash) {
+                self.punish(id, &format!("block {hash} breaks {}: {e}", e.rule()));
+            }
+        }
+        if !change.moved() {
+            return;
+        }
+        for b in &change.connected {
+            self.block_source.remove(&b.header.block_hash());
+        }
+        let readded = self.mempool.update(&change.disconnected, &self.chain.follower().state);
+        let tip = self.chain.tip();
+        let root = self.chain.state_root();
+        tracing::info!(
+            height = self.chain.height(),
+            %tip,
+            connected = change.connected.len(),
+            disconnected = change.disconnected.len(),
+            state_root = %hex::encode(root),
+            mempool = self.mempool.len(),
+            "new tip"
+        );
+        // Announce: the new blocks' headers (at most 8), or the tip by inv.
+        let headers: Vec<_> = change.connected.iter().map(|b| b.header).collect();
+        let ids: Vec<u64> = self.peers.iter().filter(|(_, p)| p.ready()).map(|(id, _)| *id).collect();
+        for id in ids {
+            let knows = self.peers[&id].best_known.is_some_and(|b| self.chain.is_ancestor(&tip, &b));
+            if knows {
+                continue;
+            }
+            let m = if headers.len() <= 8 && change.disconnected.is_empty() {
+                Message::Headers(headers.clone())
+            } else {
+                Message::Inv(vec![Inv { kind: InvKind::Block, hash: tip.0 }])
+            };
+            self.send(id, &m);
+            if !readded.is_empty() {
+                let items: Vec<Inv> = readded.iter().take(1000).map(|h| Inv { kind: InvKind::Tx, hash: *h }).collect();
+                self.send(id, &Message::Inv(items));
+            }
+        }
+        self.template_due = Some(Instant::now());
+    }
+
+    fn tx(&mut self, id: u64, tx: LedgerTx) {
+        let LedgerTx::Transfer(t) = tx else {
+            return self.punish(id, "a coinbase relayed as a transaction");
+        };
+        match self.accept_tx(t, Some(id)) {
+            Ok(_) => {}
+            Err(MempoolError::Invalid(why)) => self.punish(id, &format!("transaction: {why}")),
+            Err(e) => tracing::debug!(peer = id, "transaction not accepted: {e}"),
+        }
+    }
+
+    fn accept_tx(&mut self, t: crate::ledger::tx::Transfer, from: Option<u64>) -> Result<[u8; 32], MempoolError> {
+        let r = self.mempool.add(t, &self.chain.follower().state, true);
+        match &r {
+            Ok(txid) => {
+                tracing::debug!(txid = %txid_hex(txid), "transaction accepted");
+                let ids: Vec<u64> =
+                    self.peers.iter().filter(|(i, p)| p.ready() && Some(**i) != from).map(|(i, _)| *i).collect();
+                for i in ids {
+                    self.send(i, &Message::Inv(vec![Inv { kind: InvKind::Tx, hash: *txid }]));
+                }
+                if self.template_due.is_none() {
+                    self.template_due = Some(Instant::now() + Duration::from_millis(500));
+                }
+            }
+            Err(MempoolError::Duplicate) => {}
+            Err(_) => {
+                if self.rejected_txs.len() > 50_000 {
+                    self.rejected_txs.clear();
+                }
+                self.rejected_txs.insert(LedgerTx::Transfer(t).txid());
+            }
+        }
+        r
+    }
+
+    fn tick(&mut self) {
+        let now = Instant::now();
+        self.banned.retain(|_, until| *until > now);
+        // Keep the wanted peers connected.
+        let connected: HashSet<String> = self.peers.values().filter_map(|p| p.dialed.clone()).collect();
+        for addr in self.wanted.clone() {
+            if connected.contains(&addr) || self.banned.contains_key(&addr) {
+                continue;
+            }
+            let due = self.dialing.get(&addr).is_none_or(|t| now.duration_since(*t) >= Duration::from_secs(2));
+            if !due {
+                continue;
+            }
+            self.dialing.insert(addr.clone(), now + Duration::from_secs(3600));
+            let events = self.events.clone();
+            let _ = std::thread::Builder::new().name("dial".into()).spawn(move || dial(addr, events));
+        }
+        // Timeouts and pings.
+        let mut drop = Vec::new();
+        let mut rerequest = false;
+        for (id, p) in self.peers.iter_mut() {
+            if !p.ready() && now.duration_since(p.connected_at) > HANDSHAKE_TIMEOUT {
+                drop.push((*id, "no handshake in time".to_string()));
+                continue;
+            }
+            if let Some((_, at)) = p.ping {
+                if now.duration_since(at) > PING_INTERVAL * 2 {
+                    drop.push((*id, "ping timeout".to_string()));
+                    continue;
+                }
+            }
+            let before = p.in_flight.len();
+            p.in_flight.retain(|_, at| now.duration_since(*at) < BLOCK_TIMEOUT);
+            rerequest |= p.in_flight.len() != before;
+            if p.ready() && p.ping.is_none() && now.duration_since(p.last_ping) > PING_INTERVAL {
+                let n: u64 = rand::random();
+                p.ping = Some((n, now));
+                p.last_ping = now;
+                let _ = p.conn.send(&Message::Ping(n));
+            }
+        }
+        for (id, why) in drop {
+            self.disconnect(id, &why);
+        }
+        if rerequest {
+            self.request_blocks();
+        }
+        if self.template_due.is_some_and(|t| t <= now) {
+            self.template_due = None;
+            self.new_job();
+        }
+    }
+
+    /// A block template on the tip: the mempool's best transfers, the coinbase paying `miner`,
+    /// time = max(now, median time past + 1).
+    fn template(&mut self, miner: [u8; 32]) -> Result<LedgerBlock, String> {
+        let max_transfers = (crate::ledger::block::MAX_LEDGER_BLOCK_BYTES - 1000) / TRANSFER_SIZE;
+        let transfers = self.mempool.select(max_transfers);
+        let time = (unix_now() as u32).max(self.chain.median_time_past() + 1);
+        let f = self.chain.follower();
+        let (tip, height, bits) = (f.tip, f.height + 1, f.next_bits());
+        let params = self.params;
+        let state = self.chain.follower_state_mut();
+        match crate::state::accounts::template(state, params, tip, height, time, bits, miner, transfers) {
+            Ok(b) => Ok(b),
+            Err(e) => {
+                tracing::error!("template with mempool transfers failed ({e}); mining an empty block");
+                crate::state::accounts::template(state, params, tip, height, time, bits, miner, vec![])
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    fn new_job(&mut self) {
+        let (Some(_), Some(key)) = (&self.miner, self.miner_key) else { return };
+        match self.template(key) {
+            Ok(block) => {
+                self.job += 1;
+                let id = self.job;
+                if let Some(m) = &self.miner {
+                    m.set_job(miner::MinerJob { id, block });
+                }
+            }
+            Err(e) => tracing::error!("no block template: {e}"),
+        }
+    }
+
+    fn rpc(&mut self, method: &str, params: &Value) -> Result<Value, RpcError> {
+        let p = |i: usize| -> Option<&Value> {
+            match params {
+                Value::Array(a) => a.get(i),
+                _ => None,
+            }
+        };
+        let str_param = |i: usize, what: &str| -> Result<String, RpcError> {
+            p(i).and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| RpcError::params(format!("parameter {} ({what}) must be a string", i + 1)))
+        };
+        let hash_param = |i: usize| -> Result<BlockHash, RpcError> {
+            let s = str_param(i, "block hash")?;
+            BlockHash::from_display_hex(&s).map_err(|e| RpcError::params(format!("block hash {s:?}: {e}")))
+        };
+        match method {
+            "getblockchaininfo" => {
+                let tip = self.chain.tip();
+                let e = *self.chain.entry(&tip).expect("tip indexed");
+                let root = self.chain.state_root();
+                let best = self.chain.best_header();
+                Ok(json!({
+                    "chain": self.params.name,
+                    "height": self.chain.height(),
+                    "headers": self.chain.entry(&best).map(|e| e.height),
+                    "bestblockhash": tip.to_string(),
+                    "chainwork": hex::encode(self.chain.follower().chainwork.to_be_bytes()),
+                    "state_root": hex::encode(root),
+                    "difficulty": self.chain.difficulty(e.header.bits),
+                    "bits": e.header.bits.to_string(),
+                    "mediantime": self.chain.median_time_past(),
+                    "transactions": self.chain.follower().transactions,
+                    "accounts": self.chain.follower().state.len(),
+                }))
+            }
+            "getbestblockhash" => Ok(json!(self.chain.tip().to_string())),
+            "getblockcount" => Ok(json!(self.chain.height())),
+            "getblockhash" => {
+                let h = p(0).and_then(Value::as_u64).ok_or_else(|| RpcError::params("parameter 1 (height) must be a whole number"))?;
+                match u32::try_from(h).ok().and_then(|h| self.chain.hash_at(h)) {
+                    Some(hash) => Ok(json!(hash.to_string())),
+                    None => Err(RpcError { code: -8, message: format!("block height {h} out of range (tip {})", self.chain.height()) }),
+                }
+            }
+            "getblock" | "getblockheader" => {
+                let hash = hash_param(0)?;
+                let verbose = match p(1) {
+                    None => true,
+                    Some(Value::Bool(b)) => *b,
+                    Some(Value::Number(n)) => n.as_u64() != Some(0),
+                    Some(_) => return Err(RpcError::params("parameter 2 (verbose) must be a boolean or 0/1")),
+                };
+                let e = *self.chain.entry(&hash).ok_or_else(|| RpcError::not_found(format!("block {hash} not found")))?;
+                let confirmations =
+                    if self.chain.on_main(&hash) { self.chain.height() as i64 - e.height as i64 + 1 } else { -1 };
+                let mut v = json!({
+                    "hash": hash.to_string(),
+                    "height": e.height,
+                    "confirmations": confirmations,
+                    "status": e.status,
+                    "version": e.header.version,
+                    "previousblockhash": e.header.prev_blockhash.to_string(),
+                    "merkleroot": e.header.merkle_root.to_string(),
+                    "time": e.header.time,
+                    "bits": e.header.bits.to_string(),
+                    "nonce": e.header.nonce,
+                    "difficulty": self.chain.difficulty(e.header.bits),
+                    "chainwork": hex::encode(e.chainwork.to_be_bytes()),
+                });
+                if method == "getblockheader" {
+                    return Ok(if verbose { v } else { json!(hex::encode(e.header.to_bytes())) });
+                }
+                let block = self
+                    .chain
+                    .block(&hash)
+                    .map_err(|e| RpcError::internal(e.to_string()))?
+                    .ok_or_else(|| RpcError::not_found(format!("block {hash} is not stored (header only)")))?;
+                if !verbose {
+                    return Ok(json!(hex::encode(block.to_bytes())));
+                }
+                v["size"] = json!(block.to_bytes().len());
+                v["tx"] = Value::Array(block.txs.iter().map(tx_json).collect());
+                Ok(v)
+            }
+            "getaccount" => {
+                let s = str_param(0, "public key")?;
+                let pk = crate::ledger::keys::parse_public(&s).map_err(RpcError::params)?;
+                let a = self.chain.follower().state.account(&pk);
+                let pending = self.mempool.txids().iter().filter(|id| self.mempool.get(id).is_some_and(|t| t.from == pk)).count() as u64;
+                Ok(json!({"pubkey": hex::encode(pk), "balance": a.balance, "nonce": a.nonce, "pending": pending, "next_nonce": a.nonce + pending}))
+            }
+            "sendrawtransaction" => {
+                let s = str_param(0, "transaction hex")?;
+                let bytes = hex::decode(s.trim()).map_err(|e| RpcError { code: -22, message: format!("transaction hex: {e}") })?;
+                let tx = LedgerTx::from_bytes(&bytes).map_err(|e| RpcError { code: -22, message: format!("transaction: {e}") })?;
+                let LedgerTx::Transfer(t) = tx else {
+                    return Err(RpcError { code: -26, message: "a coinbase cannot be sent".into() });
+                };
+                match self.accept_tx(t, None) {
+                    Ok(txid) => Ok(json!(txid_hex(&txid))),
+                    Err(MempoolError::Duplicate) => Ok(json!(txid_hex(&tx.txid()))),
+                    Err(e) => Err(RpcError { code: -26, message: e.to_string() }),
+                }
+            }
+            "getrawmempool" => Ok(Value::Array(self.mempool.txids().iter().map(|t| json!(txid_hex(t))).collect())),
+            "getmempoolentry" => {
+                let s = str_param(0, "txid")?;
+                let id = parse_txid(&s).ok_or_else(|| RpcError::params(format!("txid {s:?}: expected 64 hex digits")))?;
+                let t = self.mempool.get(&id).ok_or_else(|| RpcError::not_found("transaction not in the mempool"))?;
+                Ok(tx_json(&LedgerTx::Transfer(*t)))
+            }
+            "getmempoolinfo" => Ok(json!({"size": self.mempool.len(), "bytes": self.mempool.bytes(), "max_bytes": self.cfg.mempool_bytes})),
+            "getpeerinfo" => {
+                let mut v: Vec<(u64, Value)> = self
+                    .peers
+                    .iter()
+                    .map(|(id, p)| {
+                        (*id, json!({
+                            "id": id,
+                            "addr": p.conn.addr.to_string(),
+                            "inbound": p.dialed.is_none(),
+                            "handshake": p.ready(),
+                            "version": p.version.as_ref().map(|v| v.protocol),
+                            "subver": p.version.as_ref().map(|v| v.user_agent.clone()),
+                            "startingheight": p.version.as_ref().map(|v| v.height),
+                            "best_known": p.best_known.map(|b| b.to_string()),
+                            "synced_height": p.best_known.and_then(|b| self.chain.entry(&b)).map(|e| e.height),
+                            "blocks_in_flight": p.in_flight.len(),
+                            "blocks_received": p.blocks_received,
+                            "pingtime_ms": p.ping_ms,
+                            "conntime_s": p.connected_at.elapsed().as_secs(),
+                        }))
+                    })
+                    .collect();
+                v.sort_by_key(|(id, _)| *id);
+                Ok(Value::Array(v.into_iter().map(|(_, v)| v).collect()))
+            }
+            "getconnectioncount" => Ok(json!(self.peers.values().filter(|p| p.ready()).count())),
+            "addnode" => {
+                let addr = str_param(0, "address")?;
+                let cmd = p(1).and_then(Value::as_str).unwrap_or("add");
+                let parsed: SocketAddr = addr.parse().map_err(|_| RpcError::params(format!("address {addr:?}: expected IP:PORT")))?;
+                let addr = parsed.to_string();
+                match cmd {
+                    "add" | "onetry" => {
+                        if !self.wanted.contains(&addr) {
+                            self.wanted.push(addr.clone());
+                        }
+                        self.dialing.remove(&addr);
+                        self.banned.remove(&addr);
+                        Ok(Value::Null)
+                    }
+                    "remove" => {
+                        self.wanted.retain(|w| *w != addr);
+                        let ids: Vec<u64> = self.peers.iter().filter(|(_, p)| p.dialed.as_deref() == Some(&addr)).map(|(i, _)| *i).collect();
+                        for id in ids {
+                            self.disconnect(id, "removed by addnode");
+                        }
+                        Ok(Value::Null)
+                    }
+                    other => Err(RpcError::params(format!("command {other:?}: expected add, remove or onetry"))),
+                }
+            }
+            "listbanned" => Ok(Value::Array(
+                self.banned
+                    .iter()
+                    .map(|(k, until)| json!({"address": k, "seconds_left": until.saturating_duration_since(Instant::now()).as_secs()}))
+                    .collect(),
+            )),
+            "getmininginfo" => {
+                let tip = self.chain.tip();
+                let bits = self.chain.entry(&tip).expect("tip").header.bits;
+                let next = self.chain.follower().next_bits();
+                Ok(json!({
+                    "mining": self.miner.is_some(),
+                    "blocks": self.chain.height(),
+                    "difficulty": self.chain.difficulty(bits),
+                    "next_bits": next.to_string(),
+                    "hashrate": self.miner.as_ref().map(|m| m.rate()).unwrap_or(0.0),
+                    "backend": self.miner.as_ref().map(|m| m.backend.clone()),
+                    "threads": self.miner.as_ref().map(|m| m.threads),
+                    "blocks_found": self.miner.as_ref().map(|m| m.stats.found.load(Ordering::Relaxed)).unwrap_or(0),
+                    "blocks_mined": self.blocks_mined,
+                    "mempool": self.mempool.len(),
+                }))
+            }
+            "submitblock" => {
+                let s = str_param(0, "block hex")?;
+                let bytes = hex::decode(s.trim()).map_err(|e| RpcError { code: -22, message: format!("block hex: {e}") })?;
+                let block = LedgerBlock::from_bytes(&bytes).map_err(|e| RpcError { code: -22, message: format!("block: {e}") })?;
+                let hash = block.header.block_hash();
+                match self.submit(&block, None) {
+                    Ok(Accepted::New) => match self.chain.entry(&hash).map(|e| e.status) {
+                        Some(BlockStatus::Invalid) => Err(RpcError { code: -25, message: "invalid: it breaks a state rule (see the log)".into() }),
+                        _ => Ok(Value::Null),
+                    },
+                    Ok(Accepted::Duplicate) => Ok(json!("duplicate")),
+                    Err(e) => Err(RpcError { code: -25, message: e.to_string() }),
+                }
+            }
+            "generate" => {
+                let n = p(0).and_then(Value::as_u64).unwrap_or(1);
+                if n == 0 || n > 10_000 {
+                    return Err(RpcError::params("parameter 1 (blocks) must be 1..=10000"));
+                }
+                let key = match p(1) {
+                    Some(Value::String(s)) => crate::ledger::keys::parse_public(s).map_err(RpcError::params)?,
+                    _ => self.miner_key.ok_or_else(|| RpcError::params("no miner key: start with --miner-key or pass a public key"))?,
+                };
+                let scanner = crate::sha256::CpuImpl::detect().scanner().map_err(|e| RpcError::internal(e.to_string()))?;
+                let mut hashes = Vec::new();
+                for _ in 0..n {
+                    let mut b = self.template(key).map_err(RpcError::internal)?;
+                    b.header = crate::chaingen::mine_header(b.header, scanner.as_ref())
+                        .ok_or_else(|| RpcError::internal("no nonce meets the target at this time"))?;
+                    let hash = b.header.block_hash();
+                    self.submit(&b, None).map_err(|e| RpcError::internal(format!("generated block rejected: {e}")))?;
+                    if self.fatal.is_some() {
+                        return Err(RpcError::internal("store failure"));
+                    }
+                    self.blocks_mined += 1;
+                    hashes.push(json!(hash.to_string()));
+                }
+                Ok(Value::Array(hashes))
+            }
+            "stop" => {
+                self.stop.store(true, Ordering::Relaxed);
+                Ok(json!("powkit node stopping"))
+            }
+            other => Err(RpcError { code: -32601, message: format!("method {other:?} not found") }),
+        }
+    }
+}
+
+fn tx_json(tx: &LedgerTx) -> Value {
+    let id = txid_hex(&tx.txid());
+    match tx {
+        LedgerTx::Coinbase(c) => {
+            json!({"txid": id, "type": "coinbase", "height": c.height, "recipient": hex::encode(c.recipient), "amount": c.amount, "state_root": hex::encode(c.state_root)})
+        }
+        LedgerTx::Transfer(t) => json!({
+            "txid": id, "type": "transfer", "from": hex::encode(t.from), "to": hex::encode(t.to),
+            "amount": t.amount, "fee": t.fee, "nonce": t.nonce,
+        }),
+    }
+}
+
+fn dial(addr: String, events: Sender<Event>) {
+    let ev = match addr.parse::<SocketAddr>() {
+        Err(_) => Event::DialFailed { addr: addr.clone(), why: "not an IP:PORT address".into() },
+        Ok(sa) => match TcpStream::connect_timeout(&sa, Duration::from_secs(3)) {
+            Ok(stream) => Event::Connected { stream, addr: sa, dialed: Some(addr) },
+            Err(e) => Event::DialFailed { addr, why: e.to_string() },
+        },
+    };
+    let _ = events.send(ev);
+}

@@ -1,0 +1,89 @@
+//! One TCP connection: a reader thread that turns frames into [`Event`]s for the chain thread and a
+//! writer thread that drains a bounded queue of encoded frames. Neither touches the chain state.
+
+use std::io::{BufReader, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+
+use crossbeam_channel::{Sender, TrySendError};
+
+use super::Event;
+use crate::net::frame::{encode_frame, read_frame, FrameError};
+use crate::net::message::Message;
+
+/// Frames queued for one peer before it counts as too slow and is dropped.
+pub const SEND_QUEUE: usize = 512;
+
+/// The chain thread's handle on a connection.
+pub struct Conn {
+    /// Peer id.
+    pub id: u64,
+    /// Remote address.
+    pub addr: SocketAddr,
+    out: Sender<Vec<u8>>,
+    stream: TcpStream,
+    magic: [u8; 4],
+}
+
+impl Conn {
+    /// Starts the reader and writer threads of `stream`.
+    pub fn start(
+        id: u64,
+        stream: TcpStream,
+        addr: SocketAddr,
+        magic: [u8; 4],
+        events: Sender<Event>,
+    ) -> std::io::Result<Conn> {
+        stream.set_nodelay(true)?;
+        let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(SEND_QUEUE);
+        let mut w = stream.try_clone()?;
+        std::thread::Builder::new().name(format!("peer{id}-send")).spawn(move || {
+            for frame in rx {
+                if w.write_all(&frame).is_err() {
+                    break;
+                }
+            }
+            let _ = w.shutdown(Shutdown::Both);
+        })?;
+        let r = stream.try_clone()?;
+        std::thread::Builder::new().name(format!("peer{id}-recv")).spawn(move || {
+            let mut r = BufReader::with_capacity(1 << 16, r);
+            loop {
+                let ev = match read_frame(&mut r, magic) {
+                    Ok(f) => match Message::decode(&f.command, &f.payload) {
+                        Ok(msg) => Event::Message { peer: id, msg },
+                        Err(e) => {
+                            Event::Closed { peer: id, reason: format!("malformed message: {e}"), misbehaving: true }
+                        }
+                    },
+                    Err(FrameError::Io(e)) => {
+                        Event::Closed { peer: id, reason: format!("connection closed: {e}"), misbehaving: false }
+                    }
+                    Err(e) => Event::Closed { peer: id, reason: format!("bad frame: {e}"), misbehaving: true },
+                };
+                let last = matches!(ev, Event::Closed { .. });
+                if events.send(ev).is_err() || last {
+                    break;
+                }
+            }
+        })?;
+        Ok(Conn { id, addr, out: tx, stream, magic })
+    }
+
+    /// Queues a message; false when the queue is full (the peer is not reading) or closed.
+    pub fn send(&self, msg: &Message) -> bool {
+        self.send_raw(msg.command(), &msg.payload())
+    }
+
+    /// Queues a message from its command and an already-encoded payload.
+    pub fn send_raw(&self, command: &str, payload: &[u8]) -> bool {
+        match self.out.try_send(encode_frame(self.magic, command, payload)) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Closes the connection (both threads end).
+    pub fn close(&self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}
