@@ -33,6 +33,8 @@ pub struct MinerStats {
     pub hashes: AtomicU64,
     /// Blocks found.
     pub found: AtomicU64,
+    /// Nanoseconds spent hashing (not waiting for a job or the clock).
+    pub busy_ns: AtomicU64,
 }
 
 /// The chain thread's handle on the miner thread.
@@ -96,9 +98,13 @@ impl Miner {
         let _ = self.jobs.send(job);
     }
 
-    /// Hashes per second since start.
+    /// Hashes per second while hashing (waits for jobs and for the clock excluded).
     pub fn rate(&self) -> f64 {
-        self.stats.hashes.load(Ordering::Relaxed) as f64 / self.started.elapsed().as_secs_f64().max(1e-3)
+        let busy = self.stats.busy_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        if busy <= 0.0 {
+            return 0.0;
+        }
+        self.stats.hashes.load(Ordering::Relaxed) as f64 / busy
     }
 
     /// Stops the thread after its current chunk.
@@ -156,6 +162,7 @@ fn run(
                 let before = last.swap(p.hashes, Ordering::Relaxed);
                 stats.hashes.fetch_add(p.hashes.saturating_sub(before), Ordering::Relaxed);
             };
+            let t = Instant::now();
             let report = match search_with(&mut set.engines(), &j, 0, NONCE_SPACE, &opts, Some(&progress)) {
                 Ok(r) => r,
                 Err(e) => {
@@ -164,6 +171,7 @@ fn run(
                 }
             };
             stats.hashes.fetch_add(report.hashes.saturating_sub(last.load(Ordering::Relaxed)), Ordering::Relaxed);
+            stats.busy_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
             if let Some(s) = report.solutions.first() {
                 block.header.nonce = s.nonce;
                 stats.found.fetch_add(1, Ordering::Relaxed);

@@ -469,6 +469,11 @@ impl Node {
                     return self.disconnect(id, "connected to itself");
                 }
                 p.version = Some(v.clone());
+                let key = p.ban_key();
+                if self.is_banned(&key) {
+                    return self.disconnect(id, &format!("banned ({key})"));
+                }
+                let p = self.peers.get_mut(&id).expect("checked");
                 let send_version = !p.sent_version;
                 p.sent_version = true;
                 if send_version {
@@ -802,7 +807,12 @@ impl Node {
         let headers: Vec<_> = change.connected.iter().map(|b| b.header).collect();
         let ids: Vec<u64> = self.peers.iter().filter(|(_, p)| p.ready()).map(|(id, _)| *id).collect();
         for id in ids {
-            let knows = self.peers[&id].best_known.is_some_and(|b| self.chain.is_ancestor(&tip, &b));
+            if !readded.is_empty() {
+                // Transactions of disconnected blocks are pending again: offer them to everyone.
+                let items: Vec<Inv> = readded.iter().take(1000).map(|h| Inv { kind: InvKind::Tx, hash: *h }).collect();
+                self.send(id, &Message::Inv(items));
+            }
+            let knows = self.peers.get(&id).and_then(|p| p.best_known).is_some_and(|b| self.chain.is_ancestor(&tip, &b));
             if knows {
                 continue;
             }
@@ -812,10 +822,6 @@ impl Node {
                 Message::Inv(vec![Inv { kind: InvKind::Block, hash: tip.0 }])
             };
             self.send(id, &m);
-            if !readded.is_empty() {
-                let items: Vec<Inv> = readded.iter().take(1000).map(|h| Inv { kind: InvKind::Tx, hash: *h }).collect();
-                self.send(id, &Message::Inv(items));
-            }
         }
         self.template_due = Some(Instant::now());
     }

@@ -1,0 +1,522 @@
+//! `powkit node` end to end: real node processes on loopback, driven over JSON-RPC and, for the
+//! Byzantine cases, over a raw P2P connection speaking the protocol by hand.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use powkit::ledger::block::LedgerBlock;
+use powkit::ledger::chain::Follower;
+use powkit::ledger::params::{LedgerChain, LedgerParams};
+use powkit::ledger::tx::{LedgerTx, Transfer};
+use powkit::net::frame::{encode_frame, MAX_PAYLOAD};
+use powkit::net::message::{Message, Version, PROTOCOL_VERSION};
+use powkit::node::rpc::call_remote;
+use powkit::primitives::TxMerkleNode;
+use serde_json::{json, Value};
+
+fn params() -> &'static LedgerParams {
+    LedgerChain::PowkitRegtest.params()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("powkit-node-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn powkit(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_powkit")).args(args).output().expect("run powkit")
+}
+
+fn new_key(path: &Path) -> String {
+    let out = powkit(&["key", "new", "--out", path.to_str().unwrap()]);
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A node process; killed when dropped.
+struct Node {
+    dir: PathBuf,
+    child: Option<Child>,
+    extra: Vec<String>,
+    p2p: String,
+    rpc: String,
+}
+
+impl Node {
+    fn start(dir: &Path, extra: &[&str]) -> Node {
+        let mut n = Node {
+            dir: dir.to_path_buf(),
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            p2p: String::new(),
+            rpc: String::new(),
+        };
+        n.spawn();
+        n
+    }
+
+    fn spawn(&mut self) {
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let info = self.dir.join("node.json");
+        let _ = std::fs::remove_file(&info);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("node.log")).unwrap();
+        let mut args: Vec<String> = vec![
+            "node".into(),
+            "--chain".into(),
+            "powkit-regtest".into(),
+            "--datadir".into(),
+            self.dir.to_str().unwrap().into(),
+            "--rpc".into(),
+            "127.0.0.1:0".into(),
+            "--ban-seconds".into(),
+            "300".into(),
+            "--log".into(),
+            "debug".into(),
+        ];
+        if !self.extra.iter().any(|a| a == "--listen") {
+            args.extend(["--listen".into(), "127.0.0.1:0".into()]);
+        }
+        args.extend(self.extra.iter().cloned());
+        let child = Command::new(env!("CARGO_BIN_EXE_powkit"))
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let t = Instant::now();
+        loop {
+            if let Ok(s) = std::fs::read_to_string(&info) {
+                if let Ok(v) = serde_json::from_str::<Value>(&s) {
+                    self.p2p = v["p2p"].as_str().unwrap_or("").to_string();
+                    self.rpc = v["rpc"].as_str().unwrap().to_string();
+                    break;
+                }
+            }
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("node in {} exited with {st} before starting; log:\n{}", self.dir.display(), self.log());
+            }
+            assert!(t.elapsed() < Duration::from_secs(30), "node did not start; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default()
+    }
+
+    fn call(&self, method: &str, params: Value) -> Result<Value, String> {
+        call_remote(&self.rpc, method, params)
+    }
+
+    fn rpc(&self, method: &str, params: Value) -> Value {
+        self.call(method, params.clone()).unwrap_or_else(|e| panic!("{method} {params}: {e}\nlog:\n{}", self.log()))
+    }
+
+    fn info(&self) -> Value {
+        self.rpc("getblockchaininfo", json!([]))
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool, nodes: &[&Node]) {
+    let t = Instant::now();
+    while !f() {
+        if t.elapsed() > timeout {
+            let logs: Vec<String> = nodes
+                .iter()
+                .map(|n| {
+                    let l = n.log();
+                    let tail: Vec<&str> = l.lines().rev().take(40).collect();
+                    format!("--- {} ---\n{}", n.dir.display(), tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+                })
+                .collect();
+            panic!("timed out waiting for {what}\n{}", logs.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Tip and state root of every node equal, and at least `min_height`.
+fn converged(nodes: &[&Node], min_height: u64) -> bool {
+    let infos: Vec<Value> = nodes.iter().map(|n| n.info()).collect();
+    infos[0]["height"].as_u64().unwrap() >= min_height
+        && infos.iter().all(|i| i["bestblockhash"] == infos[0]["bestblockhash"] && i["state_root"] == infos[0]["state_root"])
+}
+
+fn transfer_hex(key: &Path, to: &str, amount: u64, nonce: u64) -> String {
+    let out = powkit(&[
+        "tx",
+        "transfer",
+        "--chain",
+        "powkit-regtest",
+        "--key",
+        key.to_str().unwrap(),
+        "--to",
+        to,
+        "--amount",
+        &amount.to_string(),
+        "--fee",
+        "3",
+        "--nonce",
+        &nonce.to_string(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn balance(n: &Node, pk: &str) -> u64 {
+    n.rpc("getaccount", json!([pk]))["balance"].as_u64().unwrap()
+}
+
+#[test]
+fn three_nodes_one_mining_converge_and_a_transfer_reaches_every_replica() {
+    let d = tmp("three");
+    let miner_pk = new_key(&d.join("miner.key"));
+    let payee = new_key(&d.join("payee.key"));
+    let key_arg = d.join("miner.key").to_str().unwrap().to_string();
+    let a = Node::start(&d.join("a"), &["--mine", "--miner-key", &key_arg, "--threads", "1"]);
+    let b = Node::start(&d.join("b"), &["--peer", &a.p2p]);
+    let c = Node::start(&d.join("c"), &["--peer", &b.p2p]);
+    let all = [&a, &b, &c];
+    wait_until("three nodes at height 5 with one tip and state root", Duration::from_secs(60), || converged(&all, 5), &all);
+    // A transfer sent to the last node in the line is relayed to the miner, mined, and applied by all.
+    let hex = transfer_hex(&d.join("miner.key"), &payee, 777_000, 0);
+    let txid = c.rpc("sendrawtransaction", json!([hex]));
+    assert_eq!(txid.as_str().unwrap().len(), 64);
+    wait_until(
+        "the transfer applied on every node",
+        Duration::from_secs(60),
+        || all.iter().all(|n| balance(n, &payee) == 777_000),
+        &all,
+    );
+    let h = a.info()["height"].as_u64().unwrap();
+    wait_until("one tip and state root after the transfer", Duration::from_secs(60), || converged(&all, h), &all);
+    for n in all {
+        assert_eq!(n.rpc("getaccount", json!([miner_pk]))["nonce"], 1);
+    }
+    // The miner's view of itself.
+    let mi = a.rpc("getmininginfo", json!([]));
+    assert_eq!(mi["mining"], true);
+    assert!(mi["hashrate"].as_f64().unwrap() > 0.0, "{mi}");
+    // The mined block holding the transfer is served over RPC with the transfer in it.
+    let mut found = false;
+    for height in 1..=a.info()["height"].as_u64().unwrap() {
+        let hash = a.rpc("getblockhash", json!([height]));
+        let blk = a.rpc("getblock", json!([hash]));
+        if blk["tx"].as_array().unwrap().iter().any(|t| t["txid"] == txid) {
+            found = true;
+            break;
+        }
+    }
+    assert!(found, "no block holds {txid}");
+    // Malformed calls get JSON-RPC errors and the node keeps serving.
+    assert!(b.call("getblockhash", json!(["x"])).unwrap_err().contains("-32602"));
+    assert!(b.call("nosuchmethod", json!([])).unwrap_err().contains("-32601"));
+    assert!(b.call("sendrawtransaction", json!(["00ff"])).unwrap_err().contains("-22"));
+    assert!(b.call("getblock", json!(["00".repeat(32)])).unwrap_err().contains("-5"));
+    let mut s = TcpStream::connect(&b.rpc).unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\n{not json").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.contains("-32700"), "{resp}");
+    assert_eq!(b.info()["chain"], "powkit-regtest");
+    // SIGTERM stops a node cleanly (exit 0), and it restarts on its tip.
+    let mut c = c;
+    let pid = c.child.as_ref().unwrap().id();
+    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    let st = c.child.as_mut().unwrap().wait().unwrap();
+    assert!(st.success(), "SIGTERM exit status {st}");
+    let before = b.info()["height"].as_u64().unwrap();
+    c.child = None;
+    c.spawn();
+    assert!(c.info()["height"].as_u64().unwrap() + 50 >= before);
+    let all = [&a, &b, &c];
+    wait_until("the restarted node catches up", Duration::from_secs(60), || converged(&all, before), &all);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn partitioned_groups_converge_on_the_heavier_branch_and_losing_transfers_are_mined_again() {
+    let d = tmp("partition");
+    let ka = d.join("a.key");
+    let kc = d.join("c.key");
+    let pa = new_key(&ka);
+    new_key(&kc);
+    let payee = new_key(&d.join("payee.key"));
+    let (ka_s, kc_s) = (ka.to_str().unwrap().to_string(), kc.to_str().unwrap().to_string());
+    let a = Node::start(&d.join("a"), &["--miner-key", &ka_s]);
+    let b = Node::start(&d.join("b"), &["--peer", &a.p2p]);
+    let c = Node::start(&d.join("c"), &["--miner-key", &kc_s, "--peer", &a.p2p]);
+    let all = [&a, &b, &c];
+    // Shared history: three blocks paying A's key.
+    a.rpc("generate", json!([3]));
+    wait_until("shared history", Duration::from_secs(30), || converged(&all, 3), &all);
+    // Partition: C drops A.
+    c.rpc("addnode", json!([a.p2p, "remove"]));
+    wait_until("C alone", Duration::from_secs(10), || c.rpc("getconnectioncount", json!([])) == 0, &all);
+    // C's side: a transfer from A's key, mined in two blocks of C's branch.
+    let hex = transfer_hex(&ka, &payee, 4_321, 0);
+    let txid = c.rpc("sendrawtransaction", json!([hex]));
+    c.rpc("generate", json!([2]));
+    assert_eq!(balance(&c, &payee), 4_321);
+    let c_branch_tip = c.info()["bestblockhash"].clone();
+    // A's side: more work (five blocks), without the transfer.
+    a.rpc("generate", json!([5]));
+    wait_until("B follows A", Duration::from_secs(30), || converged(&[&a, &b], 8), &all);
+    assert_eq!(balance(&a, &payee), 0);
+    // Heal.
+    c.rpc("addnode", json!([a.p2p]));
+    wait_until("C reorganizes to A's heavier branch", Duration::from_secs(30), || converged(&all, 8), &all);
+    assert_ne!(c.info()["bestblockhash"], c_branch_tip);
+    assert_eq!(balance(&c, &payee), 0, "the losing branch's transfer is undone");
+    // The losing branch's transfer is back in the mempools and is mined again.
+    wait_until(
+        "the transfer back in A's mempool",
+        Duration::from_secs(30),
+        || a.rpc("getrawmempool", json!([])).as_array().unwrap().contains(&txid),
+        &all,
+    );
+    a.rpc("generate", json!([1]));
+    wait_until("all converge with the transfer re-mined", Duration::from_secs(30), || converged(&all, 9), &all);
+    for n in all {
+        assert_eq!(balance(n, &payee), 4_321);
+        assert_eq!(n.rpc("getaccount", json!([pa]))["nonce"], 1);
+        assert!(n.rpc("getrawmempool", json!([])).as_array().unwrap().is_empty());
+    }
+    // C's old branch is remembered as a valid side branch.
+    let old = c.rpc("getblockheader", json!([c_branch_tip]));
+    assert_eq!(old["confirmations"], -1);
+    assert_eq!(old["status"], "valid");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_node_killed_during_sync_ten_times_reopens_and_catches_up() {
+    let d = tmp("killsync");
+    let file = d.join("chain.blk");
+    let out = powkit(&[
+        "chain",
+        "generate",
+        "--chain",
+        "powkit-regtest",
+        "--blocks",
+        "600",
+        "--txs-per-block",
+        "100",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let src = d.join("src");
+    let out = powkit(&[
+        "chain",
+        "import",
+        "--chain",
+        "powkit-regtest",
+        "--datadir",
+        src.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let a = Node::start(&src, &[]);
+    let want = a.info();
+    assert_eq!(want["height"], 599);
+    let mut b = Node::start(&d.join("b"), &["--peer", &a.p2p]);
+    let mut heights = Vec::new();
+    for i in 0..10u64 {
+        std::thread::sleep(Duration::from_millis(150 + (i * 37) % 200));
+        b.kill(); // SIGKILL
+        b.spawn(); // the store must open every time
+        let info = b.info();
+        heights.push(info["height"].as_u64().unwrap());
+    }
+    wait_until("B catches up", Duration::from_secs(120), || converged(&[&a, &b], 599), &[&a, &b]);
+    assert_eq!(b.info()["state_root"], want["state_root"]);
+    assert!(heights.windows(2).all(|w| w[0] <= w[1]), "restarts went backwards: {heights:?}");
+    eprintln!("heights after each SIGKILL and restart: {heights:?}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+// --- Byzantine peers ---------------------------------------------------------------------------
+
+fn key(i: u8) -> ed25519_zebra::SigningKey {
+    ed25519_zebra::SigningKey::from([i; 32])
+}
+
+fn pk(k: &ed25519_zebra::SigningKey) -> [u8; 32] {
+    powkit::ledger::keys::public(k)
+}
+
+fn mine(mut b: LedgerBlock, fix_merkle: bool) -> LedgerBlock {
+    if fix_merkle {
+        b.header.merkle_root = TxMerkleNode(b.merkle_root().0);
+    }
+    let scanner = powkit::sha256::CpuImpl::detect().scanner().unwrap();
+    b.header = powkit::chaingen::mine_header(b.header, scanner.as_ref()).unwrap();
+    b
+}
+
+fn template(f: &mut Follower, miner: [u8; 32], txs: Vec<Transfer>, time: u32) -> LedgerBlock {
+    let (tip, h, bits) = (f.tip, f.height + 1, f.next_bits());
+    powkit::state::accounts::template(&mut f.state, params(), tip, h, time, bits, miner, txs).unwrap()
+}
+
+fn pay(from: &ed25519_zebra::SigningKey, to: [u8; 32], amount: u64, nonce: u64) -> Transfer {
+    Transfer { chain_id: params().chain_id, from: pk(from), to, amount, fee: 1, nonce, signature: [0; 64] }.sign(from)
+}
+
+/// A hand-driven peer: handshake done, then sends what it is told.
+struct RawPeer(TcpStream);
+
+impl RawPeer {
+    fn connect(addr: &str, listen_port: u16) -> RawPeer {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let v = Message::Version(Version {
+            protocol: PROTOCOL_VERSION,
+            chain_id: params().chain_id,
+            genesis: params().genesis.header.block_hash(),
+            height: 0,
+            nonce: 42,
+            listen_port,
+            user_agent: "/test/".into(),
+        });
+        s.write_all(&encode_frame(params().magic, "version", &v.payload())).unwrap();
+        s.write_all(&encode_frame(params().magic, "verack", &[])).unwrap();
+        RawPeer(s)
+    }
+
+    fn send(&mut self, m: &Message) {
+        self.0.write_all(&encode_frame(params().magic, m.command(), &m.payload())).unwrap();
+    }
+
+    /// True when the node closes the connection (reads drain until EOF or reset).
+    fn closed_by_node(&mut self) -> bool {
+        let mut buf = [0u8; 65536];
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            match self.0.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+                    return false
+                }
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+}
+
+#[test]
+fn byzantine_peers_are_banned_and_honest_tips_and_state_roots_are_unaffected() {
+    let d = tmp("byzantine");
+    let h = Node::start(&d.join("h"), &[]);
+    let h2 = Node::start(&d.join("h2"), &["--peer", &h.p2p]);
+    let honest = [&h, &h2];
+    // An honest history: two blocks paying key 1, then a transfer.
+    let p = params();
+    let t0 = p.genesis.header.time;
+    let (k1, k2) = (key(1), key(2));
+    let mut f = Follower::new(p);
+    let mut blocks = Vec::new();
+    for i in 1..=2u32 {
+        let b = mine(template(&mut f, pk(&k1), vec![], t0 + i), false);
+        f.connect(&b, &b.header.block_hash()).unwrap();
+        blocks.push(b);
+    }
+    let b3 = mine(template(&mut f, pk(&k1), vec![pay(&k1, pk(&k2), 10, 0)], t0 + 3), false);
+    f.connect(&b3, &b3.header.block_hash()).unwrap();
+    blocks.push(b3);
+    let mut good = RawPeer::connect(&h.p2p, 41000);
+    for b in &blocks {
+        good.send(&Message::Block(Box::new(b.clone())));
+    }
+    wait_until("the honest history on both nodes", Duration::from_secs(30), || converged(&honest, 3), &honest);
+    let want = h.info();
+    assert_eq!(want["state_root"], hex::encode(f.state.root()));
+    // The next valid block, and broken variants of it.
+    let mut ff = Follower::restore(p, f.state.clone(), f.height, f.tip, vec![t0 + 1, t0 + 2, t0 + 3], f.chainwork, 0);
+    let valid4 = mine(template(&mut ff, pk(&k1), vec![pay(&k1, pk(&k2), 5, 1)], t0 + 4), false);
+    let mut bad_pow = valid4.clone();
+    while bad_pow.header.block_hash().0[31] < 0x80 {
+        bad_pow.header.nonce = bad_pow.header.nonce.wrapping_add(1);
+    }
+    let mut bad_merkle = valid4.clone();
+    bad_merkle.header.merkle_root.0[0] ^= 1;
+    let bad_merkle = mine(bad_merkle, false);
+    let mut bad_sig = valid4.clone();
+    if let LedgerTx::Transfer(t) = &mut bad_sig.txs[1] {
+        t.signature[5] ^= 1;
+    }
+    let bad_sig = mine(bad_sig, true);
+    // A double spend: the same nonce twice (both signatures valid); coinbase and root as if one.
+    let mut double = valid4.clone();
+    double.txs.push(LedgerTx::Transfer(pay(&k1, pk(&k2), 6, 1)));
+    let double = mine(double, true);
+    let cases: Vec<(&str, u16, Box<dyn Fn(&mut RawPeer)>)> = vec![
+        ("bad proof of work", 41001, Box::new(move |r: &mut RawPeer| r.send(&Message::Block(Box::new(bad_pow.clone()))))),
+        ("bad merkle root", 41002, Box::new(move |r: &mut RawPeer| r.send(&Message::Block(Box::new(bad_merkle.clone()))))),
+        ("bad signature", 41003, Box::new(move |r: &mut RawPeer| r.send(&Message::Block(Box::new(bad_sig.clone()))))),
+        ("double spend", 41004, Box::new(move |r: &mut RawPeer| r.send(&Message::Block(Box::new(double.clone()))))),
+        (
+            "garbage bytes",
+            41005,
+            Box::new(|r: &mut RawPeer| {
+                let junk: Vec<u8> = (0..200u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+                r.0.write_all(&junk).unwrap();
+            }),
+        ),
+        (
+            "oversized message",
+            41006,
+            Box::new(|r: &mut RawPeer| {
+                let mut head = encode_frame(params().magic, "block", &[]);
+                head[16..20].copy_from_slice(&(MAX_PAYLOAD + 1).to_le_bytes());
+                r.0.write_all(&head).unwrap();
+            }),
+        ),
+    ];
+    for (what, port, act) in &cases {
+        let mut r = RawPeer::connect(&h.p2p, *port);
+        std::thread::sleep(Duration::from_millis(100));
+        act(&mut r);
+        assert!(r.closed_by_node(), "{what}: the node kept the connection");
+        let banned = h.rpc("listbanned", json!([]));
+        let key = format!("127.0.0.1:{port}");
+        assert!(banned.as_array().unwrap().iter().any(|b| b["address"] == key.as_str()), "{what}: {key} not banned: {banned}");
+        // Banned: a new connection with the same identity is dropped after its version.
+        let mut again = RawPeer::connect(&h.p2p, *port);
+        assert!(again.closed_by_node(), "{what}: a banned peer reconnected");
+        for n in honest {
+            let i = n.info();
+            assert_eq!(i["bestblockhash"], want["bestblockhash"], "{what}: tip moved");
+            assert_eq!(i["state_root"], want["state_root"], "{what}: state root moved");
+        }
+    }
+    // The honest peer was never banned, and the valid block still goes through.
+    assert!(!h.rpc("listbanned", json!([])).as_array().unwrap().iter().any(|b| b["address"] == "127.0.0.1:41000"));
+    good.send(&Message::Block(Box::new(valid4.clone())));
+    wait_until("the valid block accepted by both", Duration::from_secs(30), || converged(&honest, 4), &honest);
+    ff.connect(&valid4, &valid4.header.block_hash()).unwrap();
+    assert_eq!(h.info()["state_root"], hex::encode(ff.state.root()));
+    let _ = std::fs::remove_dir_all(&d);
+}
