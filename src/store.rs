@@ -24,6 +24,7 @@ const ACCOUNTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("accounts")
 const UNDO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("undo");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("index");
+const MEMPOOL: TableDefinition<&[u8], &[u8]> = TableDefinition::new("mempool");
 
 /// What is known of a block in the index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -436,5 +437,46 @@ impl Store {
             .map_err(|e| self.err(e))?
             .ok_or_else(|| self.err(format!("undo data of {hash} missing")))?;
         Undo::from_bytes(v.value()).ok_or_else(|| self.err(format!("undo data of {hash} is corrupt")))
+    }
+
+    /// Adds and removes mempool transactions (txid, encoding). `durable`: committed with an fsync
+    /// before returning (a transaction acknowledged over RPC); otherwise it becomes durable with
+    /// the next durable commit.
+    pub fn update_mempool(
+        &self,
+        add: &[([u8; 32], Vec<u8>)],
+        remove: &[[u8; 32]],
+        durable: bool,
+    ) -> Result<(), StoreError> {
+        let mut wtx = self.db.begin_write().map_err(|e| self.err(e))?;
+        if !durable {
+            wtx.set_durability(redb::Durability::Eventual);
+        }
+        {
+            let mut t = wtx.open_table(MEMPOOL).map_err(|x| self.err(x))?;
+            for id in remove {
+                t.remove(&id[..]).map_err(|x| self.err(x))?;
+            }
+            for (id, bytes) in add {
+                t.insert(&id[..], &bytes[..]).map_err(|x| self.err(x))?;
+            }
+        }
+        wtx.commit().map_err(|e| self.err(e))
+    }
+
+    /// The stored mempool transactions' encodings.
+    pub fn load_mempool(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let rtx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = match rtx.open_table(MEMPOOL) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(self.err(e)),
+        };
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|e| self.err(e))? {
+            let (_, v) = row.map_err(|e| self.err(e))?;
+            out.push(v.value().to_vec());
+        }
+        Ok(out)
     }
 }

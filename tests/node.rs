@@ -158,7 +158,9 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool, nodes:
 fn converged(nodes: &[&Node], min_height: u64) -> bool {
     let infos: Vec<Value> = nodes.iter().map(|n| n.info()).collect();
     infos[0]["height"].as_u64().unwrap() >= min_height
-        && infos.iter().all(|i| i["bestblockhash"] == infos[0]["bestblockhash"] && i["state_root"] == infos[0]["state_root"])
+        && infos
+            .iter()
+            .all(|i| i["bestblockhash"] == infos[0]["bestblockhash"] && i["state_root"] == infos[0]["state_root"])
 }
 
 fn transfer_hex(key: &Path, to: &str, amount: u64, nonce: u64) -> String {
@@ -196,7 +198,12 @@ fn three_nodes_one_mining_converge_and_a_transfer_reaches_every_replica() {
     let b = Node::start(&d.join("b"), &["--peer", &a.p2p]);
     let c = Node::start(&d.join("c"), &["--peer", &b.p2p]);
     let all = [&a, &b, &c];
-    wait_until("three nodes at height 5 with one tip and state root", Duration::from_secs(60), || converged(&all, 5), &all);
+    wait_until(
+        "three nodes at height 5 with one tip and state root",
+        Duration::from_secs(60),
+        || converged(&all, 5),
+        &all,
+    );
     // A transfer sent to the last node in the line is relayed to the miner, mined, and applied by all.
     let hex = transfer_hex(&d.join("miner.key"), &payee, 777_000, 0);
     let txid = c.rpc("sendrawtransaction", json!([hex]));
@@ -352,6 +359,18 @@ fn a_node_killed_during_sync_ten_times_reopens_and_catches_up() {
     assert_eq!(b.info()["state_root"], want["state_root"]);
     assert!(heights.windows(2).all(|w| w[0] <= w[1]), "restarts went backwards: {heights:?}");
     eprintln!("heights after each SIGKILL and restart: {heights:?}");
+    // A transfer acknowledged over RPC survives SIGKILL right after the answer.
+    let keys = powkit::ledger::generate::keys();
+    let from = pk(&keys[0]);
+    let nonce = b.rpc("getaccount", json!([hex::encode(from)]))["next_nonce"].as_u64().unwrap();
+    let t =
+        Transfer { chain_id: params().chain_id, from, to: pk(&keys[1]), amount: 1, fee: 1, nonce, signature: [0; 64] }
+            .sign(&keys[0]);
+    let txid = b.rpc("sendrawtransaction", json!([hex::encode(LedgerTx::Transfer(t).to_bytes())]));
+    b.kill();
+    b.spawn();
+    assert!(b.rpc("getrawmempool", json!([])).as_array().unwrap().contains(&txid), "acknowledged transfer lost");
+    assert!(b.log().contains("mempool reloaded saved=1 kept=1"), "not reloaded from the store");
     let _ = std::fs::remove_dir_all(&d);
 }
 
@@ -472,9 +491,18 @@ fn byzantine_peers_are_banned_and_honest_tips_and_state_roots_are_unaffected() {
     let mut double = valid4.clone();
     double.txs.push(LedgerTx::Transfer(pay(&k1, pk(&k2), 6, 1)));
     let double = mine(double, true);
-    let cases: Vec<(&str, u16, Box<dyn Fn(&mut RawPeer)>)> = vec![
-        ("bad proof of work", 41001, Box::new(move |r: &mut RawPeer| r.send(&Message::Block(Box::new(bad_pow.clone()))))),
-        ("bad merkle root", 41002, Box::new(move |r: &mut RawPeer| r.send(&Message::Block(Box::new(bad_merkle.clone()))))),
+    type Act = Box<dyn Fn(&mut RawPeer)>;
+    let cases: Vec<(&str, u16, Act)> = vec![
+        (
+            "bad proof of work",
+            41001,
+            Box::new(move |r: &mut RawPeer| r.send(&Message::Block(Box::new(bad_pow.clone())))),
+        ),
+        (
+            "bad merkle root",
+            41002,
+            Box::new(move |r: &mut RawPeer| r.send(&Message::Block(Box::new(bad_merkle.clone())))),
+        ),
         ("bad signature", 41003, Box::new(move |r: &mut RawPeer| r.send(&Message::Block(Box::new(bad_sig.clone()))))),
         ("double spend", 41004, Box::new(move |r: &mut RawPeer| r.send(&Message::Block(Box::new(double.clone()))))),
         (
@@ -502,7 +530,10 @@ fn byzantine_peers_are_banned_and_honest_tips_and_state_roots_are_unaffected() {
         assert!(r.closed_by_node(), "{what}: the node kept the connection");
         let banned = h.rpc("listbanned", json!([]));
         let key = format!("127.0.0.1:{port}");
-        assert!(banned.as_array().unwrap().iter().any(|b| b["address"] == key.as_str()), "{what}: {key} not banned: {banned}");
+        assert!(
+            banned.as_array().unwrap().iter().any(|b| b["address"] == key.as_str()),
+            "{what}: {key} not banned: {banned}"
+        );
         // Banned: a new connection with the same identity is dropped after its version.
         let mut again = RawPeer::connect(&h.p2p, *port);
         assert!(again.closed_by_node(), "{what}: a banned peer reconnected");

@@ -175,6 +175,7 @@ struct Node {
     stop: Arc<AtomicBool>,
     blocks_mined: u64,
     fatal: Option<String>,
+    persisted: HashSet<[u8; 32]>,
 }
 
 /// Runs a node until SIGINT, SIGTERM or the `stop` call. Returns an error line (exit 2) when it
@@ -241,8 +242,10 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
         stop,
         blocks_mined: 0,
         fatal: None,
+        persisted: HashSet::new(),
         cfg,
     };
+    node.reload_mempool()?;
     let root = node.chain.state_root();
     tracing::info!(
         chain = params.name,
@@ -290,6 +293,45 @@ fn accept_loop(l: TcpListener, events: Sender<Event>, stop: Arc<AtomicBool>) {
 }
 
 impl Node {
+    /// Loads the mempool saved in the store (transactions acknowledged before a restart or a
+    /// crash), re-checking each against the state at the tip.
+    fn reload_mempool(&mut self) -> Result<(), String> {
+        let saved = self.chain.store().load_mempool().map_err(|e| e.to_string())?;
+        let mut kept = 0;
+        for bytes in &saved {
+            if let Ok(LedgerTx::Transfer(t)) = LedgerTx::from_bytes(bytes) {
+                let id = LedgerTx::Transfer(t).txid();
+                self.persisted.insert(id);
+                if self.mempool.add(t, &self.chain.follower().state, true).is_ok() {
+                    kept += 1;
+                }
+            }
+        }
+        if !saved.is_empty() {
+            tracing::info!(saved = saved.len(), kept, "mempool reloaded");
+        }
+        self.persist_mempool(true);
+        Ok(())
+    }
+
+    /// Makes the stored mempool equal the pool: `durable` when a caller is about to be told its
+    /// transaction was accepted.
+    fn persist_mempool(&mut self, durable: bool) {
+        let now: HashSet<[u8; 32]> = self.mempool.txids().into_iter().collect();
+        let add: Vec<([u8; 32], Vec<u8>)> = now
+            .difference(&self.persisted)
+            .filter_map(|id| self.mempool.get(id).map(|t| (*id, LedgerTx::Transfer(*t).to_bytes())))
+            .collect();
+        let remove: Vec<[u8; 32]> = self.persisted.difference(&now).copied().collect();
+        if add.is_empty() && remove.is_empty() {
+            return;
+        }
+        match self.chain.store().update_mempool(&add, &remove, durable) {
+            Ok(()) => self.persisted = now,
+            Err(e) => self.fatal = Some(format!("store failure: {e}")),
+        }
+    }
+
     fn run(&mut self, rx: Receiver<Event>) {
         let mut last_tick = Instant::now() - Duration::from_secs(1);
         while !self.stop.load(Ordering::Relaxed) && self.fatal.is_none() {
@@ -792,6 +834,7 @@ impl Node {
             self.block_source.remove(&b.header.block_hash());
         }
         let readded = self.mempool.update(&change.disconnected, &self.chain.follower().state);
+        self.persist_mempool(false);
         let tip = self.chain.tip();
         let root = self.chain.state_root();
         tracing::info!(
@@ -812,7 +855,8 @@ impl Node {
                 let items: Vec<Inv> = readded.iter().take(1000).map(|h| Inv { kind: InvKind::Tx, hash: *h }).collect();
                 self.send(id, &Message::Inv(items));
             }
-            let knows = self.peers.get(&id).and_then(|p| p.best_known).is_some_and(|b| self.chain.is_ancestor(&tip, &b));
+            let knows =
+                self.peers.get(&id).and_then(|p| p.best_known).is_some_and(|b| self.chain.is_ancestor(&tip, &b));
             if knows {
                 continue;
             }
@@ -842,6 +886,7 @@ impl Node {
         match &r {
             Ok(txid) => {
                 tracing::debug!(txid = %txid_hex(txid), "transaction accepted");
+                self.persist_mempool(from.is_none());
                 let ids: Vec<u64> =
                     self.peers.iter().filter(|(i, p)| p.ready() && Some(**i) != from).map(|(i, _)| *i).collect();
                 for i in ids {
