@@ -907,10 +907,9 @@ impl Node {
         r
     }
 
-    fn tick(&mut self) {
+    /// Dials every wanted address that is not connected, banned, or dialed in the last 2 s.
+    fn dial_wanted(&mut self) {
         let now = Instant::now();
-        self.banned.retain(|_, until| *until > now);
-        // Keep the wanted peers connected.
         let connected: HashSet<String> = self.peers.values().filter_map(|p| p.dialed.clone()).collect();
         for addr in self.wanted.clone() {
             if connected.contains(&addr) || self.banned.contains_key(&addr) {
@@ -924,6 +923,12 @@ impl Node {
             let events = self.events.clone();
             let _ = std::thread::Builder::new().name("dial".into()).spawn(move || dial(addr, events));
         }
+    }
+
+    fn tick(&mut self) {
+        let now = Instant::now();
+        self.banned.retain(|_, until| *until > now);
+        self.dial_wanted();
         // Timeouts and pings.
         let mut drop = Vec::new();
         let mut rerequest = false;
@@ -1145,6 +1150,7 @@ impl Node {
                         }
                         self.dialing.remove(&addr);
                         self.banned.remove(&addr);
+                        self.dial_wanted();
                         Ok(Value::Null)
                     }
                     "remove" => {
