@@ -402,22 +402,31 @@ impl Chain {
         let e = self.index.get_mut(&hash).expect("accepted header");
         e.status = BlockStatus::Data;
         let rec = e.record();
-        self.store.put_block(&hash, block, rec)?;
+        // Header-only ancestors are stored with it, so the block keeps its place in the tree
+        // across a restart (header-only entries otherwise live in memory).
+        let mut ancestors = Vec::new();
+        let mut h = rec.header.prev_blockhash;
+        while let Some(a) = self.index.get(&h) {
+            if a.status != BlockStatus::Header || ancestors.len() >= 100_000 {
+                break;
+            }
+            ancestors.push((h, a.record()));
+            h = a.header.prev_blockhash;
+        }
+        self.store.put_block(&hash, block, rec, &ancestors)?;
         if rec.chainwork > self.follower.chainwork {
             self.candidates.insert(hash);
         }
         Ok(Accepted::New)
     }
 
-    /// Marks `hash` and every descendant invalid (stored for those the store knows).
+    /// Marks `hash` and every descendant invalid, in memory and in the store.
     fn mark_invalid(&mut self, hash: &BlockHash) -> Result<(), StoreError> {
         let mut stack = vec![*hash];
         let mut records = Vec::new();
         while let Some(h) = stack.pop() {
             if let Some(e) = self.index.get_mut(&h) {
-                if e.status != BlockStatus::Header {
-                    records.push((h, IndexRecord { status: BlockStatus::Invalid, ..e.record() }));
-                }
+                records.push((h, IndexRecord { status: BlockStatus::Invalid, ..e.record() }));
                 e.status = BlockStatus::Invalid;
             }
             self.candidates.remove(&h);
@@ -612,16 +621,24 @@ impl Chain {
         out
     }
 
-    /// Blocks to download: those on the way to the best header that are not stored, lowest
-    /// first, at most `max`, skipping `skip`.
-    pub fn blocks_to_download(&self, max: usize, skip: &dyn Fn(&BlockHash) -> bool) -> Vec<BlockHash> {
+    /// Blocks to download: those on the way from the main chain to `target` (default: the best
+    /// header) that are not stored, lowest first, at most `max`, skipping `skip`. Stored blocks on
+    /// the way are stepped over, so a gap left by a lost request is found again.
+    pub fn blocks_to_download(
+        &self,
+        target: Option<&BlockHash>,
+        max: usize,
+        skip: &dyn Fn(&BlockHash) -> bool,
+    ) -> Vec<BlockHash> {
         let mut missing = Vec::new();
-        let mut h = self.best_header;
+        let mut h = *target.unwrap_or(&self.best_header);
         while let Some(e) = self.index.get(&h) {
-            if e.status != BlockStatus::Header {
+            if self.on_main(&h) || e.status == BlockStatus::Invalid {
                 break;
             }
-            missing.push(h);
+            if e.status == BlockStatus::Header {
+                missing.push(h);
+            }
             h = e.header.prev_blockhash;
         }
         missing.reverse();

@@ -4,7 +4,7 @@
 //! sender's pending transfers carry consecutive nonces starting at the account's nonce: no gaps, no
 //! duplicates) and balance (the account covers every pending amount plus fee; pending incoming
 //! transfers are not counted, so anything the pool holds can be mined in nonce order). A size limit
-//! in bytes; when full, the lowest-fee transfer that ends its sender's sequence is evicted if the
+//! in bytes and a minimum relay fee; when full, the lowest-fee transfer that ends its sender's sequence is evicted if the
 //! newcomer pays more, else the newcomer is refused. Templates take transfers by fee, highest first,
 //! each sender's in nonce order.
 
@@ -54,6 +54,10 @@ pub enum MempoolError {
         /// Amount plus fee of this one.
         spend: u64,
     },
+    /// Below the minimum relay fee (policy, not consensus: free transfers would let anyone fill
+    /// the pool and the state for nothing).
+    #[error("fee {0} is below the minimum relay fee of {MIN_RELAY_FEE}")]
+    FeeTooLow(u64),
     /// The pool is full and the fee is too low to evict anything.
     #[error("mempool full: fee {fee} does not beat the lowest evictable fee {lowest}")]
     Full {
@@ -63,6 +67,9 @@ pub enum MempoolError {
         lowest: u64,
     },
 }
+
+/// The lowest fee a transfer needs to enter the pool (blocks may still carry lower fees).
+pub const MIN_RELAY_FEE: u64 = 1;
 
 /// The pool.
 #[derive(Debug)]
@@ -130,8 +137,8 @@ impl Mempool {
             return Err(MempoolError::Duplicate);
         }
         lrules::transfer_chain_id_matches(&t, 0, self.chain_id).map_err(|e| MempoolError::Invalid(e.to_string()))?;
-        if verify_signature {
-            lrules::transfer_signature_is_valid(&t, 0).map_err(|e| MempoolError::Invalid(e.to_string()))?;
+        if t.fee < MIN_RELAY_FEE {
+            return Err(MempoolError::FeeTooLow(t.fee));
         }
         let account = state.account(&t.from);
         if t.nonce < account.nonce {
@@ -152,6 +159,11 @@ impl Mempool {
             .is_none_or(|total| total > account.balance)
         {
             return Err(MempoolError::Funds { balance: account.balance, pending: pending_spend, spend: spend(&t) });
+        }
+        // The signature last: the checks above are cheap, so a flood of stale transfers costs
+        // little.
+        if verify_signature {
+            lrules::transfer_signature_is_valid(&t, 0).map_err(|e| MempoolError::Invalid(e.to_string()))?;
         }
         if self.bytes() + TRANSFER_SIZE > self.max_bytes {
             // Evict the cheapest transfer that ends its sender's sequence, if this one pays more.
@@ -285,6 +297,7 @@ mod tests {
         let mut wrong_chain = transfer(&a, to, 5, 1, 1);
         wrong_chain.chain_id ^= 1;
         assert!(matches!(p.add(wrong_chain, &state, true), Err(MempoolError::Invalid(_))));
+        assert_eq!(p.add(transfer(&a, to, 5, 0, 1), &state, true), Err(MempoolError::FeeTooLow(0)));
         let mut used = funded(&[&a], 1000);
         used.load(crate::ledger::keys::public(&a), Account { balance: 1000, nonce: 3 });
         let mut q = pool(1 << 20);

@@ -351,18 +351,26 @@ impl Store {
         wtx.commit().map_err(|e| self.err(e))
     }
 
-    /// Stores a received block and its index entry (status `Data`) in one durable transaction.
-    pub fn put_block(&self, hash: &BlockHash, block: &LedgerBlock, record: IndexRecord) -> Result<(), StoreError> {
+    /// Stores a received block and its index entry (status `Data`), and `headers` (index records
+    /// of its header-only ancestors), in one durable transaction.
+    pub fn put_block(
+        &self,
+        hash: &BlockHash,
+        block: &LedgerBlock,
+        record: IndexRecord,
+        headers: &[(BlockHash, IndexRecord)],
+    ) -> Result<(), StoreError> {
         let wtx = self.db.begin_write().map_err(|e| self.err(e))?;
         {
             wtx.open_table(BLOCKS)
                 .map_err(|x| self.err(x))?
                 .insert(&hash.0[..], &block.to_bytes()[..])
                 .map_err(|x| self.err(x))?;
-            wtx.open_table(INDEX)
-                .map_err(|x| self.err(x))?
-                .insert(&hash.0[..], &record.to_bytes()[..])
-                .map_err(|x| self.err(x))?;
+            let mut index = wtx.open_table(INDEX).map_err(|x| self.err(x))?;
+            index.insert(&hash.0[..], &record.to_bytes()[..]).map_err(|x| self.err(x))?;
+            for (h, r) in headers {
+                index.insert(&h.0[..], &r.to_bytes()[..]).map_err(|x| self.err(x))?;
+            }
         }
         wtx.commit().map_err(|e| self.err(e))
     }

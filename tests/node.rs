@@ -551,3 +551,68 @@ fn byzantine_peers_are_banned_and_honest_tips_and_state_roots_are_unaffected() {
     assert_eq!(h.info()["state_root"], hex::encode(ff.state.root()));
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn low_work_header_spam_is_banned() {
+    let d = tmp("spam");
+    let k = d.join("m.key");
+    new_key(&k);
+    let h = Node::start(&d.join("h"), &["--miner-key", k.to_str().unwrap(), "--low-work-headers", "8"]);
+    h.rpc("generate", json!([12]));
+    let want = h.info();
+    // Eleven valid headers forking from genesis: each passes every header rule, but their branch
+    // never has more work than the tip.
+    let p = params();
+    let mut f = Follower::new(p);
+    let mut headers = Vec::new();
+    for i in 1..=11u32 {
+        let b = mine(template(&mut f, pk(&key(9)), vec![], p.genesis.header.time + i), false);
+        f.connect(&b, &b.header.block_hash()).unwrap();
+        headers.push(b.header);
+    }
+    // A few are fine (a competing branch)...
+    let mut r = RawPeer::connect(&h.p2p, 42001);
+    r.send(&Message::Headers(headers[..5].to_vec()));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(h.rpc("listbanned", json!([])).as_array().unwrap().is_empty());
+    // ...more than the limit is spam.
+    r.send(&Message::Headers(headers[5..].to_vec()));
+    assert!(r.closed_by_node(), "the spammer kept its connection");
+    let banned = h.rpc("listbanned", json!([]));
+    assert!(banned.as_array().unwrap().iter().any(|b| b["address"] == "127.0.0.1:42001"), "{banned}");
+    assert_eq!(h.info()["bestblockhash"], want["bestblockhash"]);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Whether a GPU adapter exists; without one the GPU test skips with a reason, unless
+/// POWKIT_REQUIRE_GPU=1 (CI) makes that a failure.
+fn have_gpu() -> bool {
+    let out = powkit(&["gpu", "list", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let n = v.as_array().map_or(0, |a| a.len());
+    if n == 0 {
+        assert!(
+            std::env::var("POWKIT_REQUIRE_GPU").map_or(true, |v| v != "1"),
+            "POWKIT_REQUIRE_GPU=1 but no GPU adapter"
+        );
+        eprintln!("skipping: no GPU adapter (install mesa-vulkan-drivers for lavapipe)");
+    }
+    n > 0
+}
+
+#[test]
+fn the_node_mines_on_the_gpu_and_a_peer_accepts_its_blocks() {
+    if !have_gpu() {
+        return;
+    }
+    let d = tmp("gpu");
+    let k = d.join("m.key");
+    new_key(&k);
+    let a = Node::start(&d.join("a"), &["--mine", "--miner-key", k.to_str().unwrap(), "--backend", "gpu"]);
+    let b = Node::start(&d.join("b"), &["--peer", &a.p2p]);
+    wait_until("GPU-mined blocks on both nodes", Duration::from_secs(120), || converged(&[&a, &b], 3), &[&a, &b]);
+    let mi = a.rpc("getmininginfo", json!([]));
+    assert_eq!(mi["backend"], "gpu", "{mi}");
+    assert!(mi["hashrate"].as_f64().unwrap() > 0.0, "{mi}");
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -198,10 +198,39 @@ fn body_and_header_failures() {
         other => panic!("{other:?}"),
     }
     assert!(c.accept_header(&good.header, NOW).unwrap().1);
-    assert_eq!(c.blocks_to_download(10, &|_| false), vec![good.header.block_hash()]);
+    assert_eq!(c.blocks_to_download(None, 10, &|_| false), vec![good.header.block_hash()]);
     // Locators and headers_after.
     assert_eq!(c.locator().len(), 3);
     let hs = c.headers_after(&[a1.header.block_hash()], &BlockHash([0; 32]), 2000);
     assert_eq!(hs, vec![a2.header]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_gap_left_by_a_lost_request_is_found_again_and_survives_a_restart() {
+    let p = params();
+    let t0 = p.genesis.header.time;
+    let a = key(1);
+    let mut f = Follower::new(p);
+    let bs: Vec<LedgerBlock> = (1..=4).map(|i| next(&mut f, &a, vec![], t0 + i)).collect();
+    let dir = tmp("gap");
+    let mut c = Chain::open(&dir, p).unwrap();
+    for b in &bs {
+        c.accept_header(&b.header, NOW).unwrap();
+    }
+    // Blocks 2 and 3 arrive; block 1's request was lost.
+    for b in &bs[1..3] {
+        assert!(!feed(&mut c, b).moved());
+    }
+    let hashes: Vec<BlockHash> = bs.iter().map(|b| b.header.block_hash()).collect();
+    assert_eq!(c.blocks_to_download(None, 10, &|_| false), vec![hashes[0], hashes[3]]);
+    drop(c);
+    // After a restart the stored blocks keep their header-only parent, so the gap is still known.
+    let mut c = Chain::open(&dir, p).unwrap();
+    assert_eq!(c.entry(&hashes[0]).unwrap().status, BlockStatus::Header);
+    assert_eq!(c.blocks_to_download(Some(&hashes[2]), 10, &|_| false), vec![hashes[0]]);
+    let change = feed(&mut c, &bs[0]);
+    assert_eq!(change.connected.len(), 3);
+    assert_eq!(c.tip(), hashes[2]);
     let _ = std::fs::remove_dir_all(&dir);
 }

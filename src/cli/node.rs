@@ -45,6 +45,10 @@ pub struct NodeArgs {
     /// Mempool limit in bytes (default 32 MiB).
     #[arg(long)]
     pub mempool_bytes: Option<usize>,
+    /// New headers with no more chain work than our tip that one peer may send before it is banned
+    /// as a spammer (default 4000).
+    #[arg(long)]
+    pub low_work_headers: Option<u64>,
     /// Log level: error, warn, info, debug, trace (default info; or RUST_LOG).
     #[arg(long)]
     pub log: Option<String>,
@@ -93,6 +97,7 @@ pub fn main(a: &NodeArgs) -> Result<i32, CliError> {
         ban_seconds: a.ban_seconds,
         mempool_bytes: a.mempool_bytes,
         max_peers: None,
+        low_work_headers: a.low_work_headers,
     };
     let cfg = flags.resolve(file, a.datadir.clone()).map_err(CliError::usage)?;
     crate::node::run(cfg).map_err(CliError::usage)?;

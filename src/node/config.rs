@@ -2,7 +2,7 @@
 //! command-line flags taking precedence over the file, and the file over the defaults.
 //!
 //! Keys: `chain`, `listen`, `peer` (repeatable), `rpc`, `mine`, `miner_key`, `backend`, `threads`,
-//! `ban_seconds`, `mempool_bytes`, `max_peers`. `listen = none` turns listening off.
+//! `ban_seconds`, `mempool_bytes`, `max_peers`, `low_work_headers`. `listen = none` turns listening off.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -37,6 +37,8 @@ pub struct NodeConfig {
     pub mempool_bytes: usize,
     /// Most connections (inbound and outbound together).
     pub max_peers: usize,
+    /// New headers with no more work than the tip one peer may send before it is banned.
+    pub low_work_headers: u64,
 }
 
 /// Settings as given on the command line or in the file (absent: not given).
@@ -64,6 +66,8 @@ pub struct Settings {
     pub mempool_bytes: Option<usize>,
     /// `max_peers`.
     pub max_peers: Option<usize>,
+    /// `low_work_headers`.
+    pub low_work_headers: Option<u64>,
 }
 
 /// The config file's name in the data directory.
@@ -116,6 +120,7 @@ impl Settings {
                 "ban_seconds" => s.ban_seconds = Some(num("ban_seconds")?),
                 "mempool_bytes" => s.mempool_bytes = Some(num("mempool_bytes")? as usize),
                 "max_peers" => s.max_peers = Some(num("max_peers")? as usize),
+                "low_work_headers" => s.low_work_headers = Some(num("low_work_headers")?),
                 other => return Err(format!("{}: unknown setting {other:?}", at())),
             }
         }
@@ -166,6 +171,7 @@ impl Settings {
             ban_seconds: self.ban_seconds.or(file.ban_seconds).unwrap_or(600),
             mempool_bytes: self.mempool_bytes.or(file.mempool_bytes).unwrap_or(32 << 20),
             max_peers: self.max_peers.or(file.max_peers).unwrap_or(64),
+            low_work_headers: self.low_work_headers.or(file.low_work_headers).unwrap_or(super::MAX_LOW_WORK_HEADERS),
         })
     }
 }

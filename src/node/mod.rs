@@ -36,10 +36,13 @@ use rpc::RpcError;
 pub const MAX_BLOCKS_IN_FLIGHT: usize = 16;
 /// A requested block not delivered in this time is asked of another peer.
 pub const BLOCK_TIMEOUT: Duration = Duration::from_secs(20);
-/// New headers with no more work than the tip that one peer may send before it counts as spam.
+/// Default for how many new headers with no more work than the tip one peer may send before it
+/// counts as spam (`--low-work-headers`).
 pub const MAX_LOW_WORK_HEADERS: u64 = 2 * MAX_HEADERS;
 /// Blocks answered per `getdata` (the rest get `notfound`); honest peers ask for at most 16.
 pub const MAX_BLOCKS_PER_GETDATA: usize = 32;
+/// Events queued for the chain thread before senders wait.
+pub const EVENT_QUEUE: usize = 4096;
 /// Handshake deadline.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Interval between pings, and how long a pong may take.
@@ -112,6 +115,7 @@ struct Peer {
     low_work_headers: u64,
     unconnecting: u32,
     blocks_received: u64,
+    not_found: HashSet<BlockHash>,
 }
 
 impl Peer {
@@ -191,7 +195,9 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).map_err(|e| format!("installing the signal handler: {e}"))?;
     }
-    let (tx, rx) = crossbeam_channel::unbounded::<Event>();
+    // Bounded: a peer flooding messages blocks its own reader thread (and so TCP pushes back)
+    // instead of growing memory.
+    let (tx, rx) = crossbeam_channel::bounded::<Event>(EVENT_QUEUE);
     let mut listen_addr = None;
     if let Some(addr) = cfg.listen {
         let l = TcpListener::bind(addr).map_err(|e| format!("listening on {addr}: {e}"))?;
@@ -246,6 +252,11 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
         cfg,
     };
     node.reload_mempool()?;
+    // A block stored just before a crash may not have been connected yet.
+    match node.chain.activate() {
+        Ok(change) => node.after_tip_change(change),
+        Err(e) => return Err(format!("store failure: {e}")),
+    }
     let root = node.chain.state_root();
     tracing::info!(
         chain = params.name,
@@ -391,7 +402,8 @@ impl Node {
         if let Some(d) = &dialed {
             self.dialing.remove(d);
         }
-        if self.peers.len() >= self.cfg.max_peers {
+        let inbound = self.peers.values().filter(|p| p.dialed.is_none()).count();
+        if dialed.is_none() && inbound >= self.cfg.max_peers {
             tracing::debug!(%addr, "connection refused: {} peers already", self.peers.len());
             let _ = stream.shutdown(std::net::Shutdown::Both);
             return;
@@ -431,6 +443,7 @@ impl Node {
             low_work_headers: 0,
             unconnecting: 0,
             blocks_received: 0,
+            not_found: HashSet::new(),
         };
         tracing::info!(peer = id, %addr, inbound = p.dialed.is_none(), "connected");
         if p.dialed.is_some() {
@@ -565,6 +578,10 @@ impl Node {
                 for i in items {
                     if i.kind == InvKind::Block {
                         p.in_flight.remove(&BlockHash(i.hash));
+                        if p.not_found.len() >= 10_000 {
+                            p.not_found.clear();
+                        }
+                        p.not_found.insert(BlockHash(i.hash));
                     }
                 }
                 self.request_blocks();
@@ -627,6 +644,10 @@ impl Node {
                     let locator = self.chain.locator();
                     return self.send(id, &Message::GetHeaders { locator, stop: BlockHash([0; 32]) });
                 }
+                Err(HeaderError::Invalid(e)) if e.rule() == "time_is_not_too_far_ahead" => {
+                    tracing::info!(peer = id, "header dated more than 2 hours ahead of our clock: ignored");
+                    break;
+                }
                 Err(e) => return self.punish(id, &format!("header {}: {e}", h.block_hash())),
             }
         }
@@ -634,7 +655,7 @@ impl Node {
         let p = self.peers.get_mut(&id).expect("peer");
         p.unconnecting = 0;
         p.low_work_headers += low;
-        if p.low_work_headers > MAX_LOW_WORK_HEADERS {
+        if p.low_work_headers > self.cfg.low_work_headers {
             let n = p.low_work_headers;
             return self.punish(id, &format!("low-work header spam ({n} headers with no more work than our tip)"));
         }
@@ -651,8 +672,10 @@ impl Node {
         self.request_blocks();
     }
 
-    /// Assigns missing blocks on the way to the best header to peers that have them, at most
-    /// [`MAX_BLOCKS_IN_FLIGHT`] per peer, spread over peers.
+    /// Assigns missing blocks to peers that have them, at most [`MAX_BLOCKS_IN_FLIGHT`] per
+    /// peer, spread over peers: first those on the way to the best header, then those on the way
+    /// to each peer's best known block (a heavier branch than our tip that the best header's
+    /// announcer cannot deliver), most work first.
     fn request_blocks(&mut self) {
         let in_flight: HashSet<BlockHash> = self.peers.values().flat_map(|p| p.in_flight.keys().copied()).collect();
         let capacity: usize = self
@@ -664,23 +687,39 @@ impl Node {
         if capacity == 0 {
             return;
         }
-        let needed = self.chain.blocks_to_download(capacity.min(1024), &|h| in_flight.contains(h));
-        let mut asks: HashMap<u64, Vec<Inv>> = HashMap::new();
-        let now = Instant::now();
-        for h in needed {
-            let mut best: Option<(usize, u64)> = None;
-            for (id, p) in &self.peers {
-                if !p.ready() || p.in_flight.len() >= MAX_BLOCKS_IN_FLIGHT {
-                    continue;
-                }
-                let has = p.best_known.is_some_and(|b| self.chain.is_ancestor(&h, &b));
-                if has && best.is_none_or(|(n, _)| p.in_flight.len() < n) {
-                    best = Some((p.in_flight.len(), *id));
+        let tip_work = self.chain.follower().chainwork;
+        let mut targets: Vec<BlockHash> = vec![self.chain.best_header()];
+        for p in self.peers.values() {
+            if let Some(b) = p.best_known {
+                if !targets.contains(&b) && self.chain.entry(&b).is_some_and(|e| e.chainwork > tip_work) {
+                    targets.push(b);
                 }
             }
-            let Some((_, id)) = best else { continue };
-            self.peers.get_mut(&id).expect("peer").in_flight.insert(h, now);
-            asks.entry(id).or_default().push(Inv { kind: InvKind::Block, hash: h.0 });
+        }
+        targets.sort_by_key(|t| std::cmp::Reverse(self.chain.entry(t).map(|e| e.chainwork)));
+        let mut asks: HashMap<u64, Vec<Inv>> = HashMap::new();
+        let mut assigned: HashSet<BlockHash> = HashSet::new();
+        let now = Instant::now();
+        for target in targets {
+            let needed = self.chain.blocks_to_download(Some(&target), capacity.min(1024), &|h| {
+                in_flight.contains(h) || assigned.contains(h)
+            });
+            for h in needed {
+                let mut best: Option<(usize, u64)> = None;
+                for (id, p) in &self.peers {
+                    if !p.ready() || p.in_flight.len() >= MAX_BLOCKS_IN_FLIGHT || p.not_found.contains(&h) {
+                        continue;
+                    }
+                    let has = p.best_known.is_some_and(|b| self.chain.is_ancestor(&h, &b));
+                    if has && best.is_none_or(|(n, _)| p.in_flight.len() < n) {
+                        best = Some((p.in_flight.len(), *id));
+                    }
+                }
+                let Some((_, id)) = best else { continue };
+                self.peers.get_mut(&id).expect("peer").in_flight.insert(h, now);
+                assigned.insert(h);
+                asks.entry(id).or_default().push(Inv { kind: InvKind::Block, hash: h.0 });
+            }
         }
         for (id, items) in asks {
             self.send(id, &Message::GetData(items));
@@ -777,6 +816,9 @@ impl Node {
         let r = self.chain.accept_block(block, unix_now());
         if let Ok(Accepted::New) = r {
             if let Some(id) = from {
+                if self.block_source.len() >= 10_000 {
+                    self.block_source.clear();
+                }
                 self.block_source.insert(hash, id);
             }
             match self.chain.activate() {
@@ -794,9 +836,24 @@ impl Node {
 
     fn block(&mut self, id: u64, block: LedgerBlock) {
         let hash = block.header.block_hash();
+        let mut requested = false;
         if let Some(p) = self.peers.get_mut(&id) {
-            p.in_flight.remove(&hash);
+            requested = p.in_flight.remove(&hash).is_some();
             p.blocks_received += 1;
+        }
+        if !requested && self.chain.entry(&hash).is_none_or(|e| e.status != BlockStatus::Header) {
+            // Unrequested and unannounced: kept only if it would make a heavier chain than the
+            // tip, so nobody can fill the disk with cheap side branches.
+            let tip_work = self.chain.follower().chainwork;
+            let work = block.header.bits.to_target().map(|t| t.work().0).unwrap_or_default();
+            let heavier = self
+                .chain
+                .entry(&block.header.prev_blockhash)
+                .is_some_and(|p| p.chainwork.checked_add(work).is_some_and(|w| w > tip_work));
+            if !heavier && self.chain.entry(&block.header.prev_blockhash).is_some() {
+                tracing::debug!(peer = id, %hash, "unrequested block with no more work than the tip: ignored");
+                return;
+            }
         }
         match self.submit(&block, Some(id)) {
             Ok(_) => {
@@ -817,6 +874,10 @@ impl Node {
                 self.send(id, &Message::GetHeaders { locator, stop: BlockHash([0; 32]) });
             }
             Err(BlockError::Store(_)) => {}
+            Err(BlockError::Header(HeaderError::Invalid(e))) if e.rule() == "time_is_not_too_far_ahead" => {
+                // Our clock may be the one that is wrong: ignore, do not blame.
+                tracing::info!(peer = id, %hash, "block dated more than 2 hours ahead of our clock: ignored");
+            }
             Err(e) => self.punish(id, &format!("block {hash}: {e}")),
         }
     }
@@ -874,6 +935,10 @@ impl Node {
         let LedgerTx::Transfer(t) = tx else {
             return self.punish(id, "a coinbase relayed as a transaction");
         };
+        let txid = tx.txid();
+        if self.mempool.contains(&txid) || self.rejected_txs.contains(&txid) {
+            return;
+        }
         match self.accept_tx(t, Some(id)) {
             Ok(_) => {}
             Err(MempoolError::Invalid(why)) => self.punish(id, &format!("transaction: {why}")),
@@ -897,12 +962,13 @@ impl Node {
                 }
             }
             Err(MempoolError::Duplicate) => {}
-            Err(_) => {
+            Err(MempoolError::Invalid(_)) => {
                 if self.rejected_txs.len() > 50_000 {
                     self.rejected_txs.clear();
                 }
                 self.rejected_txs.insert(LedgerTx::Transfer(t).txid());
             }
+            Err(_) => {}
         }
         r
     }

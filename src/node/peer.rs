@@ -3,6 +3,8 @@
 
 use std::io::{BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use crossbeam_channel::{Sender, TrySendError};
 
@@ -12,6 +14,8 @@ use crate::net::message::Message;
 
 /// Frames queued for one peer before it counts as too slow and is dropped.
 pub const SEND_QUEUE: usize = 512;
+/// Bytes queued for one peer before it counts as too slow and is dropped.
+pub const SEND_QUEUE_BYTES: usize = 32 << 20;
 
 /// The chain thread's handle on a connection.
 pub struct Conn {
@@ -20,6 +24,7 @@ pub struct Conn {
     /// Remote address.
     pub addr: SocketAddr,
     out: Sender<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
     stream: TcpStream,
     magic: [u8; 4],
 }
@@ -36,9 +41,13 @@ impl Conn {
         stream.set_nodelay(true)?;
         let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(SEND_QUEUE);
         let mut w = stream.try_clone()?;
+        let queued = Arc::new(AtomicUsize::new(0));
+        let q = queued.clone();
         std::thread::Builder::new().name(format!("peer{id}-send")).spawn(move || {
             for frame in rx {
-                if w.write_all(&frame).is_err() {
+                let ok = w.write_all(&frame).is_ok();
+                q.fetch_sub(frame.len(), Ordering::Relaxed);
+                if !ok {
                     break;
                 }
             }
@@ -66,7 +75,7 @@ impl Conn {
                 }
             }
         })?;
-        Ok(Conn { id, addr, out: tx, stream, magic })
+        Ok(Conn { id, addr, out: tx, queued, stream, magic })
     }
 
     /// Queues a message; false when the queue is full (the peer is not reading) or closed.
@@ -74,11 +83,21 @@ impl Conn {
         self.send_raw(msg.command(), &msg.payload())
     }
 
-    /// Queues a message from its command and an already-encoded payload.
+    /// Queues a message from its command and an already-encoded payload; false when the queue
+    /// holds [`SEND_QUEUE`] frames or [`SEND_QUEUE_BYTES`] bytes already.
     pub fn send_raw(&self, command: &str, payload: &[u8]) -> bool {
-        match self.out.try_send(encode_frame(self.magic, command, payload)) {
+        let frame = encode_frame(self.magic, command, payload);
+        let n = frame.len();
+        if self.queued.load(Ordering::Relaxed) + n > SEND_QUEUE_BYTES {
+            return false;
+        }
+        self.queued.fetch_add(n, Ordering::Relaxed);
+        match self.out.try_send(frame) {
             Ok(()) => true,
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.queued.fetch_sub(n, Ordering::Relaxed);
+                false
+            }
         }
     }
 
