@@ -244,6 +244,19 @@ fn three_nodes_one_mining_converge_and_a_transfer_reaches_every_replica() {
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     assert!(resp.contains("-32700"), "{resp}");
+    for (req, want) in [
+        (&b"GET / HTTP/1.1\r\n\r\n"[..], "405"),
+        (&b"POST / HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n"[..], "413"),
+        (&b"POST / HTTP/1.1\r\n\r\n"[..], "400"),
+        (&b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n[]"[..], "-32600"),
+        (&b"POST / HTTP/1.1\r\nContent-Length: 37\r\n\r\n{\"jsonrpc\":\"2.0\",\"id\":1,\"params\":3}  "[..], "-32600"),
+    ] {
+        let mut s = TcpStream::connect(&b.rpc).unwrap();
+        s.write_all(req).unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        assert!(resp.contains(want), "{}: {resp}", String::from_utf8_lossy(req));
+    }
     assert_eq!(b.info()["chain"], "powkit-regtest");
     // SIGTERM stops a node cleanly (exit 0), and it restarts on its tip.
     let mut c = c;

@@ -3,7 +3,7 @@
 //! parses and frames, so a malformed call gets a JSON-RPC error and never reaches the chain.
 //!
 //! Limits: request head 16 KiB, body 8 MiB (a largest block in hex fits), 100 calls per batch, 64
-//! connections at once, 10 s to send a request.
+//! connections at once, 10 s to send a whole request.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -135,6 +135,8 @@ fn handle(stream: TcpStream, events: &Sender<Event>) {
 
 /// Reads one HTTP request and returns its body, or the status and reason to refuse it with.
 fn read_request(stream: &TcpStream) -> Result<Vec<u8>, (u16, String)> {
+    // One deadline for the whole request, so a client trickling bytes cannot hold a slot.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut r = BufReader::new(stream.take((MAX_HEAD + MAX_BODY) as u64));
     let mut line = String::new();
     let mut head_len = 0usize;
@@ -142,6 +144,9 @@ fn read_request(stream: &TcpStream) -> Result<Vec<u8>, (u16, String)> {
     let mut length: Option<usize> = None;
     loop {
         line.clear();
+        if std::time::Instant::now() > deadline {
+            return Err((400, "the request took more than 10 s to arrive".into()));
+        }
         let n = r.read_line(&mut line).map_err(|e| (400, format!("reading the request: {e}")))?;
         head_len += n;
         if n == 0 {
@@ -175,7 +180,19 @@ fn read_request(stream: &TcpStream) -> Result<Vec<u8>, (u16, String)> {
     }
     let n = length.ok_or((400, "POST without Content-Length".to_string()))?;
     let mut body = vec![0u8; n];
-    r.read_exact(&mut body).map_err(|e| (400, format!("reading the body: {e}")))?;
+    let mut got = 0;
+    while got < n {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err((400, "the request took more than 10 s to arrive".into()));
+        }
+        let _ = stream.set_read_timeout(Some(left));
+        match r.read(&mut body[got..]) {
+            Ok(0) => return Err((400, format!("the body ended after {got} of {n} bytes"))),
+            Ok(k) => got += k,
+            Err(e) => return Err((400, format!("reading the body: {e}"))),
+        }
+    }
     Ok(body)
 }
 
