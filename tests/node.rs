@@ -270,6 +270,12 @@ fn three_nodes_one_mining_converge_and_a_transfer_reaches_every_replica() {
     assert!(c.info()["height"].as_u64().unwrap() + 50 >= before);
     let all = [&a, &b, &c];
     wait_until("the restarted node catches up", Duration::from_secs(60), || converged(&all, before), &all);
+    // The stop call is answered, then the node exits 0.
+    let mut b = b;
+    assert_eq!(b.rpc("stop", json!([])), "powkit node stopping");
+    let st = b.child.as_mut().unwrap().wait().unwrap();
+    assert!(st.success(), "exit status after stop: {st}");
+    b.child = None;
     let _ = std::fs::remove_dir_all(&d);
 }
 

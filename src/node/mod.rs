@@ -209,13 +209,14 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     }
     let mut rpc_addr = None;
+    let rpc_active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     if let Some(addr) = cfg.rpc {
         let l = TcpListener::bind(addr).map_err(|e| format!("JSON-RPC on {addr}: {e}"))?;
         rpc_addr = Some(l.local_addr().map_err(|e| e.to_string())?);
-        let (events, stop) = (tx.clone(), stop.clone());
+        let (events, stop, active) = (tx.clone(), stop.clone(), rpc_active.clone());
         std::thread::Builder::new()
             .name("rpc-listen".into())
-            .spawn(move || rpc::serve(l, events, stop))
+            .spawn(move || rpc::serve(l, events, stop, active))
             .map_err(|e| e.to_string())?;
     }
     let miner = if cfg.mine { Some(miner::Miner::start(cfg.backend, cfg.threads, tx.clone())?) } else { None };
@@ -274,6 +275,11 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
     }
     if let Some(m) = &node.miner {
         m.stop();
+    }
+    // Let answers already decided (the `stop` call's own) reach their callers.
+    let t = Instant::now();
+    while rpc_active.load(Ordering::Relaxed) > 0 && t.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(5));
     }
     match node.fatal {
         Some(e) => Err(e),

@@ -45,10 +45,10 @@ const MAX_BODY: usize = 8 * 1024 * 1024;
 const MAX_BATCH: usize = 100;
 const MAX_CONNECTIONS: usize = 64;
 
-/// Serves `listener` until `stop` is set.
-pub fn serve(listener: TcpListener, events: Sender<Event>, stop: Arc<AtomicBool>) {
+/// Serves `listener` until `stop` is set; `active` counts the connections being answered (the
+/// node waits for them before it exits, so the `stop` call gets its answer).
+pub fn serve(listener: TcpListener, events: Sender<Event>, stop: Arc<AtomicBool>, active: Arc<AtomicUsize>) {
     let _ = listener.set_nonblocking(true);
-    let active = Arc::new(AtomicUsize::new(0));
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((stream, _)) => {
