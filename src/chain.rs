@@ -31,6 +31,23 @@ pub struct Entry {
     pub status: BlockStatus,
     /// Arrival order (fork choice breaks work ties by first seen).
     pub seq: u64,
+    /// An earlier ancestor (at [`skip_height`]), so walking back takes O(log n) steps.
+    pub skip: Option<BlockHash>,
+}
+
+/// Bitcoin Core's `GetSkipHeight` (src/chain.cpp): the height an entry's skip pointer targets.
+fn skip_height(height: u32) -> u32 {
+    fn invert_lowest_one(n: u32) -> u32 {
+        n & n.wrapping_sub(1)
+    }
+    if height < 2 {
+        return 0;
+    }
+    if height & 1 == 1 {
+        invert_lowest_one(invert_lowest_one(height - 1)) + 1
+    } else {
+        invert_lowest_one(height)
+    }
 }
 
 impl Entry {
@@ -177,12 +194,15 @@ impl Chain {
 
     fn insert(&mut self, hash: BlockHash, rec: IndexRecord) {
         self.seq += 1;
+        let skip =
+            if rec.height == 0 { None } else { self.walk_back(&rec.header.prev_blockhash, skip_height(rec.height)) };
         let e = Entry {
             header: rec.header,
             height: rec.height,
             chainwork: rec.chainwork,
             status: rec.status,
             seq: self.seq,
+            skip,
         };
         if self.index.insert(hash, e).is_none() && rec.height > 0 {
             self.children.entry(rec.header.prev_blockhash).or_default().push(hash);
@@ -271,20 +291,30 @@ impl Chain {
 
     /// The ancestor of `hash` at `height` (itself when equal), walking the index.
     pub fn ancestor(&self, hash: &BlockHash, height: u32) -> Option<BlockHash> {
+        let e = self.index.get(hash)?;
+        if e.height < height {
+            return None;
+        }
+        if self.on_main(hash) {
+            return self.hash_at(height);
+        }
+        self.walk_back(hash, height)
+    }
+
+    /// The ancestor of `hash` at `height` by skip pointers (Bitcoin Core's
+    /// `CBlockIndex::GetAncestor`): O(log n) steps.
+    fn walk_back(&self, hash: &BlockHash, height: u32) -> Option<BlockHash> {
         let mut h = *hash;
         let mut e = self.index.get(&h)?;
         if e.height < height {
             return None;
         }
-        if self.on_main(&h) {
-            return self.hash_at(height);
-        }
         while e.height > height {
-            h = e.header.prev_blockhash;
+            let (hs, hs_prev) = (skip_height(e.height), skip_height(e.height - 1));
+            let use_skip =
+                e.skip.is_some() && (hs == height || (hs > height && !(hs_prev + 2 < hs && hs_prev >= height)));
+            h = if use_skip { e.skip.expect("checked") } else { e.header.prev_blockhash };
             e = self.index.get(&h)?;
-            if self.on_main(&h) {
-                return self.hash_at(height);
-            }
         }
         Some(h)
     }

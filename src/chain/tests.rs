@@ -234,3 +234,38 @@ fn a_gap_left_by_a_lost_request_is_found_again_and_survives_a_restart() {
     assert_eq!(c.tip(), hashes[2]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn skip_pointers_find_the_same_ancestors_as_walking_back() {
+    let p = params();
+    let t0 = p.genesis.header.time;
+    let a = key(1);
+    let scanner = crate::sha256::CpuImpl::detect().scanner().unwrap();
+    let mut f = Follower::new(p);
+    let mut hashes = vec![p.genesis.header.block_hash()];
+    let dir = tmp("skip");
+    let mut c = Chain::open(&dir, p).unwrap();
+    for i in 1..=300u32 {
+        let (h, tip, bits) = (f.height + 1, f.tip, f.next_bits());
+        let mut b = template(&mut f.state, p, tip, h, t0 + i, bits, pk(&a), vec![]).unwrap();
+        b.header = crate::chaingen::mine_header(b.header, scanner.as_ref()).unwrap();
+        f.connect(&b, &b.header.block_hash()).unwrap();
+        c.accept_header(&b.header, NOW).unwrap();
+        hashes.push(b.header.block_hash());
+    }
+    // Header-only: off the main chain, so every lookup goes through the skip pointers.
+    let tip = *hashes.last().unwrap();
+    assert!(!c.on_main(&tip));
+    for height in 0..=300u32 {
+        assert_eq!(c.ancestor(&tip, height), Some(hashes[height as usize]), "height {height}");
+        assert!(c.is_ancestor(&hashes[height as usize], &tip));
+    }
+    for from in [7usize, 64, 129, 255] {
+        for height in 0..=from as u32 {
+            assert_eq!(c.ancestor(&hashes[from], height), Some(hashes[height as usize]));
+        }
+        assert_eq!(c.ancestor(&hashes[from], from as u32 + 1), None);
+    }
+    assert!(!c.is_ancestor(&tip, &hashes[10]));
+    let _ = std::fs::remove_dir_all(&dir);
+}
