@@ -30,3 +30,4 @@ T1=$(date +%s.%N)
 python3 -c "
 t=$T1-$T0; b=$BLOCKS-1; n=$NTX
 print(f'synced {b} blocks ({n} transactions, coinbases included) in {t:.2f} s: {b/t:.0f} blocks/s, {n/t:.0f} transactions/s (tip and state root equal)')"
+if [ -n "${SHOW_LOG:-}" ]; then grep -v DEBUG "$D/b.log"; fi

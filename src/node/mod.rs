@@ -180,6 +180,7 @@ struct Node {
     blocks_mined: u64,
     fatal: Option<String>,
     persisted: HashSet<[u8; 32]>,
+    last_progress: Instant,
 }
 
 /// Runs a node until SIGINT, SIGTERM or the `stop` call. Returns an error line (exit 2) when it
@@ -250,6 +251,7 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
         blocks_mined: 0,
         fatal: None,
         persisted: HashSet::new(),
+        last_progress: Instant::now(),
         cfg,
     };
     node.reload_mempool()?;
@@ -904,15 +906,26 @@ impl Node {
         self.persist_mempool(false);
         let tip = self.chain.tip();
         let root = self.chain.state_root();
-        tracing::info!(
-            height = self.chain.height(),
-            %tip,
-            connected = change.connected.len(),
-            disconnected = change.disconnected.len(),
-            state_root = %hex::encode(root),
-            mempool = self.mempool.len(),
-            "new tip"
-        );
+        let headers = self.chain.entry(&self.chain.best_header()).map(|e| e.height).unwrap_or(0);
+        let height = self.chain.height();
+        if height >= headers {
+            tracing::info!(
+                height,
+                %tip,
+                connected = change.connected.len(),
+                disconnected = change.disconnected.len(),
+                state_root = %hex::encode(root),
+                mempool = self.mempool.len(),
+                "new tip"
+            );
+        } else if self.last_progress.elapsed() >= Duration::from_secs(1) {
+            // Catching up: one line a second instead of one per block.
+            self.last_progress = Instant::now();
+            let pct = 100.0 * height as f64 / headers.max(1) as f64;
+            tracing::info!(height, headers, progress = %format!("{pct:.1}%"), %tip, "syncing");
+        } else {
+            tracing::debug!(height, %tip, "new tip");
+        }
         // Announce: the new blocks' headers (at most 8), or the tip by inv.
         let headers: Vec<_> = change.connected.iter().map(|b| b.header).collect();
         let ids: Vec<u64> = self.peers.iter().filter(|(_, p)| p.ready()).map(|(id, _)| *id).collect();
