@@ -463,7 +463,11 @@ impl Chain {
         let Ok(undo) = self.follower.connect(block, hash) else { return Ok(false) };
         let record = IndexRecord { status: BlockStatus::Valid, ..self.index[hash].record() };
         let connected = [Connected { hash: *hash, record, undo: &undo }];
-        self.store.move_tip(&[], &connected, Some(block), &self.follower)?;
+        if let Err(e) = self.store.move_tip(&[], &connected, Some(block), &self.follower) {
+            // Keep memory equal to the store.
+            self.disconnect_tip(undo, block);
+            return Err(e);
+        }
         self.main.push(*hash);
         if let Some(e) = self.index.get_mut(hash) {
             e.status = BlockStatus::Valid;

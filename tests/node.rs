@@ -635,3 +635,32 @@ fn the_node_mines_on_the_gpu_and_a_peer_accepts_its_blocks() {
     assert!(mi["hashrate"].as_f64().unwrap() > 0.0, "{mi}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn an_rpc_client_trickling_bytes_is_cut_off_at_the_deadline() {
+    let d = tmp("trickle");
+    let n = Node::start(&d.join("n"), &[]);
+    let mut s = TcpStream::connect(&n.rpc).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let t = Instant::now();
+    s.write_all(b"POST / HTTP/1.1\r\nX-Slow: ").unwrap();
+    // One byte a second, never finishing the line: each read alone is quick, the request is not.
+    let writer = s.try_clone().unwrap();
+    let trickle = std::thread::spawn(move || {
+        let mut w = writer;
+        for _ in 0..25 {
+            if w.write_all(b"a").is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    let took = t.elapsed();
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+    assert!(took < Duration::from_secs(15), "held for {took:?}");
+    trickle.join().unwrap();
+    assert_eq!(n.info()["height"], 0);
+    let _ = std::fs::remove_dir_all(&d);
+}

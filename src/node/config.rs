@@ -35,7 +35,7 @@ pub struct NodeConfig {
     pub ban_seconds: u64,
     /// Mempool size limit.
     pub mempool_bytes: usize,
-    /// Most connections (inbound and outbound together).
+    /// Most inbound connections (the peers the node dials itself are always allowed).
     pub max_peers: usize,
     /// New headers with no more work than the tip one peer may send before it is banned.
     pub low_work_headers: u64,

@@ -40,7 +40,7 @@ pub const BLOCK_TIMEOUT: Duration = Duration::from_secs(20);
 /// counts as spam (`--low-work-headers`).
 pub const MAX_LOW_WORK_HEADERS: u64 = 2 * MAX_HEADERS;
 /// Blocks answered per `getdata` (the rest get `notfound`); honest peers ask for at most 16.
-pub const MAX_BLOCKS_PER_GETDATA: usize = 32;
+pub const MAX_BLOCKS_PER_GETDATA: usize = 16;
 /// Events queued for the chain thread before senders wait.
 pub const EVENT_QUEUE: usize = 4096;
 /// Handshake deadline.
@@ -72,6 +72,8 @@ pub enum Event {
         peer: u64,
         /// The message.
         msg: Message,
+        /// Its size on the wire (released from the peer's receive budget once handled).
+        size: usize,
     },
     /// A connection ended.
     Closed {
@@ -373,9 +375,13 @@ impl Node {
                 tracing::debug!(%addr, "dial failed: {why}");
                 self.dialing.insert(addr, Instant::now());
             }
-            Event::Message { peer, msg } => {
-                if self.peers.contains_key(&peer) {
+            Event::Message { peer, msg, size } => {
+                let pending = self.peers.get(&peer).map(|p| p.conn.pending.clone());
+                if pending.is_some() {
                     self.message(peer, msg);
+                }
+                if let Some(p) = pending {
+                    p.fetch_sub(size, Ordering::Relaxed);
                 }
             }
             Event::Closed { peer, reason, misbehaving } => {
@@ -849,9 +855,10 @@ impl Node {
             requested = p.in_flight.remove(&hash).is_some();
             p.blocks_received += 1;
         }
-        if !requested && self.chain.entry(&hash).is_none_or(|e| e.status != BlockStatus::Header) {
-            // Unrequested and unannounced: kept only if it would make a heavier chain than the
-            // tip, so nobody can fill the disk with cheap side branches.
+        if !requested {
+            // Unrequested (or requested so long ago that the request was given up): kept only if
+            // it would make a heavier chain than the tip, so nobody can fill the disk with cheap
+            // side branches (if it is needed after all, the download walk asks for it again).
             let tip_work = self.chain.follower().chainwork;
             let work = block.header.bits.to_target().map(|t| t.work().0).unwrap_or_default();
             let heavier = self
@@ -908,7 +915,8 @@ impl Node {
         let root = self.chain.state_root();
         let headers = self.chain.entry(&self.chain.best_header()).map(|e| e.height).unwrap_or(0);
         let height = self.chain.height();
-        if height >= headers {
+        let downloading = self.peers.values().any(|p| !p.in_flight.is_empty());
+        if height + 1 >= headers || !downloading {
             tracing::info!(
                 height,
                 %tip,

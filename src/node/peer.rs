@@ -14,8 +14,13 @@ use crate::net::message::Message;
 
 /// Frames queued for one peer before it counts as too slow and is dropped.
 pub const SEND_QUEUE: usize = 512;
-/// Bytes queued for one peer before it counts as too slow and is dropped.
-pub const SEND_QUEUE_BYTES: usize = 32 << 20;
+/// Bytes queued for one peer before it counts as too slow and is dropped: one full `getdata`
+/// answer of largest blocks fits, with room for one more.
+pub const SEND_QUEUE_BYTES: usize =
+    (super::MAX_BLOCKS_PER_GETDATA + 1) * (crate::net::frame::MAX_PAYLOAD as usize + crate::net::frame::HEADER_LEN);
+/// Bytes of one peer's received messages waiting for the chain thread before its reader thread
+/// waits (so TCP pushes back on that peer alone).
+pub const RECV_QUEUE_BYTES: usize = 8 << 20;
 
 /// The chain thread's handle on a connection.
 pub struct Conn {
@@ -25,6 +30,8 @@ pub struct Conn {
     pub addr: SocketAddr,
     out: Sender<Vec<u8>>,
     queued: Arc<AtomicUsize>,
+    /// Bytes of this peer's messages handed to the chain thread and not yet handled.
+    pub pending: Arc<AtomicUsize>,
     stream: TcpStream,
     magic: [u8; 4],
 }
@@ -54,12 +61,21 @@ impl Conn {
             let _ = w.shutdown(Shutdown::Both);
         })?;
         let r = stream.try_clone()?;
+        let pending = Arc::new(AtomicUsize::new(0));
+        let p = pending.clone();
         std::thread::Builder::new().name(format!("peer{id}-recv")).spawn(move || {
             let mut r = BufReader::with_capacity(1 << 16, r);
             loop {
+                while p.load(Ordering::Relaxed) > RECV_QUEUE_BYTES {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
                 let ev = match read_frame(&mut r, magic) {
                     Ok(f) => match Message::decode(&f.command, &f.payload) {
-                        Ok(msg) => Event::Message { peer: id, msg },
+                        Ok(msg) => {
+                            let size = f.payload.len() + crate::net::frame::HEADER_LEN;
+                            p.fetch_add(size, Ordering::Relaxed);
+                            Event::Message { peer: id, msg, size }
+                        }
                         Err(e) => {
                             Event::Closed { peer: id, reason: format!("malformed message: {e}"), misbehaving: true }
                         }
@@ -75,7 +91,7 @@ impl Conn {
                 }
             }
         })?;
-        Ok(Conn { id, addr, out: tx, queued, stream, magic })
+        Ok(Conn { id, addr, out: tx, queued, pending, stream, magic })
     }
 
     /// Queues a message; false when the queue is full (the peer is not reading) or closed.

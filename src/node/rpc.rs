@@ -62,12 +62,13 @@ pub fn serve(listener: TcpListener, events: Sender<Event>, stop: Arc<AtomicBool>
                     continue;
                 }
                 active.fetch_add(1, Ordering::Relaxed);
-                let (events, active) = (events.clone(), active.clone());
+                let (events, done) = (events.clone(), active.clone());
                 let spawned = std::thread::Builder::new().name("rpc".into()).spawn(move || {
                     handle(stream, &events);
-                    active.fetch_sub(1, Ordering::Relaxed);
+                    done.fetch_sub(1, Ordering::Relaxed);
                 });
                 if spawned.is_err() {
+                    active.fetch_sub(1, Ordering::Relaxed);
                     tracing::warn!("rpc: could not start a connection thread");
                 }
             }
@@ -133,22 +134,41 @@ fn handle(stream: TcpStream, events: &Sender<Event>) {
     let _ = respond(&stream, status, body.as_ref().unwrap_or(&Value::Null));
 }
 
+/// A socket whose every read gets only the time left before one deadline, so a client trickling
+/// bytes cannot hold a connection past it.
+struct DeadlineReader<'a> {
+    stream: &'a TcpStream,
+    deadline: std::time::Instant,
+}
+
+impl Read for DeadlineReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the request took more than 10 s to arrive"));
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        let mut s = self.stream;
+        s.read(buf)
+    }
+}
+
 /// Reads one HTTP request and returns its body, or the status and reason to refuse it with.
 fn read_request(stream: &TcpStream) -> Result<Vec<u8>, (u16, String)> {
     // One deadline for the whole request, so a client trickling bytes cannot hold a slot.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let mut r = BufReader::new(stream.take((MAX_HEAD + MAX_BODY) as u64));
+    let mut r = BufReader::new(DeadlineReader { stream, deadline }.take(MAX_HEAD as u64));
     let mut line = String::new();
     let mut head_len = 0usize;
     let mut first = None;
     let mut length: Option<usize> = None;
     loop {
         line.clear();
-        if std::time::Instant::now() > deadline {
-            return Err((400, "the request took more than 10 s to arrive".into()));
-        }
         let n = r.read_line(&mut line).map_err(|e| (400, format!("reading the request: {e}")))?;
         head_len += n;
+        if n == 0 && head_len >= MAX_HEAD {
+            return Err((413, format!("request head above {MAX_HEAD} bytes")));
+        }
         if n == 0 {
             return Err((400, "the request ended before its headers did".into()));
         }
@@ -179,20 +199,14 @@ fn read_request(stream: &TcpStream) -> Result<Vec<u8>, (u16, String)> {
         return Err((405, format!("method {method:?}: JSON-RPC takes POST")));
     }
     let n = length.ok_or((400, "POST without Content-Length".to_string()))?;
-    let mut body = vec![0u8; n];
-    let mut got = 0;
-    while got < n {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return Err((400, "the request took more than 10 s to arrive".into()));
-        }
-        let _ = stream.set_read_timeout(Some(left));
-        match r.read(&mut body[got..]) {
-            Ok(0) => return Err((400, format!("the body ended after {got} of {n} bytes"))),
-            Ok(k) => got += k,
-            Err(e) => return Err((400, format!("reading the body: {e}"))),
-        }
-    }
+    // What the buffered reader already holds of the body, then the rest under the same deadline.
+    let mut body = Vec::with_capacity(n);
+    body.extend_from_slice(&r.buffer()[..r.buffer().len().min(n)]);
+    let rest = n - body.len();
+    let mut inner = r.into_inner().into_inner();
+    let mut tail = vec![0u8; rest];
+    inner.read_exact(&mut tail).map_err(|e| (400, format!("reading the body ({n} bytes): {e}")))?;
+    body.extend_from_slice(&tail);
     Ok(body)
 }
 
