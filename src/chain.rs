@@ -651,11 +651,19 @@ impl Chain {
 
     /// Block locator from the tip: the last 10 blocks, then exponentially spaced, then genesis.
     pub fn locator(&self) -> Vec<BlockHash> {
+        self.locator_from(&self.follower.tip)
+    }
+
+    /// Block locator from any indexed block (the best header, when headers run ahead of blocks).
+    pub fn locator_from(&self, from: &BlockHash) -> Vec<BlockHash> {
+        let Some(e) = self.index.get(from) else { return vec![self.main[0]] };
         let mut out = Vec::new();
-        let mut h = self.follower.height as i64;
+        let mut h = e.height as i64;
         let mut step = 1i64;
         while h > 0 {
-            out.push(self.main[h as usize]);
+            if let Some(a) = self.ancestor(from, h as u32) {
+                out.push(a);
+            }
             if out.len() >= 10 {
                 step *= 2;
             }

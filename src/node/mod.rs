@@ -118,6 +118,10 @@ struct Peer {
     unconnecting: u32,
     blocks_received: u64,
     not_found: HashSet<BlockHash>,
+    /// When our last `getheaders` to it went out, until its `headers` answer.
+    headers_asked: Option<Instant>,
+    /// Another `getheaders` was wanted while one was out: send it after the answer.
+    headers_wanted: bool,
 }
 
 impl Peer {
@@ -458,6 +462,8 @@ impl Node {
             unconnecting: 0,
             blocks_received: 0,
             not_found: HashSet::new(),
+            headers_asked: None,
+            headers_wanted: false,
         };
         tracing::info!(peer = id, %addr, inbound = p.dialed.is_none(), "connected");
         if p.dialed.is_some() {
@@ -618,8 +624,7 @@ impl Node {
         }
         let v = p.version.as_ref().expect("ready");
         tracing::info!(peer = id, addr = %p.conn.addr, height = v.height, agent = %v.user_agent, "handshake done");
-        let locator = self.chain.locator();
-        self.send(id, &Message::GetHeaders { locator, stop: BlockHash([0; 32]) });
+        self.ask_headers(id, None);
         // Offer the mempool.
         let txids = self.mempool.txids();
         for chunk in txids.chunks(1000) {
@@ -628,13 +633,52 @@ impl Node {
         }
     }
 
-    fn headers(&mut self, id: u64, hs: Vec<crate::primitives::BlockHeader>) {
-        if hs.is_empty() {
+    /// Sends `getheaders` (default locator: from the best header), one at a time per peer: while
+    /// one is out (up to 10 s), another request is remembered and sent after the answer, so
+    /// several announcements do not start parallel header streams.
+    fn ask_headers(&mut self, id: u64, locator: Option<Vec<BlockHash>>) {
+        let Some(p) = self.peers.get_mut(&id) else { return };
+        if p.headers_asked.is_some_and(|at| at.elapsed() < Duration::from_secs(10)) {
+            p.headers_wanted = true;
             return;
+        }
+        p.headers_asked = Some(Instant::now());
+        p.headers_wanted = false;
+        let locator = locator.unwrap_or_else(|| self.chain.locator_from(&self.chain.best_header()));
+        self.send(id, &Message::GetHeaders { locator, stop: BlockHash([0; 32]) });
+    }
+
+    fn headers(&mut self, id: u64, hs: Vec<crate::primitives::BlockHeader>) {
+        let wanted = match self.peers.get_mut(&id) {
+            Some(p) => {
+                p.headers_asked = None;
+                std::mem::take(&mut p.headers_wanted)
+            }
+            None => return,
+        };
+        let full = hs.len() == MAX_HEADERS as usize;
+        let last = self.accept_headers(id, &hs);
+        let Some(p) = self.peers.get_mut(&id) else { return };
+        // Headers that did not connect ask for a fresh locator-based request.
+        let wanted = wanted || std::mem::take(&mut p.headers_wanted);
+        match last {
+            Some(last) if full => self.ask_headers(id, Some(vec![last])),
+            _ if wanted => self.ask_headers(id, None),
+            _ => {}
+        }
+        self.request_blocks();
+    }
+
+    /// Checks and indexes a `headers` message; returns its last hash (None: empty, refused, or
+    /// not connecting).
+    fn accept_headers(&mut self, id: u64, hs: &[crate::primitives::BlockHeader]) -> Option<BlockHash> {
+        if hs.is_empty() {
+            return None;
         }
         for w in hs.windows(2) {
             if w[1].prev_blockhash != w[0].block_hash() {
-                return self.punish(id, "non-contiguous headers");
+                self.punish(id, "non-contiguous headers");
+                return None;
             }
         }
         let now = unix_now();
@@ -653,25 +697,30 @@ impl Node {
                     let p = self.peers.get_mut(&id).expect("peer");
                     p.unconnecting += 1;
                     if p.unconnecting > 8 {
-                        return self.punish(id, "headers that never connect to the chain");
+                        self.punish(id, "headers that never connect to the chain");
+                        return None;
                     }
-                    let locator = self.chain.locator();
-                    return self.send(id, &Message::GetHeaders { locator, stop: BlockHash([0; 32]) });
+                    p.headers_wanted = true;
+                    return None;
                 }
                 Err(HeaderError::Invalid(e)) if e.rule() == "time_is_not_too_far_ahead" => {
                     tracing::info!(peer = id, "header dated more than 2 hours ahead of our clock: ignored");
                     break;
                 }
-                Err(e) => return self.punish(id, &format!("header {}: {e}", h.block_hash())),
+                Err(e) => {
+                    self.punish(id, &format!("header {}: {e}", h.block_hash()));
+                    return None;
+                }
             }
         }
-        let Some(last) = last else { return };
+        let last = last?;
         let p = self.peers.get_mut(&id).expect("peer");
         p.unconnecting = 0;
         p.low_work_headers += low;
         if p.low_work_headers > self.cfg.low_work_headers {
             let n = p.low_work_headers;
-            return self.punish(id, &format!("low-work header spam ({n} headers with no more work than our tip)"));
+            self.punish(id, &format!("low-work header spam ({n} headers with no more work than our tip)"));
+            return None;
         }
         let better = match p.best_known.and_then(|b| self.chain.entry(&b).map(|e| e.chainwork)) {
             Some(w) => self.chain.entry(&last).is_some_and(|e| e.chainwork > w),
@@ -680,10 +729,7 @@ impl Node {
         if better {
             p.best_known = Some(last);
         }
-        if hs.len() == MAX_HEADERS as usize {
-            self.send(id, &Message::GetHeaders { locator: vec![last], stop: BlockHash([0; 32]) });
-        }
-        self.request_blocks();
+        Some(last)
     }
 
     /// Assigns missing blocks to peers that have them, at most [`MAX_BLOCKS_IN_FLIGHT`] per
@@ -770,8 +816,7 @@ impl Node {
             }
         }
         if unknown_block {
-            let locator = self.chain.locator();
-            self.send(id, &Message::GetHeaders { locator, stop: BlockHash([0; 32]) });
+            self.ask_headers(id, None);
         }
         if !want_txs.is_empty() {
             self.send(id, &Message::GetData(want_txs));
@@ -884,10 +929,7 @@ impl Node {
                 }
                 self.request_blocks();
             }
-            Err(BlockError::Header(HeaderError::UnknownParent(_))) => {
-                let locator = self.chain.locator();
-                self.send(id, &Message::GetHeaders { locator, stop: BlockHash([0; 32]) });
-            }
+            Err(BlockError::Header(HeaderError::UnknownParent(_))) => self.ask_headers(id, None),
             Err(BlockError::Store(_)) => {}
             Err(BlockError::Header(HeaderError::Invalid(e))) if e.rule() == "time_is_not_too_far_ahead" => {
                 // Our clock may be the one that is wrong: ignore, do not blame.
