@@ -129,10 +129,6 @@ pub struct Chain {
     seq: u64,
 }
 
-fn block_work(bits: CompactTarget) -> U256 {
-    bits.to_target().map(|t| t.work().0).unwrap_or(U256::ZERO)
-}
-
 impl Chain {
     /// Opens the store in `datadir` (creating it with the genesis block) and loads the index, the
     /// main chain and the state at the stored tip.
@@ -141,24 +137,12 @@ impl Chain {
         let follower = store.follower()?;
         let main = store.main_chain()?;
         let mut records = store.load_index()?;
-        let known: HashSet<BlockHash> = records.iter().map(|(h, _)| *h).collect();
-        // A store written by `chain import` before the index existed: index its main chain.
-        if !main.last().is_some_and(|t| known.contains(t)) {
-            let mut work = U256::ZERO;
-            for (height, hash) in main.iter().enumerate() {
-                let b = store.block(hash)?.ok_or_else(|| StoreError {
-                    path: datadir.display().to_string(),
-                    why: format!("main chain block {hash} missing"),
-                })?;
-                work = work.checked_add(block_work(b.header.bits)).unwrap_or(U256::MAX);
-                if !known.contains(hash) {
-                    let status = BlockStatus::Valid;
-                    records.push((
-                        *hash,
-                        IndexRecord { header: b.header, height: height as u32, chainwork: work, status },
-                    ));
-                }
-            }
+        // Every tip move writes the index entries of the blocks it connects, so the tip is indexed.
+        if !main.last().is_some_and(|t| records.iter().any(|(h, _)| h == t)) {
+            return Err(StoreError {
+                path: datadir.display().to_string(),
+                why: "the tip has no block index entry (a store from an earlier powkit: import its chain again)".into(),
+            });
         }
         records.sort_by_key(|(_, r)| r.height);
         let mut chain = Chain {
@@ -372,31 +356,26 @@ impl Chain {
         if let Some(e) = self.index.get(&hash) {
             return if e.status == BlockStatus::Invalid { Err(HeaderError::KnownInvalid) } else { Ok((hash, false)) };
         }
-        match self.check_header(h, &hash, now) {
-            Ok(()) => {}
-            Err(HeaderError::Invalid(e)) => {
-                let pow_ok = !matches!(e.rule(), "target_bits_are_valid" | "proof_of_work_is_valid");
-                if pow_ok && e.rule() != "time_is_not_too_far_ahead" {
-                    let p = self.index[&h.prev_blockhash];
-                    let rec = IndexRecord {
-                        header: *h,
-                        height: p.height + 1,
-                        chainwork: p.chainwork.checked_add(block_work(h.bits)).unwrap_or(U256::MAX),
-                        status: BlockStatus::Invalid,
-                    };
-                    self.insert(hash, rec);
-                }
-                return Err(HeaderError::Invalid(e));
-            }
-            Err(e) => return Err(e),
+        let checked = self.check_header(h, &hash, now);
+        if let Err(HeaderError::UnknownParent(_) | HeaderError::KnownInvalid) = checked {
+            return checked.map(|()| (hash, false));
         }
         let p = self.index[&h.prev_blockhash];
-        let rec = IndexRecord {
+        let mut rec = IndexRecord {
             header: *h,
             height: p.height + 1,
-            chainwork: p.chainwork.checked_add(block_work(h.bits)).unwrap_or(U256::MAX),
+            chainwork: p.chainwork.checked_add(h.bits.block_work()).unwrap_or(U256::MAX),
             status: BlockStatus::Header,
         };
+        if let Err(HeaderError::Invalid(e)) = checked {
+            // Remembered only when it cost proof of work and will not become valid with time.
+            let pow_ok = !matches!(e.rule(), "target_bits_are_valid" | "proof_of_work_is_valid");
+            if pow_ok && e.rule() != "time_is_not_too_far_ahead" {
+                rec.status = BlockStatus::Invalid;
+                self.insert(hash, rec);
+            }
+            return Err(HeaderError::Invalid(e));
+        }
         self.insert(hash, rec);
         let best = self.index[&self.best_header];
         if rec.chainwork > best.chainwork {
@@ -422,7 +401,7 @@ impl Chain {
         }
         lrules::ledger_merkle_root_is_valid(block).map_err(|e| BlockError::Mutated(e.into()))?;
         let body = (|| -> Result<(), ChainError> {
-            lrules::block_size_is_within_limit(block.to_bytes().len())?;
+            lrules::block_size_is_within_limit(block.encoded_len())?;
             lrules::block_has_transactions(block)?;
             lrules::coinbase_is_first_and_only(block)?;
             check_signatures(&[block]).map_err(|(_, e)| e)?;
@@ -468,15 +447,21 @@ impl Chain {
             self.disconnect_tip(undo, block);
             return Err(e);
         }
+        self.joined_main(hash);
+        self.pending.connected.push(block.clone());
+        Ok(true)
+    }
+
+    /// In-memory bookkeeping once `hash` is connected and committed as the next main-chain block.
+    fn joined_main(&mut self, hash: &BlockHash) {
         self.main.push(*hash);
         if let Some(e) = self.index.get_mut(hash) {
             e.status = BlockStatus::Valid;
         }
+        self.candidates.remove(hash);
         if self.index[&self.best_header].chainwork < self.follower.chainwork {
-            self.best_header = *hash;
+            self.best_header = self.follower.tip;
         }
-        self.pending.connected.push(block.clone());
-        Ok(true)
     }
 
     /// Marks `hash` and every descendant invalid, in memory and in the store.
@@ -627,11 +612,7 @@ impl Chain {
         self.store.move_tip(&disconnected, &connected, None, &self.follower)?;
         self.main.truncate(fork_height as usize + 1);
         for (h, _, _) in &added {
-            self.main.push(*h);
-            if let Some(e) = self.index.get_mut(h) {
-                e.status = BlockStatus::Valid;
-            }
-            self.candidates.remove(h);
+            self.joined_main(h);
         }
         if !gone.is_empty() {
             tracing::info!(
@@ -643,9 +624,6 @@ impl Chain {
         }
         change.disconnected.extend(gone.into_iter().map(|(_, _, _, b)| b));
         change.connected.extend(added.into_iter().map(|(_, b, _)| b));
-        if self.index[&self.best_header].chainwork < self.follower.chainwork {
-            self.best_header = self.follower.tip;
-        }
         Ok(())
     }
 

@@ -203,7 +203,7 @@ impl Store {
     fn init(&self) -> Result<(), StoreError> {
         let g = &self.params.genesis;
         let hash = g.header.block_hash();
-        let work = g.header.bits.to_target().map(|t| t.work().0).unwrap_or(U256::ZERO);
+        let work = g.header.bits.block_work();
         let tip = Tip { height: 0, hash: hash.0, chainwork: work.to_be_bytes(), transactions: 0 };
         let wtx = self.db.begin_write().map_err(|e| self.err(e))?;
         {

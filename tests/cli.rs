@@ -1,5 +1,8 @@
 //! End-to-end tests of the `powkit` binary: real Bitcoin headers, exit codes, JSON shapes, errors.
 
+mod common;
+use common::have_gpu;
+
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -186,21 +189,6 @@ fn bench_json_has_a_row_per_impl_and_thread_count() {
     let text = powkit(&["bench", "--seconds", "0.1", "--threads", "1"]);
     let t = String::from_utf8_lossy(&text.stdout);
     assert!(t.contains("impl") && t.contains("H/s"), "{t}");
-}
-
-/// Whether a GPU adapter exists; without one GPU tests skip with a reason, unless
-/// POWKIT_REQUIRE_GPU=1 (CI) makes that a failure.
-fn have_gpu() -> bool {
-    let out = powkit(&["gpu", "list", "--json"]);
-    let n = json(&out).as_array().map_or(0, |a| a.len());
-    if n == 0 {
-        assert!(
-            std::env::var("POWKIT_REQUIRE_GPU").map_or(true, |v| v != "1"),
-            "POWKIT_REQUIRE_GPU=1 but no GPU adapter"
-        );
-        eprintln!("skipping: no GPU adapter (install mesa-vulkan-drivers for lavapipe)");
-    }
-    n > 0
 }
 
 #[test]

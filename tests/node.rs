@@ -1,6 +1,9 @@
 //! `powkit node` end to end: real node processes on loopback, driven over JSON-RPC and, for the
 //! Byzantine cases, over a raw P2P connection speaking the protocol by hand.
 
+mod common;
+use common::have_gpu;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -601,22 +604,6 @@ fn low_work_header_spam_is_banned() {
     assert!(banned.as_array().unwrap().iter().any(|b| b["address"] == "127.0.0.1:42001"), "{banned}");
     assert_eq!(h.info()["bestblockhash"], want["bestblockhash"]);
     let _ = std::fs::remove_dir_all(&d);
-}
-
-/// Whether a GPU adapter exists; without one the GPU test skips with a reason, unless
-/// POWKIT_REQUIRE_GPU=1 (CI) makes that a failure.
-fn have_gpu() -> bool {
-    let out = powkit(&["gpu", "list", "--json"]);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    let n = v.as_array().map_or(0, |a| a.len());
-    if n == 0 {
-        assert!(
-            std::env::var("POWKIT_REQUIRE_GPU").map_or(true, |v| v != "1"),
-            "POWKIT_REQUIRE_GPU=1 but no GPU adapter"
-        );
-        eprintln!("skipping: no GPU adapter (install mesa-vulkan-drivers for lavapipe)");
-    }
-    n > 0
 }
 
 #[test]

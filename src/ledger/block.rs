@@ -29,6 +29,19 @@ impl LedgerBlock {
         out
     }
 
+    /// Bytes of [`LedgerBlock::to_bytes`], computed without encoding.
+    pub fn encoded_len(&self) -> usize {
+        let txs: usize = self
+            .txs
+            .iter()
+            .map(|t| match t {
+                LedgerTx::Coinbase(_) => super::tx::COINBASE_SIZE,
+                LedgerTx::Transfer(_) => TRANSFER_SIZE,
+            })
+            .sum();
+        80 + crate::primitives::encoding::compact_size_len(self.txs.len() as u64) + txs
+    }
+
     /// Decodes exactly one block: canonical CompactSize count, no more transactions than fit in
     /// the size limit, no trailing bytes.
     pub fn from_bytes(b: &[u8]) -> Result<LedgerBlock, DecodeError> {
@@ -81,6 +94,9 @@ mod tests {
         let header = crate::consensus::Chain::BitcoinRegtest.params().genesis;
         let b = LedgerBlock { header, txs: vec![cb, t] };
         let bytes = b.to_bytes();
+        assert_eq!(b.encoded_len(), bytes.len());
+        let many = LedgerBlock { header, txs: vec![b.txs[1]; 300] };
+        assert_eq!(many.encoded_len(), many.to_bytes().len());
         assert_eq!(LedgerBlock::from_bytes(&bytes), Ok(b.clone()));
         let mut long = bytes.clone();
         long.push(0);

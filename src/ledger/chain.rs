@@ -88,7 +88,7 @@ impl Follower {
     /// At genesis (whose coinbase pays nothing: the state is empty).
     pub fn new(params: &'static LedgerParams) -> Follower {
         let g = &params.genesis.header;
-        let work = g.bits.to_target().map(|t| t.work().0).unwrap_or(U256::ZERO);
+        let work = g.bits.block_work();
         Follower {
             params,
             state: State::new(),
@@ -140,7 +140,7 @@ impl Follower {
         if self.times.len() > 11 {
             self.times.pop_front();
         }
-        let work = b.header.bits.to_target().map(|t| t.work().0).unwrap_or(U256::ZERO);
+        let work = b.header.bits.block_work();
         self.chainwork = self.chainwork.checked_add(work).unwrap_or(U256::MAX);
         self.transactions += b.txs.len() as u64;
         Ok(undo)

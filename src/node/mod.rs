@@ -722,14 +722,21 @@ impl Node {
             self.punish(id, &format!("low-work header spam ({n} headers with no more work than our tip)"));
             return None;
         }
-        let better = match p.best_known.and_then(|b| self.chain.entry(&b).map(|e| e.chainwork)) {
-            Some(w) => self.chain.entry(&last).is_some_and(|e| e.chainwork > w),
-            None => true,
-        };
-        if better {
-            p.best_known = Some(last);
-        }
+        self.peer_has(id, last);
         Some(last)
+    }
+
+    /// Records that peer `id` has block `hash` (and its ancestors): it becomes the peer's best
+    /// known block when it has more work than the one recorded.
+    fn peer_has(&mut self, id: u64, hash: BlockHash) {
+        let Some(p) = self.peers.get_mut(&id) else { return };
+        let better = p
+            .best_known
+            .and_then(|b| self.chain.entry(&b))
+            .is_none_or(|b| self.chain.entry(&hash).is_some_and(|e| e.chainwork > b.chainwork));
+        if better {
+            p.best_known = Some(hash);
+        }
     }
 
     /// Assigns missing blocks to peers that have them, at most [`MAX_BLOCKS_IN_FLIGHT`] per
@@ -796,16 +803,7 @@ impl Node {
                     match self.chain.entry(&h) {
                         None => unknown_block = true,
                         Some(e) if e.status == BlockStatus::Invalid => {}
-                        Some(_) => {
-                            let p = self.peers.get_mut(&id).expect("peer");
-                            let better = p
-                                .best_known
-                                .and_then(|b| self.chain.entry(&b))
-                                .is_none_or(|b| self.chain.entry(&h).is_some_and(|e| e.chainwork > b.chainwork));
-                            if better {
-                                p.best_known = Some(h);
-                            }
-                        }
+                        Some(_) => self.peer_has(id, h),
                     }
                 }
                 InvKind::Tx => {
@@ -905,7 +903,7 @@ impl Node {
             // it would make a heavier chain than the tip, so nobody can fill the disk with cheap
             // side branches (if it is needed after all, the download walk asks for it again).
             let tip_work = self.chain.follower().chainwork;
-            let work = block.header.bits.to_target().map(|t| t.work().0).unwrap_or_default();
+            let work = block.header.bits.block_work();
             let heavier = self
                 .chain
                 .entry(&block.header.prev_blockhash)
@@ -917,16 +915,7 @@ impl Node {
         }
         match self.submit(&block, Some(id)) {
             Ok(_) => {
-                let p = self.peers.get_mut(&id);
-                if let Some(p) = p {
-                    let better = match p.best_known.and_then(|b| self.chain.entry(&b)) {
-                        None => true,
-                        Some(b) => self.chain.entry(&hash).is_some_and(|e| e.chainwork > b.chainwork),
-                    };
-                    if better {
-                        p.best_known = Some(hash);
-                    }
-                }
+                self.peer_has(id, hash);
                 self.request_blocks();
             }
             Err(BlockError::Header(HeaderError::UnknownParent(_))) => self.ask_headers(id, None),
@@ -1215,7 +1204,7 @@ impl Node {
                 if !verbose {
                     return Ok(json!(hex::encode(block.to_bytes())));
                 }
-                v["size"] = json!(block.to_bytes().len());
+                v["size"] = json!(block.encoded_len());
                 v["tx"] = Value::Array(block.txs.iter().map(tx_json).collect());
                 Ok(v)
             }

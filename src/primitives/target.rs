@@ -74,6 +74,12 @@ impl CompactTarget {
         }
     }
 
+    /// The chain work of a block with these bits ([`Work`]); zero when they are not a target
+    /// (such a block never passes the proof-of-work rule).
+    pub fn block_work(self) -> U256 {
+        self.to_target().map(|t| t.work().0).unwrap_or(U256::ZERO)
+    }
+
     /// Encodes a value exactly as Bitcoin Core's `arith_uint256::GetCompact(negative)`.
     pub fn encode(value: U256, negative: bool) -> CompactTarget {
         let mut size = value.bits().div_ceil(8);
