@@ -369,8 +369,7 @@ impl Chain {
         };
         if let Err(HeaderError::Invalid(e)) = checked {
             // Remembered only when it cost proof of work and will not become valid with time.
-            let pow_ok = !matches!(e.rule(), "target_bits_are_valid" | "proof_of_work_is_valid");
-            if pow_ok && e.rule() != "time_is_not_too_far_ahead" {
+            if !e.is_proof_of_work_failure() && !e.depends_on_local_clock() {
                 rec.status = BlockStatus::Invalid;
                 self.insert(hash, rec);
             }

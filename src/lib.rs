@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod backend;
 pub mod chain;
 pub mod chaingen;
 pub mod cli;

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde::Serialize;
 
-use super::{engine, fmt_rate, Backend, CliError};
+use super::{fmt_rate, CliError};
+use crate::backend::{self, Backend};
 use crate::gpu::GpuSearch;
 use crate::mine::{search, search_with, Engines, SearchOptions, NONCE_SPACE};
 use crate::primitives::BlockHeader;
@@ -184,7 +185,7 @@ pub fn run(a: &BenchArgs, on_row: &mut dyn FnMut(&BenchRow)) -> Result<BenchRepo
     };
     // The cpu+gpu row uses the fastest implementation when every one is benchmarked.
     let engine_impl = if a.cpu_impl == "all" { "auto" } else { a.cpu_impl.as_str() };
-    let mut set = engine::open(a.backend, engine_impl, a.adapter, a.gpu_allow_software)?;
+    let mut set = backend::open_search(a.backend, engine_impl, a.adapter, a.gpu_allow_software)?;
     report.notes.append(&mut set.notes);
     let threads = if a.threads.is_empty() { vec![report.hardware_threads] } else { a.threads.clone() };
     if set.cpu.is_some() {

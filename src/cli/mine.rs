@@ -5,7 +5,8 @@ use std::io::{IsTerminal, Write};
 use clap::Args;
 use serde::Serialize;
 
-use super::{engine, fmt_rate, Backend, CliError};
+use super::{fmt_rate, CliError};
+use crate::backend::{self, Backend};
 use crate::mine::{
     mine_rolling_time, search_with, Progress, RollProgress, SearchOptions, SearchReport, Solution, NONCE_SPACE,
 };
@@ -171,7 +172,7 @@ pub fn run(a: &MineArgs, progress: Option<RollProgress<'_>>) -> Result<MineRepor
         }
         _ => {}
     }
-    let mut set = engine::open(a.backend, &a.cpu_impl, a.adapter, a.gpu_allow_software)?;
+    let mut set = backend::open_search(a.backend, &a.cpu_impl, a.adapter, a.gpu_allow_software)?;
     let opts = SearchOptions { threads, find_all: a.all, ..Default::default() };
     let gpu_err = |e: crate::gpu::GpuError| CliError { code: 3, message: format!("GPU failed during the search: {e}") };
 

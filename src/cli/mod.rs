@@ -3,7 +3,6 @@
 
 pub mod bench;
 pub mod chain;
-pub mod engine;
 pub mod gpu;
 pub mod ledger;
 pub mod mine;
@@ -13,7 +12,9 @@ pub mod validate;
 
 use std::fmt;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+
+pub use crate::backend::Backend;
 
 /// powkit: fast, trustworthy proof-of-work on ordinary hardware.
 #[derive(Parser, Debug)]
@@ -53,20 +54,6 @@ pub enum Command {
     Rpc(node::RpcArgs),
 }
 
-/// Where hashing runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// CPU threads (SIMD / SHA-NI).
-    Cpu,
-    /// The GPU (wgpu compute shaders).
-    Gpu,
-    /// CPU and GPU together.
-    All,
-    /// CPU and GPU together when a hardware GPU is present, else the CPU.
-    Auto,
-}
-
 /// A command's failure: the exit code and one clear line for the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CliError {
@@ -80,6 +67,12 @@ impl CliError {
     /// Bad input (exit code 2).
     pub fn usage(message: impl Into<String>) -> CliError {
         CliError { code: 2, message: message.into() }
+    }
+}
+
+impl From<crate::backend::BackendError> for CliError {
+    fn from(e: crate::backend::BackendError) -> CliError {
+        CliError::usage(e.0)
     }
 }
 

@@ -11,8 +11,8 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{Backend, CliError};
+use crate::backend::HeaderHasher;
 use crate::consensus::Chain;
-use crate::gpu::{GpuDevice, GpuHasher};
 use crate::import::{expand_paths, Format, ImportError, Kind, Reader, Record};
 use crate::sha256::batch::sha256d_headers;
 use crate::validate::{prepare_record, Invalid, Malformed, Prepared, Stats, Stop, ValidateOptions, Validator};
@@ -100,11 +100,6 @@ pub struct ValidateReport {
     pub malformed: Option<Malformed>,
 }
 
-enum Hasher {
-    Cpu(usize),
-    Gpu(Box<GpuDevice>, GpuHasher),
-}
-
 fn header_bytes(records: &[Record]) -> Vec<[u8; 80]> {
     records
         .iter()
@@ -143,16 +138,14 @@ fn prepare_chunk(chunk: Vec<Record>, gpu: Option<&[[u8; 32]]>, opts: &ValidateOp
     out
 }
 
-impl Hasher {
-    /// Hashes a batch's headers and runs the context-free rules on this thread (the hashing on the
-    /// GPU when there is one).
-    fn prepare(&self, records: Vec<Record>, opts: &ValidateOptions) -> Result<Vec<Prepared>, String> {
-        match self {
-            Hasher::Cpu(_) => Ok(prepare_chunk(records, None, opts)),
-            Hasher::Gpu(dev, h) => {
-                let hashes = h.hash_headers(dev, &header_bytes(&records)).map_err(|e| e.to_string())?;
-                Ok(prepare_chunk(records, Some(&hashes), opts))
-            }
+/// Hashes a batch's headers and runs the context-free rules on this thread (the hashing on the GPU
+/// when there is one).
+fn prepare(hasher: &HeaderHasher, records: Vec<Record>, opts: &ValidateOptions) -> Result<Vec<Prepared>, String> {
+    match hasher {
+        HeaderHasher::Cpu(_) => Ok(prepare_chunk(records, None, opts)),
+        HeaderHasher::Gpu(dev, h) => {
+            let hashes = h.hash_headers(dev, &header_bytes(&records)).map_err(|e| e.to_string())?;
+            Ok(prepare_chunk(records, Some(&hashes), opts))
         }
     }
 }
@@ -191,7 +184,7 @@ struct Flow<'a> {
     /// Batches linked so far (the next sequence number to link).
     linked: AtomicU64,
     done: AtomicBool,
-    hasher: &'a Hasher,
+    hasher: &'a HeaderHasher,
     opts: &'a ValidateOptions,
     t0: Instant,
     tty: bool,
@@ -224,7 +217,7 @@ impl Flow<'_> {
                 // A panic here is a bug, but it must not leave the other workers waiting for
                 // this batch forever: it becomes the batch's failure.
                 let prepared =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.hasher.prepare(batch, self.opts)));
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| prepare(self.hasher, batch, self.opts)));
                 let item = match prepared {
                     Ok(Ok(b)) => Item::Batch(b),
                     Ok(Err(e)) => Item::Failed(e),
@@ -413,25 +406,8 @@ pub fn run(a: &ValidateArgs) -> Result<ValidateReport, CliError> {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
     });
     let threads = a.threads.unwrap_or_else(crate::mine::default_threads).clamp(1, 1024);
-    let hasher = match a.backend {
-        Backend::Cpu => Hasher::Cpu(threads),
-        Backend::Gpu | Backend::All => {
-            let dev = GpuDevice::open(a.adapter).map_err(|e| CliError::usage(format!("--backend gpu: {e}")))?;
-            let h = GpuHasher::new(&dev);
-            Hasher::Gpu(Box::new(dev), h)
-        }
-        Backend::Auto => match GpuDevice::open(a.adapter) {
-            Ok(dev) if !dev.adapter.is_software() => {
-                let h = GpuHasher::new(&dev);
-                Hasher::Gpu(Box::new(dev), h)
-            }
-            _ => Hasher::Cpu(threads),
-        },
-    };
-    let backend = match &hasher {
-        Hasher::Cpu(t) => format!("cpu ({t} threads)"),
-        Hasher::Gpu(d, _) => format!("gpu ({})", d.adapter.name),
-    };
+    let hasher = crate::backend::open_header_hasher(a.backend, a.adapter, threads, &mut Vec::new())?;
+    let backend = hasher.describe();
     let files = expand_paths(&a.paths).map_err(|e| CliError::usage(e.to_string()))?;
     let opts = ValidateOptions {
         params: params.clone(),
@@ -442,8 +418,8 @@ pub fn run(a: &ValidateArgs) -> Result<ValidateReport, CliError> {
         files: files.clone(),
     };
     let workers = match &hasher {
-        Hasher::Cpu(t) => *t,
-        Hasher::Gpu(..) => crate::mine::default_threads(),
+        HeaderHasher::Cpu(t) => *t,
+        HeaderHasher::Gpu(..) => crate::mine::default_threads(),
     };
     let t0 = Instant::now();
     let tty = std::io::stderr().is_terminal();

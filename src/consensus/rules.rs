@@ -178,6 +178,21 @@ impl RuleError {
     }
 }
 
+impl RuleError {
+    /// Whether the failure depends on the validator's clock (the 2-hour future limit): the same
+    /// header may be valid a little later, so it is neither remembered as invalid nor a peer's
+    /// misbehaviour (Bitcoin Core's `BLOCK_TIME_FUTURE`).
+    pub fn depends_on_local_clock(&self) -> bool {
+        matches!(self, RuleError::TimeTooNew { .. })
+    }
+
+    /// Whether the failure is of the proof of work itself (bad target bits or a hash above the
+    /// target): such a header cost its sender nothing to make, so it is not worth remembering.
+    pub fn is_proof_of_work_failure(&self) -> bool {
+        matches!(self, RuleError::BadTargetBits { .. } | RuleError::ProofOfWork { .. })
+    }
+}
+
 /// The target for `bits`, checked as the first half of Bitcoin Core's `CheckProofOfWork`
 /// (src/pow.cpp): not negative, no overflow, not zero, not above the chain's `powLimit`.
 pub fn target_bits_are_valid(bits: CompactTarget, params: &ChainParams) -> Result<Target, RuleError> {

@@ -31,6 +31,16 @@ impl ChainError {
             ChainError::Ledger(e) => e.rule(),
         }
     }
+
+    /// Whether the failure depends on the validator's clock ([`RuleError::depends_on_local_clock`]).
+    pub fn depends_on_local_clock(&self) -> bool {
+        matches!(self, ChainError::Header(e) if e.depends_on_local_clock())
+    }
+
+    /// Whether the failure is of the proof of work itself ([`RuleError::is_proof_of_work_failure`]).
+    pub fn is_proof_of_work_failure(&self) -> bool {
+        matches!(self, ChainError::Header(e) if e.is_proof_of_work_failure())
+    }
 }
 
 /// The bits a block needs on top of a parent at `parent_height` with time `parent_time`: ASERT

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::cli::Backend;
+use crate::backend::Backend;
 use crate::ledger::params::LedgerChain;
 
 /// Everything the node runs with.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::Event;
-use crate::cli::Backend;
+use crate::backend::{self, Backend, EngineSet};
 use crate::ledger::block::LedgerBlock;
 use crate::mine::{search_with, CancelToken, SearchOptions, NONCE_SPACE};
 use crate::sha256::Job;
@@ -67,10 +67,10 @@ impl Miner {
         std::thread::Builder::new()
             .name("miner".into())
             .spawn(move || {
-                let mut set = match crate::cli::engine::open(backend, "auto", None, false) {
+                let mut set = match backend::open_search(backend, "auto", None, false) {
                     Ok(s) => s,
                     Err(e) => {
-                        let _ = ready_tx.send(Err(e.message));
+                        let _ = ready_tx.send(Err(e.0));
                         return;
                     }
                 };
@@ -114,7 +114,7 @@ impl Miner {
 }
 
 fn run(
-    set: &mut crate::cli::engine::EngineSet,
+    set: &mut EngineSet,
     threads: usize,
     jobs: Receiver<MinerJob>,
     cancel: Arc<Mutex<CancelToken>>,

@@ -703,7 +703,7 @@ impl Node {
                     p.headers_wanted = true;
                     return None;
                 }
-                Err(HeaderError::Invalid(e)) if e.rule() == "time_is_not_too_far_ahead" => {
+                Err(HeaderError::Invalid(e)) if e.depends_on_local_clock() => {
                     tracing::info!(peer = id, "header dated more than 2 hours ahead of our clock: ignored");
                     break;
                 }
@@ -920,7 +920,7 @@ impl Node {
             }
             Err(BlockError::Header(HeaderError::UnknownParent(_))) => self.ask_headers(id, None),
             Err(BlockError::Store(_)) => {}
-            Err(BlockError::Header(HeaderError::Invalid(e))) if e.rule() == "time_is_not_too_far_ahead" => {
+            Err(BlockError::Header(HeaderError::Invalid(e))) if e.depends_on_local_clock() => {
                 // Our clock may be the one that is wrong: ignore, do not blame.
                 tracing::info!(peer = id, %hash, "block dated more than 2 hours ahead of our clock: ignored");
             }

@@ -1,0 +1,209 @@
+//! Where batched work runs: the one place that decides between CPU implementations, GPU adapters, or
+//! both (as curve25519-dalek's `backend` module does for its field arithmetic). Callers say what the
+//! user asked for ([`Backend`], an adapter index, a CPU implementation name); this module opens the
+//! engines and says, in plain words, what it chose and why ([`EngineSet::notes`]).
+//!
+//! Two kinds of work use it: the nonce search ([`open_search`]: a CPU scanner and/or a GPU search
+//! over one range) and header hashing in bulk validation ([`open_header_hasher`]).
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::gpu::{GpuDevice, GpuError, GpuHasher, GpuSearch};
+use crate::mine::Engines;
+use crate::sha256::{CpuImpl, NonceScanner};
+
+/// Where work runs, as the user asks for it (`--backend`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// CPU threads (SIMD / SHA-NI).
+    Cpu,
+    /// The GPU (wgpu compute shaders).
+    Gpu,
+    /// CPU and GPU together.
+    All,
+    /// CPU and GPU together when a hardware GPU is present, else the CPU.
+    Auto,
+}
+
+impl Backend {
+    /// The lowercase name (`cpu`, `gpu`, `all`, `auto`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Cpu => "cpu",
+            Backend::Gpu => "gpu",
+            Backend::All => "all",
+            Backend::Auto => "auto",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Backend {
+    type Err = String;
+    /// `cpu`, `gpu`, `all` or `auto`.
+    fn from_str(s: &str) -> Result<Backend, String> {
+        match s {
+            "cpu" => Ok(Backend::Cpu),
+            "gpu" => Ok(Backend::Gpu),
+            "all" => Ok(Backend::All),
+            "auto" => Ok(Backend::Auto),
+            other => Err(format!("backend {other:?}: expected cpu, gpu, all or auto")),
+        }
+    }
+}
+
+/// Why the engines asked for cannot run: one line for the user (it names the flag).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BackendError(pub String);
+
+/// The engines a search will hash with, and what the user should be told about the choice.
+pub struct EngineSet {
+    /// The CPU implementation and its scanner, when the CPU takes part.
+    pub cpu: Option<(CpuImpl, Box<dyn NonceScanner>)>,
+    /// The GPU search, when the GPU takes part.
+    pub gpu: Option<GpuSearch>,
+    /// Plain-language notes (a GPU skipped, and why).
+    pub notes: Vec<String>,
+}
+
+impl EngineSet {
+    /// Borrows them for a search.
+    pub fn engines(&mut self) -> Engines<'_> {
+        Engines { cpu: self.cpu.as_ref().map(|(_, s)| &**s), gpu: self.gpu.as_mut() }
+    }
+
+    /// The adapter's name, when the GPU takes part.
+    pub fn adapter(&self) -> Option<String> {
+        self.gpu.as_ref().map(|g| g.device().adapter.name.clone())
+    }
+
+    /// `cpu`, `gpu` or `all`: what actually runs.
+    pub fn backend(&self) -> Backend {
+        match (self.cpu.is_some(), self.gpu.is_some()) {
+            (true, true) => Backend::All,
+            (false, true) => Backend::Gpu,
+            _ => Backend::Cpu,
+        }
+    }
+}
+
+/// The CPU implementation named by `--cpu-impl` (`auto`: the fastest this CPU has).
+///
+/// # Errors
+/// An unknown name, or an implementation this CPU lacks.
+pub fn cpu_impl(name: &str) -> Result<CpuImpl, BackendError> {
+    let imp = if name == "auto" { CpuImpl::detect() } else { name.parse().map_err(BackendError)? };
+    if !imp.is_available() {
+        return Err(BackendError(crate::sha256::UnsupportedImpl(imp).to_string()));
+    }
+    Ok(imp)
+}
+
+/// The GPU device `backend` asks for, with notes on what was left out.
+///
+/// - `cpu`: none. `gpu`: the adapter, or an error when there is none.
+/// - `all`: the adapter (an error when there is none). A *software* adapter (a CPU-type device such as
+///   lavapipe) runs on the same cores as the CPU threads and would only take time from them, so it is
+///   left out with a note unless `allow_software` is set.
+/// - `auto`: like `all` when a hardware GPU is present, otherwise none (with a note).
+///
+/// # Errors
+/// `gpu` or `all` and no adapter could be opened.
+pub fn open_gpu(
+    backend: Backend,
+    adapter: Option<usize>,
+    allow_software: bool,
+    notes: &mut Vec<String>,
+) -> Result<Option<GpuDevice>, BackendError> {
+    let flag_error = |e: GpuError| BackendError(format!("--backend {backend}: {e}"));
+    match backend {
+        Backend::Cpu => Ok(None),
+        Backend::Gpu => GpuDevice::open(adapter).map(Some).map_err(flag_error),
+        Backend::All | Backend::Auto => match GpuDevice::open(adapter) {
+            Ok(dev) if dev.adapter.is_software() && !allow_software => {
+                notes.push(format!(
+                    "gpu: adapter '{}' is a software device running on these same CPU cores; it would lower \
+                     the total, so the CPU runs alone (--gpu-allow-software to use it anyway)",
+                    dev.adapter.name
+                ));
+                Ok(None)
+            }
+            Ok(dev) => Ok(Some(dev)),
+            Err(e) if backend == Backend::All => Err(flag_error(e)),
+            Err(e) => {
+                notes.push(format!("gpu: not used: {e}"));
+                Ok(None)
+            }
+        },
+    }
+}
+
+/// Opens the nonce-search engines `backend` asks for (see [`open_gpu`] for the GPU's part; the CPU
+/// takes part unless `backend` is `gpu`).
+///
+/// # Errors
+/// An unusable CPU implementation name, or a GPU asked for and not there.
+pub fn open_search(
+    backend: Backend,
+    cpu_impl_name: &str,
+    adapter: Option<usize>,
+    allow_software: bool,
+) -> Result<EngineSet, BackendError> {
+    let mut notes = Vec::new();
+    let cpu = if backend != Backend::Gpu {
+        let imp = cpu_impl(cpu_impl_name)?;
+        Some((imp, imp.scanner().map_err(|e| BackendError(e.to_string()))?))
+    } else {
+        None
+    };
+    let gpu = open_gpu(backend, adapter, allow_software, &mut notes)?.map(GpuSearch::new);
+    Ok(EngineSet { cpu, gpu, notes })
+}
+
+/// Where bulk validation hashes block headers.
+pub enum HeaderHasher {
+    /// CPU threads (SIMD lanes), this many.
+    Cpu(usize),
+    /// A GPU batch hasher (the CPU threads still prepare and link).
+    Gpu(Box<GpuDevice>, GpuHasher),
+}
+
+impl HeaderHasher {
+    /// What hashes, for reports: `cpu (2 threads)` or `gpu (ADAPTER)`.
+    pub fn describe(&self) -> String {
+        match self {
+            HeaderHasher::Cpu(t) => format!("cpu ({t} threads)"),
+            HeaderHasher::Gpu(d, _) => format!("gpu ({})", d.adapter.name),
+        }
+    }
+}
+
+/// Opens the header hasher `backend` asks for, decided by [`open_gpu`]: `gpu` and `all` hash on the
+/// named GPU (a software adapter too: the user asked for it), `auto` on a hardware GPU when there is
+/// one; otherwise `threads` CPU threads hash. `notes` gets what was left out and why.
+///
+/// # Errors
+/// `gpu` or `all` and no adapter could be opened.
+pub fn open_header_hasher(
+    backend: Backend,
+    adapter: Option<usize>,
+    threads: usize,
+    notes: &mut Vec<String>,
+) -> Result<HeaderHasher, BackendError> {
+    let allow_software = backend != Backend::Auto;
+    Ok(match open_gpu(backend, adapter, allow_software, notes)? {
+        Some(dev) => {
+            let h = GpuHasher::new(&dev);
+            HeaderHasher::Gpu(Box::new(dev), h)
+        }
+        None => HeaderHasher::Cpu(threads),
+    })
+}
