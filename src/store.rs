@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use redb::{Database, ReadableTable, TableDefinition};
 
 use crate::ledger::block::LedgerBlock;
-use crate::ledger::chain::Follower;
 use crate::ledger::params::LedgerParams;
 use crate::primitives::{BlockHash, U256};
 use crate::state::accounts::{Account, State, Undo};
@@ -117,36 +116,51 @@ pub struct StoreError {
     pub why: String,
 }
 
-/// The tip as stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Tip {
-    height: u32,
-    hash: [u8; 32],
-    chainwork: [u8; 32],
-    transactions: u64,
+/// The tip as stored: 76 bytes, height (u32 LE), hash, chain work (big-endian), transactions (u64 LE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredTip {
+    /// Height of the tip.
+    pub height: u32,
+    /// Hash of the tip.
+    pub hash: BlockHash,
+    /// Work of the chain up to and including the tip.
+    pub chainwork: U256,
+    /// Transactions connected (coinbases included), genesis excluded.
+    pub transactions: u64,
 }
 
-impl Tip {
-    fn to_bytes(&self) -> Vec<u8> {
+impl StoredTip {
+    fn to_bytes(self) -> Vec<u8> {
         let mut v = Vec::with_capacity(76);
         v.extend_from_slice(&self.height.to_le_bytes());
-        v.extend_from_slice(&self.hash);
-        v.extend_from_slice(&self.chainwork);
+        v.extend_from_slice(&self.hash.0);
+        v.extend_from_slice(&self.chainwork.to_be_bytes());
         v.extend_from_slice(&self.transactions.to_le_bytes());
         v
     }
 
-    fn from_bytes(b: &[u8]) -> Option<Tip> {
+    fn from_bytes(b: &[u8]) -> Option<StoredTip> {
         if b.len() != 76 {
             return None;
         }
-        Some(Tip {
+        Some(StoredTip {
             height: u32::from_le_bytes(b[..4].try_into().ok()?),
-            hash: b[4..36].try_into().ok()?,
-            chainwork: b[36..68].try_into().ok()?,
+            hash: BlockHash(b[4..36].try_into().ok()?),
+            chainwork: U256::from_be_bytes(b[36..68].try_into().ok()?),
             transactions: u64::from_le_bytes(b[68..76].try_into().ok()?),
         })
     }
+}
+
+/// What a store holds at its tip, read back whole: the tip, the state after it, and the last
+/// up-to-11 main-chain block times ending with the tip's (oldest first).
+pub struct StoredState {
+    /// The tip.
+    pub tip: StoredTip,
+    /// The account state after the tip.
+    pub state: State,
+    /// The last up-to-11 block times, oldest first.
+    pub times: Vec<u32>,
 }
 
 /// An open store.
@@ -204,7 +218,7 @@ impl Store {
         let g = &self.params.genesis;
         let hash = g.header.block_hash();
         let work = g.header.bits.block_work();
-        let tip = Tip { height: 0, hash: hash.0, chainwork: work.to_be_bytes(), transactions: 0 };
+        let tip = StoredTip { height: 0, hash, chainwork: work, transactions: 0 };
         let wtx = self.db.begin_write().map_err(|e| self.err(e))?;
         {
             let mut blocks = wtx.open_table(BLOCKS).map_err(|x| self.err(x))?;
@@ -224,11 +238,11 @@ impl Store {
         wtx.commit().map_err(|e| self.err(e))
     }
 
-    fn tip(&self) -> Result<Tip, StoreError> {
+    fn tip(&self) -> Result<StoredTip, StoreError> {
         let rtx = self.db.begin_read().map_err(|e| self.err(e))?;
         let meta = rtx.open_table(META).map_err(|e| self.err(e))?;
         let v = meta.get("tip").map_err(|e| self.err(e))?.ok_or_else(|| self.err("no tip recorded"))?;
-        Tip::from_bytes(v.value()).ok_or_else(|| self.err("the tip record is corrupt"))
+        StoredTip::from_bytes(v.value()).ok_or_else(|| self.err("the tip record is corrupt"))
     }
 
     /// Whether a block with this hash is stored.
@@ -249,9 +263,9 @@ impl Store {
         LedgerBlock::from_bytes(bytes.value()).map(Some).map_err(|e| self.err(format!("stored block {height}: {e}")))
     }
 
-    /// A follower at the stored tip: the state read back from the accounts table, the last 11
-    /// times from the main chain's last blocks.
-    pub fn follower(&self) -> Result<Follower, StoreError> {
+    /// The stored tip with its state read back from the accounts table and the last 11 times from
+    /// the main chain's last blocks.
+    pub fn tip_state(&self) -> Result<StoredState, StoreError> {
         let tip = self.tip()?;
         let mut state = State::new();
         {
@@ -275,38 +289,31 @@ impl Store {
             let b = self.block_at(h)?.ok_or_else(|| self.err(format!("main chain block {h} missing")))?;
             times.push(b.header.time);
         }
-        Ok(Follower::restore(
-            self.params,
-            state,
-            tip.height,
-            BlockHash(tip.hash),
-            times,
-            U256::from_be_bytes(tip.chainwork),
-            tip.transactions,
-        ))
+        Ok(StoredState { tip, state, times })
     }
 
-    /// Commits a block the follower has just connected (`undo` from that connect): block, index
-    /// entry, height entry, undo data, touched accounts and tip, in one durable transaction.
-    pub fn connect(&self, block: &LedgerBlock, f: &Follower, undo: &Undo) -> Result<(), StoreError> {
+    /// Commits a block just connected on the tip (`undo` from that connect; `tip` and `state` after
+    /// it): block, index entry, height entry, undo data, touched accounts and tip, in one durable
+    /// transaction.
+    pub fn connect(&self, block: &LedgerBlock, undo: &Undo, tip: &StoredTip, state: &State) -> Result<(), StoreError> {
         let record =
-            IndexRecord { header: block.header, height: f.height, chainwork: f.chainwork, status: BlockStatus::Valid };
-        self.move_tip(&[], &[Connected { hash: f.tip, record, undo }], Some(block), f)
+            IndexRecord { header: block.header, height: tip.height, chainwork: tip.chainwork, status: BlockStatus::Valid };
+        self.move_tip(&[], &[Connected { hash: tip.hash, record, undo }], Some(block), tip, state)
     }
 
     /// Moves the tip in one durable transaction: `disconnected` (hash, height) leave the main chain
     /// (their undo data is kept), `connected` join it in order (index entry marked valid, height
-    /// entry, undo data), every account either touched is written from `f.state`, and the tip
-    /// becomes `f`'s. `block`, when given, is stored too (a block connected as it arrives).
+    /// entry, undo data), every account either touched is written from `state` (the state after
+    /// `tip`), and the tip becomes `tip`. `block`, when given, is stored too (a block connected as it
+    /// arrives).
     pub fn move_tip(
         &self,
         disconnected: &[(BlockHash, u32, Undo)],
         connected: &[Connected<'_>],
         block: Option<&LedgerBlock>,
-        f: &Follower,
+        tip: &StoredTip,
+        state: &State,
     ) -> Result<(), StoreError> {
-        let tip =
-            Tip { height: f.height, hash: f.tip.0, chainwork: f.chainwork.to_be_bytes(), transactions: f.transactions };
         let wtx = self.db.begin_write().map_err(|e| self.err(e))?;
         {
             if let Some(b) = block {
@@ -333,7 +340,7 @@ impl Store {
                 .flat_map(|(_, _, u)| u.touched())
                 .chain(connected.iter().flat_map(|c| c.undo.touched()));
             for pk in touched {
-                let a = f.state.account(pk);
+                let a = state.account(pk);
                 if a == Account::default() {
                     accounts.remove(&pk[..]).map_err(|x| self.err(x))?;
                 } else {

@@ -85,7 +85,10 @@ fn import(a: &ImportArgs) -> Result<i32, CliError> {
     use crate::ledger::chain::check_context_free;
     let params = ledger_chain(&a.chain)?;
     let store = crate::store::Store::open(&a.datadir, params).map_err(|e| CliError::usage(e.to_string()))?;
-    let mut f = store.follower().map_err(|e| CliError::usage(e.to_string()))?;
+    let mut f = crate::chain::Follower::from_stored(
+        params,
+        store.tip_state().map_err(|e| CliError::usage(e.to_string()))?,
+    );
     let start = f.height;
     let now = a.now.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
@@ -126,7 +129,7 @@ fn import(a: &ImportArgs) -> Result<i32, CliError> {
             Ok(u) => u,
             Err(e) => return invalid(e.rule(), e.to_string()),
         };
-        store.connect(&b, &f, &undo).map_err(|e| CliError { code: 2, message: e.to_string() })?;
+        store.connect(&b, &undo, &f.stored_tip(), &f.state).map_err(|e| CliError { code: 2, message: e.to_string() })?;
         added += 1;
     }
     println!(

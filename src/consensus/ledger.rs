@@ -1,10 +1,168 @@
-//! The rules of powkit chains (docs/CONSENSUS.md, "powkit chains"), one function per rule. Header
-//! rules shared with Bitcoin (proof of work, the time rules) live in [`super::rules`]; the
-//! difficulty is ASERT ([`super::asert`]).
+//! The rules of powkit chains (docs/CONSENSUS.md, "powkit chains"), one function per rule, and the
+//! stages that run them in order. Header rules shared with Bitcoin (proof of work, the time rules)
+//! live in [`super::rules`]; the difficulty is ASERT ([`super::asert`]).
+//!
+//! # The stages (Bitcoin Core's `CheckBlockHeader`, `ContextualCheckBlockHeader`, `CheckBlock`,
+//! `ConnectBlock` split)
+//! Every path (the node, bulk validation, `chain import`, the tests) runs each stage exactly once per
+//! block, and only through these functions; the paths differ only in *when* (bulk validation runs
+//! the context-free stages on all cores and the signatures in one batch per 2 MB, the node checks a
+//! header before its body arrives):
+//! 1. [`check_header_context_free`]: target bits, proof of work, the 2-hour limit.
+//! 2. [`check_header_contextual`]: ASERT bits and median time past, against the parent.
+//! 3. [`check_block_context_free`]: merkle root (a mismatch is a *mutation*: the header may be fine),
+//!    size, at least one transaction, coinbase first and only.
+//! 4. [`check_signatures`]: every transfer signature, batched (ZIP-215).
+//! 5. The state rules, in [`crate::state::accounts::State::apply_block`] (nonces, balances, reward,
+//!    state root).
 
+use super::asert::asert_next_bits;
+use super::rules::{self, RuleError};
 use crate::ledger::block::{LedgerBlock, MAX_LEDGER_BLOCK_BYTES};
+use crate::ledger::params::LedgerParams;
 use crate::ledger::tx::{Coinbase, LedgerTx, Transfer};
-use crate::primitives::CompactTarget;
+use crate::primitives::{BlockHash, BlockHeader, CompactTarget};
+
+/// A broken powkit consensus rule: a header rule shared with Bitcoin or a powkit rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConsensusError {
+    /// A header rule shared with Bitcoin (proof of work, time).
+    #[error(transparent)]
+    Header(#[from] RuleError),
+    /// A powkit block or state rule.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+impl ConsensusError {
+    /// The rule function that failed.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            ConsensusError::Header(e) => e.rule(),
+            ConsensusError::Ledger(e) => e.rule(),
+        }
+    }
+
+    /// Whether the failure depends on the validator's clock ([`RuleError::depends_on_local_clock`]).
+    pub fn depends_on_local_clock(&self) -> bool {
+        matches!(self, ConsensusError::Header(e) if e.depends_on_local_clock())
+    }
+
+    /// Whether the failure is of the proof of work itself ([`RuleError::is_proof_of_work_failure`]).
+    pub fn is_proof_of_work_failure(&self) -> bool {
+        matches!(self, ConsensusError::Header(e) if e.is_proof_of_work_failure())
+    }
+
+    /// Whether the transactions do not match the header's merkle root (or repeat a subtree): the
+    /// header may be valid with other transactions, so only the sender of these is at fault
+    /// (Bitcoin Core's `BLOCK_MUTATED`).
+    pub fn is_mutation(&self) -> bool {
+        matches!(self, ConsensusError::Ledger(LedgerError::MerkleRoot { .. } | LedgerError::MerkleMutation))
+    }
+}
+
+/// What the contextual header rules need of the parent.
+#[derive(Clone, Copy, Debug)]
+pub struct ParentContext<'a> {
+    /// The parent's height.
+    pub height: u32,
+    /// The parent's time.
+    pub time: u32,
+    /// The last up-to-11 block times ending with the parent's, oldest first.
+    pub recent_times: &'a [u32],
+}
+
+/// The bits a block needs on top of a parent at `parent_height` with time `parent_time`: ASERT
+/// anchored at genesis, whose parent's time is taken as `genesis.time - target_spacing`
+/// (docs/CONSENSUS.md, "Difficulty").
+pub fn next_bits(params: &LedgerParams, parent_height: u32, parent_time: u32) -> CompactTarget {
+    let g = &params.genesis.header;
+    let anchor_parent_time = g.time as i64 - params.target_spacing;
+    asert_next_bits(
+        g.bits,
+        parent_time as i64 - anchor_parent_time,
+        parent_height as i64,
+        params.target_spacing,
+        params.half_life,
+        params.pow_limit,
+    )
+}
+
+/// Stage 1, the header rules that need no other block: the target bits are within the chain's
+/// limit, the hash meets the target, the time is at most 2 hours past `now` (Unix seconds).
+///
+/// # Errors
+/// The first rule broken, in that order.
+pub fn check_header_context_free(
+    h: &BlockHeader,
+    hash: &BlockHash,
+    params: &LedgerParams,
+    now: i64,
+) -> Result<(), ConsensusError> {
+    let target = rules::target_bits_are_within(h.bits, params.pow_limit)?;
+    rules::hash_meets_target(hash, target)?;
+    rules::time_is_not_too_far_ahead(h, now)?;
+    Ok(())
+}
+
+/// Stage 2, the header rules against the parent: the bits are ASERT's, the time is above the median
+/// time past.
+///
+/// # Errors
+/// The first rule broken, in that order.
+pub fn check_header_contextual(
+    h: &BlockHeader,
+    parent: &ParentContext<'_>,
+    params: &LedgerParams,
+) -> Result<(), ConsensusError> {
+    difficulty_matches_asert(h.bits, next_bits(params, parent.height, parent.time))?;
+    rules::time_is_above_median_past(h, parent.recent_times)?;
+    Ok(())
+}
+
+/// Stage 3, the block rules that need no state: the merkle root first (a mismatch is a mutation,
+/// [`ConsensusError::is_mutation`]), then the size (`encoded_len`: the block's encoded length in
+/// bytes), at least one transaction, the coinbase first and only.
+///
+/// # Errors
+/// The first rule broken, in that order.
+pub fn check_block_context_free(b: &LedgerBlock, encoded_len: usize) -> Result<(), ConsensusError> {
+    ledger_merkle_root_is_valid(b)?;
+    block_size_is_within_limit(encoded_len)?;
+    block_has_transactions(b)?;
+    coinbase_is_first_and_only(b)?;
+    Ok(())
+}
+
+/// Stage 4: every transfer signature of `blocks`, in batches on all cores (ZIP-215, the same
+/// verdicts as [`transfer_signature_is_valid`]).
+///
+/// # Errors
+/// The first failure as (index into `blocks`, error naming the transaction).
+pub fn check_signatures(blocks: &[&LedgerBlock]) -> Result<(), (usize, LedgerError)> {
+    let mut place = Vec::new();
+    let mut msgs = Vec::new();
+    for (b, block) in blocks.iter().enumerate() {
+        for (i, tx) in block.txs.iter().enumerate() {
+            if let LedgerTx::Transfer(t) = tx {
+                place.push((b, i, t));
+                msgs.push(t.signing_hash());
+            }
+        }
+    }
+    let refs: Vec<crate::verify::SigRef> = place
+        .iter()
+        .zip(&msgs)
+        .map(|((_, _, t), m)| crate::verify::SigRef { pubkey: &t.from, signature: &t.signature, message: m })
+        .collect();
+    match crate::verify::verify_all(&refs).first() {
+        None => Ok(()),
+        Some(&k) => {
+            let (b, i, t) = place[k];
+            Err((b, LedgerError::Signature { tx: i, from: hex::encode(t.from) }))
+        }
+    }
+}
 
 /// A broken powkit rule. `tx` is the transaction's index in its block.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -293,22 +293,6 @@ pub fn block_is_not_empty(block: &Block) -> Result<(), RuleError> {
     Ok(())
 }
 
-/// Bitcoin Core's `ComputeMerkleRoot` with its `mutated` flag: the root, and whether some level ended
-/// in two equal nodes (the duplicate-transaction mutation, CVE-2012-2459).
-pub fn merkle_root_and_mutation(txids: &[[u8; 32]]) -> ([u8; 32], bool) {
-    let mut level = txids.to_vec();
-    let mut mutated = false;
-    while level.len() > 1 {
-        for pair in level.chunks_exact(2) {
-            if pair[0] == pair[1] {
-                mutated = true;
-            }
-        }
-        level = merkle::level(&level);
-    }
-    (level.first().copied().unwrap_or([0; 32]), mutated)
-}
-
 /// The txids of a block's transactions, in order: serialized into one reused buffer per thread and
 /// hashed with the SHA extensions where present; a block of many transactions is split over the
 /// rayon pool (the hashing is the merkle check's main cost).
@@ -335,7 +319,7 @@ pub fn txids(block: &Block) -> Vec<[u8; 32]> {
 /// duplicating the last transactions of a level leaves the root unchanged).
 pub fn merkle_root_is_valid(block: &Block) -> Result<(), RuleError> {
     let txids = txids(block);
-    let (root, mutated) = merkle_root_and_mutation(&txids);
+    let (root, mutated) = merkle::root_and_mutation(&txids);
     if root != block.header.merkle_root.0 {
         let mut c = root;
         c.reverse();
@@ -503,7 +487,7 @@ pub fn witness_commitment_is_valid(block: &Block, height: u32, params: &ChainPar
             }
             let mut leaves: Vec<[u8; 32]> = block.txdata.iter().map(|t| t.wtxid().0).collect();
             leaves[0] = [0; 32];
-            let (root, _) = merkle_root_and_mutation(&leaves);
+            let (root, _) = merkle::root_and_mutation(&leaves);
             let mut buf = [0u8; 64];
             buf[..32].copy_from_slice(&root);
             buf[32..].copy_from_slice(&w[0]);

@@ -70,7 +70,7 @@ impl LedgerBlock {
 
     /// The merkle root of the txids (Bitcoin's tree) and whether a level pairs two equal nodes.
     pub fn merkle_root(&self) -> ([u8; 32], bool) {
-        crate::consensus::rules::merkle_root_and_mutation(&self.txids())
+        crate::sha256::merkle::root_and_mutation(&self.txids())
     }
 }
 

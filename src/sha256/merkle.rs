@@ -27,6 +27,23 @@ pub fn level(nodes: &[[u8; 32]]) -> Vec<[u8; 32]> {
     out
 }
 
+/// Bitcoin Core's `ComputeMerkleRoot` with its `mutated` flag: the root of `txids` (all zeros for
+/// none), and whether some level ended in two equal nodes (the duplicate-transaction mutation,
+/// CVE-2012-2459).
+pub fn root_and_mutation(txids: &[[u8; 32]]) -> ([u8; 32], bool) {
+    let mut nodes = txids.to_vec();
+    let mut mutated = false;
+    while nodes.len() > 1 {
+        for pair in nodes.chunks_exact(2) {
+            if pair[0] == pair[1] {
+                mutated = true;
+            }
+        }
+        nodes = level(&nodes);
+    }
+    (nodes.first().copied().unwrap_or([0; 32]), mutated)
+}
+
 /// The root of `leaves`, or `None` for an empty list.
 pub fn root(leaves: &[[u8; 32]]) -> Option<[u8; 32]> {
     let mut level_nodes = leaves.to_vec();

@@ -134,7 +134,7 @@ impl State {
     }
 
     /// Applies `block` at `height`: every transfer (chain id, nonce, funds, no overflow; the
-    /// signatures are checked by the caller, batched: [`check_signatures`]), then the coinbase
+    /// signatures are checked by the caller, batched: [`crate::consensus::ledger::check_signatures`]), then the coinbase
     /// (height, reward, state root). On success returns the undo data; on failure the state is
     /// unchanged.
     pub fn apply_block(
@@ -266,33 +266,7 @@ pub fn template(
     Ok(block)
 }
 
-/// Checks every transfer signature of `blocks` in batches on all cores (ZIP-215, the same
-/// verdicts as [`rules::transfer_signature_is_valid`]); returns the first failure as (block
-/// index, error).
-pub fn check_signatures(blocks: &[&LedgerBlock]) -> Result<(), (usize, LedgerError)> {
-    let mut place = Vec::new();
-    let mut msgs = Vec::new();
-    for (b, block) in blocks.iter().enumerate() {
-        for (i, tx) in block.txs.iter().enumerate() {
-            if let LedgerTx::Transfer(t) = tx {
-                place.push((b, i, t));
-                msgs.push(t.signing_hash());
-            }
-        }
-    }
-    let refs: Vec<crate::verify::SigRef> = place
-        .iter()
-        .zip(&msgs)
-        .map(|((_, _, t), m)| crate::verify::SigRef { pubkey: &t.from, signature: &t.signature, message: m })
-        .collect();
-    match crate::verify::verify_all(&refs).first() {
-        None => Ok(()),
-        Some(&k) => {
-            let (b, i, t) = place[k];
-            Err((b, LedgerError::Signature { tx: i, from: hex::encode(t.from) }))
-        }
-    }
-}
+pub use crate::consensus::ledger::check_signatures;
 
 #[cfg(test)]
 mod tests;

@@ -127,7 +127,7 @@ fn merkle_rules_and_the_duplicate_transaction_mutation() {
     let mut dup = b.clone();
     dup.txdata.push(b.txdata.last().unwrap().clone());
     let txids: Vec<[u8; 32]> = dup.txdata.iter().map(|t| t.txid().0).collect();
-    assert_eq!(merkle_root_and_mutation(&txids).0, b.header.merkle_root.0);
+    assert_eq!(merkle::root_and_mutation(&txids).0, b.header.merkle_root.0);
     assert_eq!(merkle_root_is_valid(&dup), Err(RuleError::MerkleMutation));
     assert!(merkle_root_is_valid(&b).is_ok());
 }

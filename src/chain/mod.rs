@@ -9,13 +9,17 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use crate::consensus::ledger as lrules;
-use crate::consensus::rules;
+pub mod follower;
+
+pub use follower::Follower;
+
+use crate::consensus::ledger::{
+    check_block_context_free, check_header_context_free, check_header_contextual, check_signatures, next_bits,
+    ConsensusError, ParentContext,
+};
 use crate::ledger::block::LedgerBlock;
-use crate::ledger::chain::{next_bits, ChainError, Follower};
 use crate::ledger::params::LedgerParams;
 use crate::primitives::{BlockHash, BlockHeader, CompactTarget, U256};
-use crate::state::accounts::check_signatures;
 use crate::store::{BlockStatus, Connected, IndexRecord, Store, StoreError};
 
 /// One block index entry.
@@ -67,7 +71,7 @@ pub enum HeaderError {
     KnownInvalid,
     /// It breaks a header rule.
     #[error("invalid header: {0} ({rule})", rule = .0.rule())]
-    Invalid(ChainError),
+    Invalid(ConsensusError),
 }
 
 /// Why a block was not stored.
@@ -79,10 +83,10 @@ pub enum BlockError {
     /// Its transactions do not match the header's merkle root (or repeat a subtree): the header may
     /// still be valid with the right transactions, so only the sender is blamed.
     #[error("mutated block: {0} ({rule})", rule = .0.rule())]
-    Mutated(ChainError),
+    Mutated(ConsensusError),
     /// It breaks a block rule; it and its descendants are marked invalid.
     #[error("invalid block: {0} ({rule})", rule = .0.rule())]
-    Invalid(ChainError),
+    Invalid(ConsensusError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -105,7 +109,7 @@ pub struct TipChange {
     /// Blocks that joined it, in order.
     pub connected: Vec<LedgerBlock>,
     /// Blocks found invalid while connecting (state rules), with the rule broken.
-    pub invalid: Vec<(BlockHash, ChainError)>,
+    pub invalid: Vec<(BlockHash, ConsensusError)>,
 }
 
 impl TipChange {
@@ -134,7 +138,7 @@ impl Chain {
     /// main chain and the state at the stored tip.
     pub fn open(datadir: &Path, params: &'static LedgerParams) -> Result<Chain, StoreError> {
         let store = Store::open(datadir, params)?;
-        let follower = store.follower()?;
+        let follower = Follower::from_stored(params, store.tip_state()?);
         let main = store.main_chain()?;
         let mut records = store.load_index()?;
         // Every tip move writes the index entries of the blocks it connects, so the tip is indexed.
@@ -339,13 +343,10 @@ impl Chain {
         if parent.status == BlockStatus::Invalid {
             return Err(HeaderError::KnownInvalid);
         }
-        let inv = |e: ChainError| HeaderError::Invalid(e);
-        let target = rules::target_bits_are_within(h.bits, self.params.pow_limit).map_err(|e| inv(e.into()))?;
-        rules::hash_meets_target(hash, target).map_err(|e| inv(e.into()))?;
-        lrules::difficulty_matches_asert(h.bits, next_bits(self.params, parent.height, parent.header.time))
-            .map_err(|e| inv(e.into()))?;
-        rules::time_is_above_median_past(h, &self.times_ending_at(&h.prev_blockhash)).map_err(|e| inv(e.into()))?;
-        rules::time_is_not_too_far_ahead(h, now).map_err(|e| inv(e.into()))?;
+        check_header_context_free(h, hash, self.params, now).map_err(HeaderError::Invalid)?;
+        let recent_times = self.times_ending_at(&h.prev_blockhash);
+        let ctx = ParentContext { height: parent.height, time: parent.header.time, recent_times: &recent_times };
+        check_header_contextual(h, &ctx, self.params).map_err(HeaderError::Invalid)?;
         Ok(())
     }
 
@@ -398,15 +399,12 @@ impl Chain {
                 self.accept_header(&block.header, now)?;
             }
         }
-        lrules::ledger_merkle_root_is_valid(block).map_err(|e| BlockError::Mutated(e.into()))?;
-        let body = (|| -> Result<(), ChainError> {
-            lrules::block_size_is_within_limit(block.encoded_len())?;
-            lrules::block_has_transactions(block)?;
-            lrules::coinbase_is_first_and_only(block)?;
-            check_signatures(&[block]).map_err(|(_, e)| e)?;
-            Ok(())
-        })();
+        let body = check_block_context_free(block, block.encoded_len())
+            .and_then(|()| check_signatures(&[block]).map_err(|(_, e)| e.into()));
         if let Err(e) = body {
+            if e.is_mutation() {
+                return Err(BlockError::Mutated(e));
+            }
             self.mark_invalid(&hash)?;
             return Err(BlockError::Invalid(e));
         }
@@ -438,10 +436,10 @@ impl Chain {
     /// move in one transaction (one commit instead of two). Returns false, changing nothing, when
     /// it breaks a state rule (the caller stores it and `activate` marks it).
     fn extends_tip(&mut self, block: &LedgerBlock, hash: &BlockHash) -> Result<bool, StoreError> {
-        let Ok(undo) = self.follower.connect(block, hash) else { return Ok(false) };
+        let Ok(undo) = self.follower.connect_checked_header(block, hash) else { return Ok(false) };
         let record = IndexRecord { status: BlockStatus::Valid, ..self.index[hash].record() };
         let connected = [Connected { hash: *hash, record, undo: &undo }];
-        if let Err(e) = self.store.move_tip(&[], &connected, Some(block), &self.follower) {
+        if let Err(e) = self.store.move_tip(&[], &connected, Some(block), &self.follower.stored_tip(), &self.follower.state) {
             // Keep memory equal to the store.
             self.disconnect_tip(undo, block);
             return Err(e);
@@ -580,7 +578,7 @@ impl Chain {
         let mut failed = None;
         for hash in path {
             let block = self.load(hash)?;
-            match self.follower.connect(&block, hash) {
+            match self.follower.connect_checked_header(&block, hash) {
                 Ok(undo) => added.push((*hash, block, undo)),
                 Err(e) => {
                     failed = Some((*hash, e));
@@ -594,7 +592,7 @@ impl Chain {
                 self.disconnect_tip(undo, &block);
             }
             for (hash, _, _, block) in gone.iter().rev() {
-                self.follower.connect(block, hash).map_err(|e| StoreError {
+                self.follower.connect_checked_header(block, hash).map_err(|e| StoreError {
                     path: "chain.redb".into(),
                     why: format!("reconnecting main chain block {hash} failed: {e}"),
                 })?;
@@ -608,7 +606,7 @@ impl Chain {
             gone.iter().map(|(h, height, u, _)| (*h, *height, u.clone())).collect();
         let connected: Vec<Connected<'_>> =
             added.iter().map(|(h, _, u)| Connected { hash: *h, record: self.index[h].record(), undo: u }).collect();
-        self.store.move_tip(&disconnected, &connected, None, &self.follower)?;
+        self.store.move_tip(&disconnected, &connected, None, &self.follower.stored_tip(), &self.follower.state)?;
         self.main.truncate(fork_height as usize + 1);
         for (h, _, _) in &added {
             self.joined_main(h);
