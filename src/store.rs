@@ -14,7 +14,8 @@ use redb::{Database, ReadableTable, TableDefinition};
 
 use crate::ledger::block::LedgerBlock;
 use crate::ledger::params::LedgerParams;
-use crate::primitives::{BlockHash, U256};
+use crate::primitives::encoding::{deserialize, serialize, DecodeError, Decodable, Encodable, Reader};
+use crate::primitives::{BlockHash, BlockHeader, U256};
 use crate::state::accounts::{Account, State, Undo};
 
 const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocks");
@@ -73,26 +74,28 @@ pub struct IndexRecord {
     pub status: BlockStatus,
 }
 
-impl IndexRecord {
-    fn to_bytes(self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(117);
-        v.extend_from_slice(&self.header.to_bytes());
-        v.extend_from_slice(&self.height.to_le_bytes());
-        v.extend_from_slice(&self.chainwork.to_be_bytes());
-        v.push(self.status.byte());
-        v
+impl Encodable for IndexRecord {
+    /// 117 bytes: header, height u32 LE, chain work (big-endian), status byte.
+    fn consensus_encode(&self, out: &mut Vec<u8>) {
+        self.header.consensus_encode(out);
+        out.extend_from_slice(&self.height.to_le_bytes());
+        out.extend_from_slice(&self.chainwork.to_be_bytes());
+        out.push(self.status.byte());
     }
+}
 
-    fn from_bytes(b: &[u8]) -> Option<IndexRecord> {
-        if b.len() != 117 {
-            return None;
-        }
-        Some(IndexRecord {
-            header: crate::primitives::BlockHeader::from_array(b[..80].try_into().ok()?),
-            height: u32::from_le_bytes(b[80..84].try_into().ok()?),
-            chainwork: U256::from_be_bytes(b[84..116].try_into().ok()?),
-            status: BlockStatus::from_byte(b[116])?,
-        })
+impl Decodable for IndexRecord {
+    fn consensus_decode(r: &mut Reader<'_>) -> Result<IndexRecord, DecodeError> {
+        let header = BlockHeader::consensus_decode(r)?;
+        let height = r.u32_le("index height")?;
+        let chainwork = U256::from_be_bytes(r.array("index chain work")?);
+        let at = r.offset();
+        let status = BlockStatus::from_byte(r.u8("index status")?).ok_or(DecodeError::Invalid {
+            offset: at,
+            what: "index status",
+            why: "not 0..=3",
+        })?;
+        Ok(IndexRecord { header, height, chainwork, status })
     }
 }
 
@@ -129,25 +132,22 @@ pub struct StoredTip {
     pub transactions: u64,
 }
 
-impl StoredTip {
-    fn to_bytes(self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(76);
-        v.extend_from_slice(&self.height.to_le_bytes());
-        v.extend_from_slice(&self.hash.0);
-        v.extend_from_slice(&self.chainwork.to_be_bytes());
-        v.extend_from_slice(&self.transactions.to_le_bytes());
-        v
+impl Encodable for StoredTip {
+    fn consensus_encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.height.to_le_bytes());
+        self.hash.consensus_encode(out);
+        out.extend_from_slice(&self.chainwork.to_be_bytes());
+        out.extend_from_slice(&self.transactions.to_le_bytes());
     }
+}
 
-    fn from_bytes(b: &[u8]) -> Option<StoredTip> {
-        if b.len() != 76 {
-            return None;
-        }
-        Some(StoredTip {
-            height: u32::from_le_bytes(b[..4].try_into().ok()?),
-            hash: BlockHash(b[4..36].try_into().ok()?),
-            chainwork: U256::from_be_bytes(b[36..68].try_into().ok()?),
-            transactions: u64::from_le_bytes(b[68..76].try_into().ok()?),
+impl Decodable for StoredTip {
+    fn consensus_decode(r: &mut Reader<'_>) -> Result<StoredTip, DecodeError> {
+        Ok(StoredTip {
+            height: r.u32_le("tip height")?,
+            hash: BlockHash::consensus_decode(r)?,
+            chainwork: U256::from_be_bytes(r.array("tip chain work")?),
+            transactions: r.u64_le("tip transactions")?,
         })
     }
 }
@@ -227,13 +227,13 @@ impl Store {
             let rec = IndexRecord { header: g.header, height: 0, chainwork: work, status: BlockStatus::Valid };
             wtx.open_table(INDEX)
                 .map_err(|x| self.err(x))?
-                .insert(&hash.0[..], &rec.to_bytes()[..])
+                .insert(&hash.0[..], &serialize(&rec)[..])
                 .map_err(|x| self.err(x))?;
             wtx.open_table(ACCOUNTS).map_err(|x| self.err(x))?;
             wtx.open_table(UNDO).map_err(|x| self.err(x))?;
             let mut meta = wtx.open_table(META).map_err(|x| self.err(x))?;
             meta.insert("chain", self.params.name.as_bytes()).map_err(|x| self.err(x))?;
-            meta.insert("tip", &tip.to_bytes()[..]).map_err(|x| self.err(x))?;
+            meta.insert("tip", &serialize(&tip)[..]).map_err(|x| self.err(x))?;
         }
         wtx.commit().map_err(|e| self.err(e))
     }
@@ -242,7 +242,7 @@ impl Store {
         let rtx = self.db.begin_read().map_err(|e| self.err(e))?;
         let meta = rtx.open_table(META).map_err(|e| self.err(e))?;
         let v = meta.get("tip").map_err(|e| self.err(e))?.ok_or_else(|| self.err("no tip recorded"))?;
-        StoredTip::from_bytes(v.value()).ok_or_else(|| self.err("the tip record is corrupt"))
+        deserialize::<StoredTip>(v.value()).map_err(|e| self.err(format!("the tip record is corrupt: {e}")))
     }
 
     /// Whether a block with this hash is stored.
@@ -274,14 +274,9 @@ impl Store {
             for row in accounts.iter().map_err(|e| self.err(e))? {
                 let (k, v) = row.map_err(|e| self.err(e))?;
                 let (k, v) = (k.value(), v.value());
-                if k.len() != 32 || v.len() != 16 {
-                    return Err(self.err("a corrupt account record"));
-                }
-                let a = Account {
-                    balance: u64::from_le_bytes(v[..8].try_into().expect("8 bytes")),
-                    nonce: u64::from_le_bytes(v[8..].try_into().expect("8 bytes")),
-                };
-                state.load(k.try_into().expect("32 bytes"), a);
+                let key: [u8; 32] = k.try_into().map_err(|_| self.err("a corrupt account key"))?;
+                let a = deserialize::<Account>(v).map_err(|e| self.err(format!("a corrupt account record: {e}")))?;
+                state.load(key, a);
             }
         }
         let mut times = Vec::new();
@@ -332,7 +327,7 @@ impl Store {
                 main.insert(c.record.height, &c.hash.0[..]).map_err(|x| self.err(x))?;
                 undos.insert(&c.hash.0[..], &c.undo.to_bytes()[..]).map_err(|x| self.err(x))?;
                 let rec = IndexRecord { status: BlockStatus::Valid, ..c.record };
-                index.insert(&c.hash.0[..], &rec.to_bytes()[..]).map_err(|x| self.err(x))?;
+                index.insert(&c.hash.0[..], &serialize(&rec)[..]).map_err(|x| self.err(x))?;
             }
             let mut accounts = wtx.open_table(ACCOUNTS).map_err(|x| self.err(x))?;
             let touched = disconnected
@@ -344,15 +339,12 @@ impl Store {
                 if a == Account::default() {
                     accounts.remove(&pk[..]).map_err(|x| self.err(x))?;
                 } else {
-                    let mut v = [0u8; 16];
-                    v[..8].copy_from_slice(&a.balance.to_le_bytes());
-                    v[8..].copy_from_slice(&a.nonce.to_le_bytes());
-                    accounts.insert(&pk[..], &v[..]).map_err(|x| self.err(x))?;
+                    accounts.insert(&pk[..], &serialize(&a)[..]).map_err(|x| self.err(x))?;
                 }
             }
             wtx.open_table(META)
                 .map_err(|x| self.err(x))?
-                .insert("tip", &tip.to_bytes()[..])
+                .insert("tip", &serialize(tip)[..])
                 .map_err(|x| self.err(x))?;
         }
         wtx.commit().map_err(|e| self.err(e))
@@ -374,9 +366,9 @@ impl Store {
                 .insert(&hash.0[..], &block.to_bytes()[..])
                 .map_err(|x| self.err(x))?;
             let mut index = wtx.open_table(INDEX).map_err(|x| self.err(x))?;
-            index.insert(&hash.0[..], &record.to_bytes()[..]).map_err(|x| self.err(x))?;
+            index.insert(&hash.0[..], &serialize(&record)[..]).map_err(|x| self.err(x))?;
             for (h, r) in headers {
-                index.insert(&h.0[..], &r.to_bytes()[..]).map_err(|x| self.err(x))?;
+                index.insert(&h.0[..], &serialize(r)[..]).map_err(|x| self.err(x))?;
             }
         }
         wtx.commit().map_err(|e| self.err(e))
@@ -388,7 +380,7 @@ impl Store {
         {
             let mut index = wtx.open_table(INDEX).map_err(|x| self.err(x))?;
             for (h, r) in records {
-                index.insert(&h.0[..], &r.to_bytes()[..]).map_err(|x| self.err(x))?;
+                index.insert(&h.0[..], &serialize(r)[..]).map_err(|x| self.err(x))?;
             }
         }
         wtx.commit().map_err(|e| self.err(e))
@@ -406,7 +398,7 @@ impl Store {
         for row in index.iter().map_err(|e| self.err(e))? {
             let (k, v) = row.map_err(|e| self.err(e))?;
             let hash: [u8; 32] = k.value().try_into().map_err(|_| self.err("a corrupt index key"))?;
-            let rec = IndexRecord::from_bytes(v.value()).ok_or_else(|| self.err("a corrupt index record"))?;
+            let rec = deserialize::<IndexRecord>(v.value()).map_err(|e| self.err(format!("a corrupt index record: {e}")))?;
             out.push((BlockHash(hash), rec));
         }
         Ok(out)
@@ -451,7 +443,7 @@ impl Store {
             .get(&hash.0[..])
             .map_err(|e| self.err(e))?
             .ok_or_else(|| self.err(format!("undo data of {hash} missing")))?;
-        Undo::from_bytes(v.value()).ok_or_else(|| self.err(format!("undo data of {hash} is corrupt")))
+        deserialize::<Undo>(v.value()).map_err(|e| self.err(format!("undo data of {hash} is corrupt: {e}")))
     }
 
     /// Adds and removes mempool transactions (txid, encoding). `durable`: committed with an fsync

@@ -2,7 +2,7 @@
 //! CompactSize transaction count and the transactions (docs/CONSENSUS.md, "Blocks").
 
 use super::tx::{LedgerTx, TRANSFER_SIZE};
-use crate::primitives::encoding::{write_compact_size, DecodeError, Reader};
+use crate::primitives::encoding::{deserialize, write_compact_size, DecodeError, Decodable, Encodable, Reader};
 use crate::primitives::BlockHeader;
 
 /// Largest encoded block (bytes).
@@ -17,15 +17,40 @@ pub struct LedgerBlock {
     pub txs: Vec<LedgerTx>,
 }
 
+impl Encodable for LedgerBlock {
+    /// The header, a CompactSize transaction count, the transactions.
+    fn consensus_encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.header.to_bytes());
+        write_compact_size(out, self.txs.len() as u64);
+        for tx in &self.txs {
+            tx.consensus_encode(out);
+        }
+    }
+}
+
+impl Decodable for LedgerBlock {
+    /// Canonical CompactSize count, no more transactions than fit in the size limit.
+    fn consensus_decode(r: &mut Reader<'_>) -> Result<LedgerBlock, DecodeError> {
+        let header = BlockHeader::from_array(&r.array::<80>("block header")?);
+        let at = r.offset();
+        let n = r.compact_size("transaction count")?;
+        let max = (MAX_LEDGER_BLOCK_BYTES / super::tx::COINBASE_SIZE) as u64;
+        if n > max {
+            return Err(DecodeError::TooLong { offset: at, what: "transaction count", len: n, max });
+        }
+        let mut txs = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            txs.push(LedgerTx::consensus_decode(r)?);
+        }
+        Ok(LedgerBlock { header, txs })
+    }
+}
+
 impl LedgerBlock {
-    /// The canonical encoding.
+    /// The canonical encoding ([`Encodable`]).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(80 + 9 + self.txs.len() * TRANSFER_SIZE);
-        out.extend_from_slice(&self.header.to_bytes());
-        write_compact_size(&mut out, self.txs.len() as u64);
-        for tx in &self.txs {
-            tx.encode(&mut out);
-        }
+        self.consensus_encode(&mut out);
         out
     }
 
@@ -42,25 +67,9 @@ impl LedgerBlock {
         80 + crate::primitives::encoding::compact_size_len(self.txs.len() as u64) + txs
     }
 
-    /// Decodes exactly one block: canonical CompactSize count, no more transactions than fit in
-    /// the size limit, no trailing bytes.
+    /// Decodes exactly one block ([`Decodable`]; trailing bytes are an error).
     pub fn from_bytes(b: &[u8]) -> Result<LedgerBlock, DecodeError> {
-        let mut r = Reader::new(b);
-        let header = BlockHeader::from_array(&r.array::<80>("block header")?);
-        let at = r.offset();
-        let n = r.compact_size("transaction count")?;
-        let max = (MAX_LEDGER_BLOCK_BYTES / super::tx::COINBASE_SIZE) as u64;
-        if n > max {
-            return Err(DecodeError::TooLong { offset: at, what: "transaction count", len: n, max });
-        }
-        let mut txs = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            txs.push(LedgerTx::decode(&mut r)?);
-        }
-        if r.remaining() > 0 {
-            return Err(DecodeError::TrailingBytes { offset: r.offset(), extra: r.remaining() });
-        }
-        Ok(LedgerBlock { header, txs })
+        deserialize(b)
     }
 
     /// The transactions' txids, in order.

@@ -13,7 +13,7 @@
 //! by `from` over [`Transfer::signing_hash`]: SHA-256d of the domain tag `powkit/transfer/v1` and
 //! every other field, so a signature is valid for one chain id and one transaction only.
 
-use crate::primitives::encoding::{DecodeError, Reader};
+use crate::primitives::encoding::{deserialize, DecodeError, Decodable, Encodable, Reader};
 use crate::primitives::sha256d;
 
 /// Bytes in an encoded coinbase.
@@ -87,9 +87,9 @@ impl Transfer {
     }
 }
 
-impl LedgerTx {
-    /// Appends the canonical encoding.
-    pub fn encode(&self, out: &mut Vec<u8>) {
+impl Encodable for LedgerTx {
+    /// The canonical encoding: kind byte 0 (coinbase) or 1 (transfer), then the fixed-width fields.
+    fn consensus_encode(&self, out: &mut Vec<u8>) {
         match self {
             LedgerTx::Coinbase(c) => {
                 out.push(0);
@@ -111,31 +111,25 @@ impl LedgerTx {
         }
     }
 
-    /// The canonical encoding.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(TRANSFER_SIZE);
-        self.encode(&mut v);
-        v
-    }
+}
 
-    /// Reads one transaction from `r`.
-    pub fn decode(r: &mut Reader<'_>) -> Result<LedgerTx, DecodeError> {
+impl Decodable for LedgerTx {
+    fn consensus_decode(r: &mut Reader<'_>) -> Result<LedgerTx, DecodeError> {
         let at = r.offset();
-        let u64_le = |r: &mut Reader<'_>, what| r.array::<8>(what).map(u64::from_le_bytes);
         match r.u8("transaction kind")? {
             0 => Ok(LedgerTx::Coinbase(Coinbase {
                 height: r.u32_le("coinbase height")?,
                 recipient: r.array("coinbase recipient")?,
-                amount: u64_le(r, "coinbase amount")?,
+                amount: r.u64_le("coinbase amount")?,
                 state_root: r.array("coinbase state root")?,
             })),
             1 => Ok(LedgerTx::Transfer(Transfer {
                 chain_id: r.u32_le("transfer chain id")?,
                 from: r.array("transfer sender")?,
                 to: r.array("transfer recipient")?,
-                amount: u64_le(r, "transfer amount")?,
-                fee: u64_le(r, "transfer fee")?,
-                nonce: u64_le(r, "transfer nonce")?,
+                amount: r.u64_le("transfer amount")?,
+                fee: r.u64_le("transfer fee")?,
+                nonce: r.u64_le("transfer nonce")?,
                 signature: r.array("transfer signature")?,
             })),
             _ => Err(DecodeError::Invalid {
@@ -146,14 +140,19 @@ impl LedgerTx {
         }
     }
 
+}
+
+impl LedgerTx {
+    /// The canonical encoding ([`Encodable`]).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(TRANSFER_SIZE);
+        self.consensus_encode(&mut v);
+        v
+    }
+
     /// Decodes exactly one transaction (trailing bytes are an error).
     pub fn from_bytes(b: &[u8]) -> Result<LedgerTx, DecodeError> {
-        let mut r = Reader::new(b);
-        let tx = LedgerTx::decode(&mut r)?;
-        if r.remaining() > 0 {
-            return Err(DecodeError::TrailingBytes { offset: r.offset(), extra: r.remaining() });
-        }
-        Ok(tx)
+        deserialize(b)
     }
 
     /// SHA-256d of the encoding.

@@ -4,7 +4,7 @@
 
 use crate::ledger::block::LedgerBlock;
 use crate::ledger::tx::LedgerTx;
-use crate::primitives::encoding::{write_compact_size, DecodeError, Reader};
+use crate::primitives::encoding::{write_compact_size, DecodeError, Encodable, Reader};
 use crate::primitives::{BlockHash, BlockHeader};
 
 /// The protocol version this code speaks.
@@ -195,7 +195,7 @@ impl Message {
             }
             Message::Inv(i) | Message::GetData(i) | Message::NotFound(i) => put_invs(&mut out, i),
             Message::Block(b) => out = b.to_bytes(),
-            Message::Tx(t) => t.encode(&mut out),
+            Message::Tx(t) => t.consensus_encode(&mut out),
         }
         out
     }

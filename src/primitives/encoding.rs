@@ -105,6 +105,11 @@ impl<'a> Reader<'a> {
         Ok(u32::from_le_bytes(self.array(what)?))
     }
 
+    /// A little-endian `u64`.
+    pub fn u64_le(&mut self, what: &'static str) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.array(what)?))
+    }
+
     /// A little-endian `i32`.
     pub fn i32_le(&mut self, what: &'static str) -> Result<i32, DecodeError> {
         Ok(i32::from_le_bytes(self.array(what)?))

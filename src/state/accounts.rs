@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use sha2::{Digest, Sha256};
 
 use super::smt::SparseMerkleTree;
+use crate::primitives::encoding::{deserialize, serialize, DecodeError, Decodable, Encodable, Reader};
 use crate::consensus::ledger::{self as rules, LedgerError};
 use crate::ledger::block::LedgerBlock;
 use crate::ledger::params::LedgerParams;
@@ -30,6 +31,21 @@ pub struct Account {
     pub nonce: u64,
 }
 
+impl Encodable for Account {
+    /// 16 bytes: balance u64 LE, nonce u64 LE (stored accounts, undo data, and the state tree's
+    /// value hash all use this one encoding).
+    fn consensus_encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.balance.to_le_bytes());
+        out.extend_from_slice(&self.nonce.to_le_bytes());
+    }
+}
+
+impl Decodable for Account {
+    fn consensus_decode(r: &mut Reader<'_>) -> Result<Account, DecodeError> {
+        Ok(Account { balance: r.u64_le("account balance")?, nonce: r.u64_le("account nonce")? })
+    }
+}
+
 /// What [`State::undo`] needs: each touched account's value before the block, first touch first.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Undo {
@@ -42,35 +58,42 @@ impl Undo {
         self.previous.iter().map(|(k, _)| k)
     }
 
-    /// Encoding for storage: count u32 LE, then (public key, balance u64 LE, nonce u64 LE) each.
+    /// Encoding for storage ([`Encodable`]).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(4 + self.previous.len() * 48);
-        out.extend_from_slice(&(self.previous.len() as u32).to_le_bytes());
-        for (k, a) in &self.previous {
-            out.extend_from_slice(k);
-            out.extend_from_slice(&a.balance.to_le_bytes());
-            out.extend_from_slice(&a.nonce.to_le_bytes());
-        }
+        self.consensus_encode(&mut out);
         out
     }
 
     /// Decodes [`Undo::to_bytes`]; `None` if the bytes are not such an encoding.
     pub fn from_bytes(b: &[u8]) -> Option<Undo> {
-        let n = u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as usize;
-        let rest = &b[4..];
-        if rest.len() != n.checked_mul(48)? {
-            return None;
+        deserialize(b).ok()
+    }
+}
+
+impl Encodable for Undo {
+    /// Count u32 LE, then (public key, [`Account`] encoding) for each touched account.
+    fn consensus_encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.previous.len() as u32).to_le_bytes());
+        for (k, a) in &self.previous {
+            out.extend_from_slice(k);
+            a.consensus_encode(out);
         }
-        let previous = rest
-            .chunks_exact(48)
-            .map(|c| {
-                let k: [u8; 32] = c[..32].try_into().expect("32 bytes");
-                let balance = u64::from_le_bytes(c[32..40].try_into().expect("8 bytes"));
-                let nonce = u64::from_le_bytes(c[40..48].try_into().expect("8 bytes"));
-                (k, Account { balance, nonce })
-            })
-            .collect();
-        Some(Undo { previous })
+    }
+}
+
+impl Decodable for Undo {
+    fn consensus_decode(r: &mut Reader<'_>) -> Result<Undo, DecodeError> {
+        let n = r.u32_le("undo count")? as usize;
+        if r.remaining() / 48 < n {
+            let needed = n.saturating_mul(48) - r.remaining();
+            return Err(DecodeError::UnexpectedEnd { offset: r.offset(), needed, what: "undo records" });
+        }
+        let mut previous = Vec::with_capacity(n);
+        for _ in 0..n {
+            previous.push((r.array("undo account key")?, Account::consensus_decode(r)?));
+        }
+        Ok(Undo { previous })
     }
 }
 
@@ -86,10 +109,7 @@ fn tree_key(pubkey: &[u8; 32]) -> [u8; 32] {
 }
 
 fn value_hash(a: &Account) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(a.balance.to_le_bytes());
-    h.update(a.nonce.to_le_bytes());
-    h.finalize().into()
+    Sha256::digest(serialize(a)).into()
 }
 
 impl State {
