@@ -13,7 +13,6 @@ pub mod chaingen;
 pub mod cli;
 pub mod consensus;
 pub mod gpu;
-pub mod import;
 pub mod ledger;
 pub mod mempool;
 pub mod mine;

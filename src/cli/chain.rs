@@ -81,8 +81,8 @@ fn ledger_chain(name: &str) -> Result<&'static crate::ledger::LedgerParams, CliE
 /// `powkit chain import`: each block is checked (every rule, its signatures batched) and committed
 /// with its state changes in one store transaction.
 fn import(a: &ImportArgs) -> Result<i32, CliError> {
-    use crate::import::{Format, Reader};
     use crate::ledger::chain::check_context_free;
+    use crate::validate::read::{Format, Reader};
     let params = ledger_chain(&a.chain)?;
     let store = crate::store::Store::open(&a.datadir, params).map_err(|e| CliError::usage(e.to_string()))?;
     let mut f = store.follower().map_err(|e| CliError::usage(e.to_string()))?;

@@ -13,9 +13,9 @@ use serde::Serialize;
 use super::{Backend, CliError};
 use crate::backend::HeaderHasher;
 use crate::consensus::Chain;
-use crate::import::{expand_paths, Format, ImportError, Kind, Reader, Record};
 use crate::sha256::batch::sha256d_headers;
-use crate::validate::{prepare_record, Invalid, Malformed, Prepared, Stats, Stop, ValidateOptions, Validator};
+use crate::validate::bitcoin::{prepare_record, Invalid, Malformed, Prepared, Stats, Stop, ValidateOptions, Validator};
+use crate::validate::read::{expand_paths, Format, ImportError, Kind, Reader, Record};
 
 /// Records per batch a worker reads, prepares and hands to the linker (batches also end at 1 MB of
 /// input: small batches stay in cache and reuse freed memory instead of faulting in fresh pages).
@@ -349,7 +349,7 @@ fn run_ledger(a: &ValidateArgs, chain: crate::ledger::LedgerChain, now: i64) -> 
             }
         }
     };
-    let (mut f, totals, stop, read_error) = crate::ledger::validate::validate(params, files, now, &mut progress);
+    let (mut f, totals, stop, read_error) = crate::validate::powkit::validate(params, files, now, &mut progress);
     // An invalid block read before a read error is the answer (the error came later in the input).
     let read_error = if stop.is_some() { None } else { read_error };
     if tty && t0.elapsed() >= Duration::from_secs(2) {

@@ -13,7 +13,6 @@ pub mod generate;
 pub mod keys;
 pub mod params;
 pub mod tx;
-pub mod validate;
 
 pub use block::LedgerBlock;
 pub use params::{LedgerChain, LedgerParams};

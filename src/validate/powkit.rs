@@ -12,13 +12,13 @@ use std::sync::mpsc::sync_channel;
 
 use rayon::prelude::*;
 
-use super::block::LedgerBlock;
-use super::chain::{check_context_free, ChainError, Follower};
-use super::params::LedgerParams;
 use crate::consensus::rules::RuleError;
-use crate::import::{Format, Reader, Record};
+use crate::ledger::block::LedgerBlock;
+use crate::ledger::chain::{check_context_free, ChainError, Follower};
+use crate::ledger::params::LedgerParams;
 use crate::primitives::BlockHash;
-use crate::validate::{Invalid, Malformed, Stop};
+use crate::validate::bitcoin::{Invalid, Malformed, Stop};
+use crate::validate::read::{Format, Reader, Record};
 
 /// Totals of a run.
 #[derive(Debug, Clone, Default)]

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use crate::consensus::pow::{next_work_required, HeaderInfo};
 use crate::consensus::rules::{self, RuleError};
 use crate::consensus::ChainParams;
-use crate::import::{Kind, Record};
 use crate::primitives::{Block, BlockHash, BlockHeader, CompactTarget, DecodeError, Target, Work, U256};
+use crate::validate::read::{Kind, Record};
 
 /// How to validate.
 #[derive(Clone, Debug)]
