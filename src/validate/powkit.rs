@@ -9,16 +9,19 @@
 
 use std::path::PathBuf;
 use std::sync::mpsc::sync_channel;
+use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
+use super::read::{expand_paths, Format, Reader, Record};
+use super::{
+    Invalid, Malformed, Progress, Stats, Stop, ValidateError, ValidateOptions, ValidateReport, LEDGER_NOT_CHECKED,
+};
 use crate::consensus::rules::RuleError;
 use crate::ledger::block::LedgerBlock;
 use crate::ledger::chain::{check_context_free, ChainError, Follower};
 use crate::ledger::params::LedgerParams;
 use crate::primitives::BlockHash;
-use crate::validate::bitcoin::{Invalid, Malformed, Stop};
-use crate::validate::read::{Format, Reader, Record};
 
 /// Totals of a run.
 #[derive(Debug, Clone, Default)]
@@ -59,14 +62,27 @@ fn stop_invalid(
     }))
 }
 
+/// How [`follow`] ended.
+pub struct Followed {
+    /// The follower at the last block connected.
+    pub follower: Follower,
+    /// The totals.
+    pub totals: LedgerTotals,
+    /// Why it stopped early, if it did.
+    pub stop: Option<Stop>,
+    /// The read error that ended the input (`unreadable input: ...`), if one did.
+    pub read_error: Option<String>,
+}
+
 /// Validates `files` (blk format with the chain's magic). Returns the follower at the last block
-/// connected, the totals, and why it stopped early, if it did.
-pub fn validate(
+/// connected, the totals, and why it stopped early, if it did ([`Followed`]). `progress` sees the
+/// follower after each batch.
+pub fn follow(
     params: &'static LedgerParams,
     files: Vec<PathBuf>,
     now: i64,
     progress: &mut (dyn FnMut(&Follower) + Send),
-) -> (Follower, LedgerTotals, Option<Stop>, Option<String>) {
+) -> Followed {
     let genesis = params.genesis.header.block_hash();
     let (tx, rx) = sync_channel::<Vec<Result<Prepared, Stop>>>(2);
     let mut totals = LedgerTotals::default();
@@ -171,9 +187,72 @@ pub fn validate(
         }
         totals.bytes = reader.bytes_read;
         drop(tx);
-        let (f, blocks, txs, stop) = linker.join().expect("the linker does not panic");
+        let (follower, blocks, txs, stop) = linker.join().expect("the linker does not panic");
         totals.blocks = blocks;
         totals.transactions = txs;
-        (f, totals.clone(), stop, read_error.clone())
+        Followed { follower, totals: totals.clone(), stop, read_error: read_error.clone() }
+    })
+}
+
+/// Validates a powkit chain (`opts.files`, blk format): headers, block rules, signatures and
+/// state, with `now` (Unix seconds) as the clock for the future-time limit. `progress` gets
+/// [`Progress::Powkit`] counts at most every 2 s, then [`Progress::Done`].
+///
+/// # Errors
+/// A format other than blk ([`ValidateError::Format`]), paths that cannot be listed
+/// ([`ValidateError::Paths`]), or input unreadable before any invalid block
+/// ([`ValidateError::Input`]).
+pub fn run(
+    opts: &ValidateOptions,
+    params: &'static LedgerParams,
+    now: i64,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<ValidateReport, ValidateError> {
+    if opts.format != Format::Blk {
+        return Err(ValidateError::Format(params.name));
+    }
+    let files = expand_paths(&opts.files)?;
+    let t0 = Instant::now();
+    let mut last = Instant::now();
+    let mut counts = |f: &Follower| {
+        if last.elapsed() >= Duration::from_secs(2) {
+            last = Instant::now();
+            progress(Progress::Powkit { height: f.height, transactions: f.transactions, elapsed: t0.elapsed() });
+        }
+    };
+    let Followed { follower: mut f, totals, stop, read_error } = follow(params, files, now, &mut counts);
+    // An invalid block read before a read error is the answer (the error came later in the input).
+    let read_error = if stop.is_some() { None } else { read_error };
+    progress(Progress::Done { elapsed: t0.elapsed() });
+    if let Some(e) = read_error {
+        return Err(ValidateError::Input(e));
+    }
+    let secs = t0.elapsed().as_secs_f64().max(1e-9);
+    let (invalid, malformed) = ValidateReport::split_stop(stop);
+    let stats = Stats {
+        blocks: totals.blocks,
+        headers: totals.blocks,
+        transactions: totals.transactions,
+        stale_skipped: 0,
+        best_height: Some(f.height),
+        tip: Some(f.tip.to_string()),
+        chainwork: hex::encode(f.chainwork.to_be_bytes()),
+    };
+    Ok(ValidateReport {
+        valid: invalid.is_none() && malformed.is_none(),
+        chain: params.name.to_string(),
+        headers_per_second: totals.blocks as f64 / secs,
+        blocks_per_second: totals.blocks as f64 / secs,
+        transactions_per_second: totals.transactions as f64 / secs,
+        stats,
+        bytes: totals.bytes,
+        seconds: secs,
+        backend: format!("cpu ({} threads)", rayon::current_num_threads()),
+        no_context: false,
+        not_checked: LEDGER_NOT_CHECKED,
+        state_root: Some(hex::encode(f.state.root())),
+        accounts: Some(f.state.len()),
+        invalid,
+        malformed,
     })
 }
