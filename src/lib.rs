@@ -9,11 +9,10 @@
 
 pub mod backend;
 pub mod chain;
-pub mod chaingen;
 pub mod cli;
 pub mod consensus;
+pub mod generate;
 pub mod gpu;
-pub mod import;
 pub mod ledger;
 pub mod mempool;
 pub mod mine;

@@ -14,7 +14,7 @@ use redb::{Database, ReadableTable, TableDefinition};
 
 use crate::ledger::block::LedgerBlock;
 use crate::ledger::params::LedgerParams;
-use crate::primitives::encoding::{deserialize, serialize, DecodeError, Decodable, Encodable, Reader};
+use crate::primitives::encoding::{deserialize, serialize, Decodable, DecodeError, Encodable, Reader};
 use crate::primitives::{BlockHash, BlockHeader, U256};
 use crate::state::accounts::{Account, State, Undo};
 
@@ -291,8 +291,12 @@ impl Store {
     /// it): block, index entry, height entry, undo data, touched accounts and tip, in one durable
     /// transaction.
     pub fn connect(&self, block: &LedgerBlock, undo: &Undo, tip: &StoredTip, state: &State) -> Result<(), StoreError> {
-        let record =
-            IndexRecord { header: block.header, height: tip.height, chainwork: tip.chainwork, status: BlockStatus::Valid };
+        let record = IndexRecord {
+            header: block.header,
+            height: tip.height,
+            chainwork: tip.chainwork,
+            status: BlockStatus::Valid,
+        };
         self.move_tip(&[], &[Connected { hash: tip.hash, record, undo }], Some(block), tip, state)
     }
 
@@ -398,7 +402,8 @@ impl Store {
         for row in index.iter().map_err(|e| self.err(e))? {
             let (k, v) = row.map_err(|e| self.err(e))?;
             let hash: [u8; 32] = k.value().try_into().map_err(|_| self.err("a corrupt index key"))?;
-            let rec = deserialize::<IndexRecord>(v.value()).map_err(|e| self.err(format!("a corrupt index record: {e}")))?;
+            let rec =
+                deserialize::<IndexRecord>(v.value()).map_err(|e| self.err(format!("a corrupt index record: {e}")))?;
             out.push((BlockHash(hash), rec));
         }
         Ok(out)

@@ -63,8 +63,7 @@ fn crate_uses(code: &str) -> BTreeSet<String> {
         let rest = &code[i + 8..];
         let group = &rest[..rest.find('}').unwrap_or(rest.len())];
         for part in group.split(',') {
-            let name: String =
-                part.trim().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            let name: String = part.trim().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
             if !name.is_empty() {
                 out.insert(name);
             }
@@ -104,7 +103,10 @@ fn modules_use_only_their_floor_and_below() {
             }
         }
     }
-    assert!(unknown.is_empty(), "modules without a floor in FLOORS (add them, and to docs/ARCHITECTURE.md): {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "modules without a floor in FLOORS (add them, and to docs/ARCHITECTURE.md): {unknown:?}"
+    );
     assert!(broken.is_empty(), "uses that reach up a floor:\n{}", broken.join("\n"));
 }
 

@@ -55,7 +55,7 @@ fn write_chain(path: &PathBuf, blocks: &[Vec<u8>]) {
 fn reseal(mut b: LedgerBlock) -> Vec<u8> {
     b.header.merkle_root = powkit::primitives::TxMerkleNode(b.merkle_root().0);
     let scanner = powkit::sha256::CpuImpl::Scalar.scanner().unwrap();
-    b.header = powkit::chaingen::mine_header(b.header, scanner.as_ref()).unwrap();
+    b.header = powkit::mine::mine_header(b.header, scanner.as_ref()).unwrap();
     b.to_bytes()
 }
 
@@ -130,7 +130,7 @@ fn generated_chains_validate_and_planted_bad_blocks_are_reported() {
     let blocks: Vec<Vec<u8>> = recs.iter().map(|(_, b)| b.clone()).collect();
     let k = 10;
     let block = LedgerBlock::from_bytes(&blocks[k]).unwrap();
-    let keys = powkit::ledger::generate::keys();
+    let keys = powkit::generate::ledger::keys();
     let key_of = |pk: &[u8; 32]| *keys.iter().find(|s| powkit::ledger::keys::public(s) == *pk).unwrap();
     let LedgerTx::Transfer(t) = block.txs[3] else { panic!() };
     let planted: Vec<(&str, Vec<u8>)> = vec![

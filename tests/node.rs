@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use powkit::chain::Follower;
 use powkit::ledger::block::LedgerBlock;
-use powkit::ledger::chain::Follower;
 use powkit::ledger::params::{LedgerChain, LedgerParams};
 use powkit::ledger::tx::{LedgerTx, Transfer};
 use powkit::net::frame::{encode_frame, MAX_PAYLOAD};
@@ -382,7 +382,7 @@ fn a_node_killed_during_sync_ten_times_reopens_and_catches_up() {
     assert!(heights.windows(2).all(|w| w[0] <= w[1]), "restarts went backwards: {heights:?}");
     eprintln!("heights after each SIGKILL and restart: {heights:?}");
     // A transfer acknowledged over RPC survives SIGKILL right after the answer.
-    let keys = powkit::ledger::generate::keys();
+    let keys = powkit::generate::ledger::keys();
     let from = pk(&keys[0]);
     let nonce = b.rpc("getaccount", json!([hex::encode(from)]))["next_nonce"].as_u64().unwrap();
     let t =
@@ -411,13 +411,13 @@ fn mine(mut b: LedgerBlock, fix_merkle: bool) -> LedgerBlock {
         b.header.merkle_root = TxMerkleNode(b.merkle_root().0);
     }
     let scanner = powkit::sha256::CpuImpl::detect().scanner().unwrap();
-    b.header = powkit::chaingen::mine_header(b.header, scanner.as_ref()).unwrap();
+    b.header = powkit::mine::mine_header(b.header, scanner.as_ref()).unwrap();
     b
 }
 
 fn template(f: &mut Follower, miner: [u8; 32], txs: Vec<Transfer>, time: u32) -> LedgerBlock {
     let (tip, h, bits) = (f.tip, f.height + 1, f.next_bits());
-    powkit::state::accounts::template(&mut f.state, params(), tip, h, time, bits, miner, txs).unwrap()
+    powkit::mine::template(&mut f.state, params(), tip, h, time, bits, miner, txs).unwrap()
 }
 
 fn pay(from: &ed25519_zebra::SigningKey, to: [u8; 32], amount: u64, nonce: u64) -> Transfer {

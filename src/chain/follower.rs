@@ -84,7 +84,8 @@ impl Follower {
     /// stage 2, the contextual header rules (ASERT bits, median time past), then stage 5, the state
     /// transition. Returns the undo data; on an error nothing changed.
     pub fn connect(&mut self, b: &LedgerBlock, hash: &BlockHash) -> Result<Undo, ConsensusError> {
-        let parent = ParentContext { height: self.height, time: self.tip_time, recent_times: self.times.make_contiguous() };
+        let parent =
+            ParentContext { height: self.height, time: self.tip_time, recent_times: self.times.make_contiguous() };
         check_header_contextual(&b.header, &parent, self.params)?;
         self.connect_checked_header(b, hash)
     }

@@ -226,7 +226,7 @@ impl Chain {
         &self.follower
     }
 
-    /// The state at the tip, for building block templates ([`crate::state::accounts::template`]
+    /// The state at the tip, for building block templates ([`crate::mine::template`]
     /// leaves it as it found it).
     pub fn follower_state_mut(&mut self) -> &mut crate::state::accounts::State {
         &mut self.follower.state
@@ -439,7 +439,9 @@ impl Chain {
         let Ok(undo) = self.follower.connect_checked_header(block, hash) else { return Ok(false) };
         let record = IndexRecord { status: BlockStatus::Valid, ..self.index[hash].record() };
         let connected = [Connected { hash: *hash, record, undo: &undo }];
-        if let Err(e) = self.store.move_tip(&[], &connected, Some(block), &self.follower.stored_tip(), &self.follower.state) {
+        if let Err(e) =
+            self.store.move_tip(&[], &connected, Some(block), &self.follower.stored_tip(), &self.follower.state)
+        {
             // Keep memory equal to the store.
             self.disconnect_tip(undo, block);
             return Err(e);

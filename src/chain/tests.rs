@@ -1,8 +1,8 @@
 use super::*;
 use crate::ledger::params::LedgerChain;
 use crate::ledger::tx::{LedgerTx, Transfer};
+use crate::mine::template;
 use crate::primitives::TxMerkleNode;
-use crate::state::accounts::template;
 use ed25519_zebra::SigningKey;
 
 const NOW: i64 = 4_000_000_000;
@@ -22,7 +22,7 @@ fn pk(k: &SigningKey) -> [u8; 32] {
 fn mine(mut b: LedgerBlock) -> LedgerBlock {
     b.header.merkle_root = TxMerkleNode(b.merkle_root().0);
     let scanner = crate::sha256::CpuImpl::Scalar.scanner().unwrap();
-    b.header = crate::chaingen::mine_header(b.header, scanner.as_ref()).unwrap();
+    b.header = crate::mine::mine_header(b.header, scanner.as_ref()).unwrap();
     b
 }
 
@@ -248,7 +248,7 @@ fn skip_pointers_find_the_same_ancestors_as_walking_back() {
     for i in 1..=300u32 {
         let (h, tip, bits) = (f.height + 1, f.tip, f.next_bits());
         let mut b = template(&mut f.state, p, tip, h, t0 + i, bits, pk(&a), vec![]).unwrap();
-        b.header = crate::chaingen::mine_header(b.header, scanner.as_ref()).unwrap();
+        b.header = crate::mine::mine_header(b.header, scanner.as_ref()).unwrap();
         f.connect(&b, &b.header.block_hash()).unwrap();
         c.accept_header(&b.header, NOW).unwrap();
         hashes.push(b.header.block_hash());

@@ -1,4 +1,5 @@
-//! `powkit chain generate`: valid chains for tests and benchmarks.
+//! `powkit chain`: `generate` (valid chains for tests and benchmarks), `import` (validated into a
+//! data directory) and `export`.
 
 use std::io::BufWriter;
 use std::path::PathBuf;
@@ -79,66 +80,31 @@ fn ledger_chain(name: &str) -> Result<&'static crate::ledger::LedgerParams, CliE
 }
 
 /// `powkit chain import`: each block is checked (every rule, its signatures batched) and committed
-/// with its state changes in one store transaction.
+/// with its state changes in one store transaction ([`crate::validate::import::import`]); exit 0
+/// when every block was stored, 1 at an invalid block (the blocks before it stay stored).
 fn import(a: &ImportArgs) -> Result<i32, CliError> {
-    use crate::import::{Format, Reader};
-    use crate::ledger::chain::check_context_free;
     let params = ledger_chain(&a.chain)?;
-    let store = crate::store::Store::open(&a.datadir, params).map_err(|e| CliError::usage(e.to_string()))?;
-    let mut f = crate::chain::Follower::from_stored(
-        params,
-        store.tip_state().map_err(|e| CliError::usage(e.to_string()))?,
-    );
-    let start = f.height;
-    let now = a.now.unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-    });
-    let t0 = Instant::now();
-    let mut reader = Reader::new(a.files.clone(), Format::Blk, params.magic);
-    let (mut added, mut skipped) = (0u64, 0u64);
-    loop {
-        let rec = match reader.next_record() {
-            Ok(Some(r)) => r,
-            Ok(None) => break,
-            Err(e) => return Err(CliError::usage(format!("unreadable input: {e}"))),
-        };
-        let at = format!("{} offset {}", rec.file.display(), rec.offset);
-        let b = crate::ledger::LedgerBlock::from_bytes(&rec.bytes)
-            .map_err(|e| CliError::usage(format!("MALFORMED block at {at}: {e}")))?;
-        let hash = b.header.block_hash();
-        if store.contains(&hash).map_err(|e| CliError::usage(e.to_string()))? {
-            skipped += 1;
-            continue;
-        }
-        let height = f.height + 1;
-        let invalid = |rule: &str, msg: String| {
-            println!("INVALID at height {height}, block {hash}, {at}: rule {rule}: {msg}");
-            Ok(1)
-        };
-        if !f.extends(&b) {
-            let e = crate::consensus::rules::RuleError::UnknownParent { prev: b.header.prev_blockhash };
-            return invalid(e.rule(), e.to_string());
-        }
-        if let Err(e) = check_context_free(&b, &hash, rec.bytes.len(), params, now) {
-            return invalid(e.rule(), e.to_string());
-        }
-        if let Err((_, e)) = crate::state::accounts::check_signatures(&[&b]) {
-            return invalid(e.rule(), e.to_string());
-        }
-        let undo = match f.connect(&b, &hash) {
-            Ok(u) => u,
-            Err(e) => return invalid(e.rule(), e.to_string()),
-        };
-        store.connect(&b, &undo, &f.stored_tip(), &f.state).map_err(|e| CliError { code: 2, message: e.to_string() })?;
-        added += 1;
+    let now = crate::validate::now_or_clock(a.now);
+    let r = crate::validate::import::import(params, &a.datadir, a.files.clone(), now)
+        .map_err(|e| CliError::usage(e.to_string()))?;
+    if let Some(i) = &r.invalid {
+        let h = i.height.map_or("?".to_string(), |h| h.to_string());
+        println!(
+            "INVALID at height {h}, block {}, {} offset {}: rule {}: {}",
+            i.hash, i.file, i.offset, i.rule, i.message
+        );
+        return Ok(1);
     }
     println!(
-        "imported {added} blocks ({skipped} already stored) into {} in {:.2} s: height {start} -> {}, tip {}, state root {}",
+        "imported {} blocks ({} already stored) into {} in {:.2} s: height {} -> {}, tip {}, state root {}",
+        r.added,
+        r.skipped,
         a.datadir.display(),
-        t0.elapsed().as_secs_f64(),
-        f.height,
-        f.tip,
-        hex::encode(f.state.root())
+        r.seconds,
+        r.start,
+        r.height,
+        r.tip,
+        hex::encode(r.state_root)
     );
     Ok(0)
 }
@@ -155,7 +121,7 @@ fn export(a: &ExportArgs) -> Result<i32, CliError> {
     let io = |e: std::io::Error| CliError { code: 2, message: format!("{}: {e}", a.out.display()) };
     let mut h = 0u32;
     while let Some(b) = store.block_at(h).map_err(|e| CliError::usage(e.to_string()))? {
-        crate::ledger::generate::write_record(&mut w, params.magic, &b).map_err(io)?;
+        crate::generate::ledger::write_record(&mut w, params.magic, &b).map_err(io)?;
         h += 1;
     }
     std::io::Write::flush(&mut w).map_err(io)?;
@@ -176,7 +142,7 @@ fn generate_ledger(a: &GenerateArgs, chain: crate::ledger::LedgerChain) -> Resul
     let mut w = BufWriter::with_capacity(1 << 20, f);
     let io = |e: std::io::Error| CliError { code: 2, message: format!("{}: {e}", a.out.display()) };
     let t0 = Instant::now();
-    let mut follower = crate::ledger::generate::generate(params, n.max(1), a.txs_per_block, &mut w).map_err(io)?;
+    let mut follower = crate::generate::ledger::generate(params, n.max(1), a.txs_per_block, &mut w).map_err(io)?;
     std::io::Write::flush(&mut w).map_err(io)?;
     println!(
         "wrote {} blocks ({} transactions) of {} to {} in {:.2} s; tip {}, state root {}",
@@ -214,11 +180,11 @@ pub fn main(c: &ChainCommand) -> Result<i32, CliError> {
     let io = |e: std::io::Error| CliError { code: 2, message: format!("{}: {e}", a.out.display()) };
     let (what, n) = match (a.headers, a.blocks) {
         (Some(n), _) => {
-            crate::chaingen::generate_headers(&params, n.max(1), &mut w).map_err(io)?;
+            crate::generate::bitcoin::generate_headers(&params, n.max(1), &mut w).map_err(io)?;
             ("headers", n.max(1))
         }
         (None, Some(n)) => {
-            crate::chaingen::generate_blocks(&params, n.max(1), a.txs_per_block, &mut w).map_err(io)?;
+            crate::generate::bitcoin::generate_blocks(&params, n.max(1), a.txs_per_block, &mut w).map_err(io)?;
             ("blocks", n.max(1))
         }
         (None, None) => return Err(CliError::usage("give --headers N or --blocks N")),

@@ -2,7 +2,7 @@
 //! CompactSize transaction count and the transactions (docs/CONSENSUS.md, "Blocks").
 
 use super::tx::{LedgerTx, TRANSFER_SIZE};
-use crate::primitives::encoding::{deserialize, write_compact_size, DecodeError, Decodable, Encodable, Reader};
+use crate::primitives::encoding::{deserialize, write_compact_size, Decodable, DecodeError, Encodable, Reader};
 use crate::primitives::BlockHeader;
 
 /// Largest encoded block (bytes).

@@ -3,17 +3,13 @@
 //!
 //! - [`tx`]: the transactions, their canonical encoding, txids and signing hashes.
 //! - [`block`]: blocks, their merkle root, and the chain-independent block rules.
-//! - [`chain`]: following a chain (context rules and state), and generating test chains.
 //! - [`keys`]: key files.
 //! - [`params`]: the `powkit` and `powkit-regtest` chains.
 
 pub mod block;
-pub mod chain;
-pub mod generate;
 pub mod keys;
 pub mod params;
 pub mod tx;
-pub mod validate;
 
 pub use block::LedgerBlock;
 pub use params::{LedgerChain, LedgerParams};

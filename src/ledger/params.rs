@@ -134,7 +134,7 @@ mod tests {
             assert!(p.pow_limit.is_met_by(&g.header.block_hash()), "{}", p.name);
             // The written nonce is the lowest that meets the limit.
             let scanner = crate::sha256::CpuImpl::detect().scanner().unwrap();
-            let mined = crate::chaingen::mine_header(BlockHeader { nonce: 0, ..g.header }, scanner.as_ref()).unwrap();
+            let mined = crate::mine::mine_header(BlockHeader { nonce: 0, ..g.header }, scanner.as_ref()).unwrap();
             assert_eq!(mined.nonce, g.header.nonce, "{}", p.name);
             assert_eq!(g.merkle_root(), (g.header.merkle_root.0, false));
             assert_eq!(LedgerBlock::from_bytes(&g.to_bytes()).as_ref(), Ok(g));

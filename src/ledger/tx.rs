@@ -13,7 +13,7 @@
 //! by `from` over [`Transfer::signing_hash`]: SHA-256d of the domain tag `powkit/transfer/v1` and
 //! every other field, so a signature is valid for one chain id and one transaction only.
 
-use crate::primitives::encoding::{deserialize, DecodeError, Decodable, Encodable, Reader};
+use crate::primitives::encoding::{deserialize, Decodable, DecodeError, Encodable, Reader};
 use crate::primitives::sha256d;
 
 /// Bytes in an encoded coinbase.
@@ -110,7 +110,6 @@ impl Encodable for LedgerTx {
             }
         }
     }
-
 }
 
 impl Decodable for LedgerTx {
@@ -139,7 +138,6 @@ impl Decodable for LedgerTx {
             }),
         }
     }
-
 }
 
 impl LedgerTx {

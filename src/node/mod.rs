@@ -1099,12 +1099,11 @@ impl Node {
         let (tip, height, bits) = (f.tip, f.height + 1, f.next_bits());
         let params = self.params;
         let state = self.chain.follower_state_mut();
-        match crate::state::accounts::template(state, params, tip, height, time, bits, miner, transfers) {
+        match crate::mine::template(state, params, tip, height, time, bits, miner, transfers) {
             Ok(b) => Ok(b),
             Err(e) => {
                 tracing::error!("template with mempool transfers failed ({e}); mining an empty block");
-                crate::state::accounts::template(state, params, tip, height, time, bits, miner, vec![])
-                    .map_err(|e| e.to_string())
+                crate::mine::template(state, params, tip, height, time, bits, miner, vec![]).map_err(|e| e.to_string())
             }
         }
     }
@@ -1338,7 +1337,7 @@ impl Node {
                 let mut hashes = Vec::new();
                 for _ in 0..n {
                     let mut b = self.template(key).map_err(RpcError::internal)?;
-                    b.header = crate::chaingen::mine_header(b.header, scanner.as_ref())
+                    b.header = crate::mine::mine_header(b.header, scanner.as_ref())
                         .ok_or_else(|| RpcError::internal("no nonce meets the target at this time"))?;
                     let hash = b.header.block_hash();
                     self.submit(&b, None).map_err(|e| RpcError::internal(format!("generated block rejected: {e}")))?;

@@ -284,7 +284,7 @@ mod tests {
     use super::*;
     use crate::primitives::encoding::serialize;
 
-    use crate::import::shared_blk_records as blk_records;
+    use crate::validate::read::shared_blk_records as blk_records;
 
     #[test]
     fn real_blocks_round_trip_and_merkle_roots_match() {

@@ -5,7 +5,7 @@ use crate::consensus::params::Chain;
 use crate::primitives::{OutPoint, TxIn, TxOut, Txid};
 
 fn read_blocks(path: &str) -> Option<Vec<Block>> {
-    Some(crate::import::shared_blk_records(path)?.iter().map(|b| Block::from_bytes(b).unwrap()).collect())
+    Some(crate::validate::read::shared_blk_records(path)?.iter().map(|b| Block::from_bytes(b).unwrap()).collect())
 }
 
 fn single(path: &str) -> Option<Block> {

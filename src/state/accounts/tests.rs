@@ -2,8 +2,10 @@
 //! input that breaks only it (the state left unchanged), and roots equal to the from-scratch tree.
 
 use super::*;
+use crate::consensus::ledger::check_signatures;
 use crate::ledger::params::LedgerChain;
 use crate::ledger::tx::Transfer;
+use crate::mine::template;
 use crate::primitives::{BlockHash, CompactTarget};
 use ed25519_zebra::SigningKey;
 use rand::{Rng, SeedableRng};

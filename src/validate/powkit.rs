@@ -9,16 +9,20 @@
 
 use std::path::PathBuf;
 use std::sync::mpsc::sync_channel;
+use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use super::block::LedgerBlock;
-use super::chain::{check_context_free, ChainError, Follower};
-use super::params::LedgerParams;
+use super::read::{expand_paths, Format, Reader, Record};
+use super::{
+    Invalid, Malformed, Progress, Stats, Stop, ValidateError, ValidateOptions, ValidateReport, LEDGER_NOT_CHECKED,
+};
+use crate::chain::Follower;
+use crate::consensus::ledger::{check_block_context_free, check_header_context_free, check_signatures, ConsensusError};
 use crate::consensus::rules::RuleError;
-use crate::import::{Format, Reader, Record};
+use crate::ledger::block::LedgerBlock;
+use crate::ledger::params::LedgerParams;
 use crate::primitives::BlockHash;
-use crate::validate::{Invalid, Malformed, Stop};
 
 /// Totals of a run.
 #[derive(Debug, Clone, Default)]
@@ -44,7 +48,7 @@ fn stop_invalid(
     b: &LedgerBlock,
     hash: &BlockHash,
     height: Option<u32>,
-    e: ChainError,
+    e: ConsensusError,
 ) -> Stop {
     Stop::Invalid(Box::new(Invalid {
         height,
@@ -59,14 +63,27 @@ fn stop_invalid(
     }))
 }
 
+/// How [`follow`] ended.
+pub struct Followed {
+    /// The follower at the last block connected.
+    pub follower: Follower,
+    /// The totals.
+    pub totals: LedgerTotals,
+    /// Why it stopped early, if it did.
+    pub stop: Option<Stop>,
+    /// The read error that ended the input (`unreadable input: ...`), if one did.
+    pub read_error: Option<String>,
+}
+
 /// Validates `files` (blk format with the chain's magic). Returns the follower at the last block
-/// connected, the totals, and why it stopped early, if it did.
-pub fn validate(
+/// connected, the totals, and why it stopped early, if it did ([`Followed`]). `progress` sees the
+/// follower after each batch.
+pub fn follow(
     params: &'static LedgerParams,
     files: Vec<PathBuf>,
     now: i64,
     progress: &mut (dyn FnMut(&Follower) + Send),
-) -> (Follower, LedgerTotals, Option<Stop>, Option<String>) {
+) -> Followed {
     let genesis = params.genesis.header.block_hash();
     let (tx, rx) = sync_channel::<Vec<Result<Prepared, Stop>>>(2);
     let mut totals = LedgerTotals::default();
@@ -94,7 +111,8 @@ pub fn validate(
                         continue;
                     }
                     if !f.extends(&p.block) {
-                        let e = ChainError::Header(RuleError::UnknownParent { prev: p.block.header.prev_blockhash });
+                        let e =
+                            ConsensusError::Header(RuleError::UnknownParent { prev: p.block.header.prev_blockhash });
                         return (f, blocks, txs, Some(stop_invalid(&files2, &p.rec, &p.block, &p.hash, None, e)));
                     }
                     if let Err(e) = f.connect(&p.block, &p.hash) {
@@ -139,7 +157,8 @@ pub fn validate(
                     })?;
                     let hash = block.header.block_hash();
                     if hash != genesis {
-                        check_context_free(&block, &hash, rec.bytes.len(), params, now)
+                        check_header_context_free(&block.header, &hash, params, now)
+                            .and_then(|()| check_block_context_free(&block, rec.bytes.len()))
                             .map_err(|e| stop_invalid(&files, &rec, &block, &hash, None, e))?;
                     }
                     Ok(Prepared { rec, block, hash })
@@ -150,10 +169,10 @@ pub fn validate(
             let ok: Vec<(usize, &LedgerBlock)> =
                 prepared.iter().enumerate().filter_map(|(i, p)| p.as_ref().ok().map(|p| (i, &p.block))).collect();
             let refs: Vec<&LedgerBlock> = ok.iter().map(|(_, b)| *b).collect();
-            if let Err((k, e)) = crate::state::accounts::check_signatures(&refs) {
+            if let Err((k, e)) = check_signatures(&refs) {
                 let i = ok[k].0;
                 let p = match &prepared[i] {
-                    Ok(p) => stop_invalid(&files, &p.rec, &p.block, &p.hash, None, ChainError::Ledger(e)),
+                    Ok(p) => stop_invalid(&files, &p.rec, &p.block, &p.hash, None, ConsensusError::Ledger(e)),
                     Err(_) => unreachable!("only prepared blocks are checked"),
                 };
                 prepared[i] = Err(p);
@@ -171,9 +190,72 @@ pub fn validate(
         }
         totals.bytes = reader.bytes_read;
         drop(tx);
-        let (f, blocks, txs, stop) = linker.join().expect("the linker does not panic");
+        let (follower, blocks, txs, stop) = linker.join().expect("the linker does not panic");
         totals.blocks = blocks;
         totals.transactions = txs;
-        (f, totals.clone(), stop, read_error.clone())
+        Followed { follower, totals: totals.clone(), stop, read_error: read_error.clone() }
+    })
+}
+
+/// Validates a powkit chain (`opts.files`, blk format): headers, block rules, signatures and
+/// state, with `now` (Unix seconds) as the clock for the future-time limit. `progress` gets
+/// [`Progress::Powkit`] counts at most every 2 s, then [`Progress::Done`].
+///
+/// # Errors
+/// A format other than blk ([`ValidateError::Format`]), paths that cannot be listed
+/// ([`ValidateError::Paths`]), or input unreadable before any invalid block
+/// ([`ValidateError::Input`]).
+pub fn run(
+    opts: &ValidateOptions,
+    params: &'static LedgerParams,
+    now: i64,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<ValidateReport, ValidateError> {
+    if opts.format != Format::Blk {
+        return Err(ValidateError::Format(params.name));
+    }
+    let files = expand_paths(&opts.files)?;
+    let t0 = Instant::now();
+    let mut last = Instant::now();
+    let mut counts = |f: &Follower| {
+        if last.elapsed() >= Duration::from_secs(2) {
+            last = Instant::now();
+            progress(Progress::Powkit { height: f.height, transactions: f.transactions, elapsed: t0.elapsed() });
+        }
+    };
+    let Followed { follower: mut f, totals, stop, read_error } = follow(params, files, now, &mut counts);
+    // An invalid block read before a read error is the answer (the error came later in the input).
+    let read_error = if stop.is_some() { None } else { read_error };
+    progress(Progress::Done { elapsed: t0.elapsed() });
+    if let Some(e) = read_error {
+        return Err(ValidateError::Input(e));
+    }
+    let secs = t0.elapsed().as_secs_f64().max(1e-9);
+    let (invalid, malformed) = ValidateReport::split_stop(stop);
+    let stats = Stats {
+        blocks: totals.blocks,
+        headers: totals.blocks,
+        transactions: totals.transactions,
+        stale_skipped: 0,
+        best_height: Some(f.height),
+        tip: Some(f.tip.to_string()),
+        chainwork: hex::encode(f.chainwork.to_be_bytes()),
+    };
+    Ok(ValidateReport {
+        valid: invalid.is_none() && malformed.is_none(),
+        chain: params.name.to_string(),
+        headers_per_second: totals.blocks as f64 / secs,
+        blocks_per_second: totals.blocks as f64 / secs,
+        transactions_per_second: totals.transactions as f64 / secs,
+        stats,
+        bytes: totals.bytes,
+        seconds: secs,
+        backend: format!("cpu ({} threads)", rayon::current_num_threads()),
+        no_context: false,
+        not_checked: LEDGER_NOT_CHECKED,
+        state_root: Some(hex::encode(f.state.root())),
+        accounts: Some(f.state.len()),
+        invalid,
+        malformed,
     })
 }

@@ -7,11 +7,12 @@ use std::io::Write;
 use ed25519_zebra::SigningKey;
 use rayon::prelude::*;
 
-use super::block::LedgerBlock;
-use super::chain::Follower;
-use super::params::LedgerParams;
-use super::tx::Transfer;
-use crate::state::accounts::{template, Account};
+use crate::chain::Follower;
+use crate::ledger::block::LedgerBlock;
+use crate::ledger::params::LedgerParams;
+use crate::ledger::tx::Transfer;
+use crate::mine::template;
+use crate::state::accounts::Account;
 
 /// Accounts the generated transfers move between.
 pub const KEYS: usize = 256;
@@ -82,7 +83,7 @@ pub fn generate(params: &'static LedgerParams, n: u64, txs: usize, out: &mut dyn
         let (tip, bits) = (f.tip, f.next_bits());
         let mut b = template(&mut f.state, params, tip, height, time, bits, miner, signed)
             .map_err(|e| std::io::Error::other(format!("generator bug at height {height}: {e}")))?;
-        b.header = crate::chaingen::mine_header(b.header, scanner.as_ref())
+        b.header = crate::mine::mine_header(b.header, scanner.as_ref())
             .ok_or_else(|| std::io::Error::other("no nonce meets the target"))?;
         let hash = b.header.block_hash();
         f.connect(&b, &hash).map_err(|e| std::io::Error::other(format!("generator bug at height {height}: {e}")))?;

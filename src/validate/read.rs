@@ -1,5 +1,5 @@
-//! Streaming readers for imported chains: Bitcoin Core `blk*.dat` files (or a directory of them),
-//! raw concatenated 80-byte headers, and hex (one block or header per line).
+//! Streaming readers for bulk validation and `chain import`: Bitcoin Core `blk*.dat` files (or a
+//! directory of them), raw concatenated 80-byte headers, and hex (one block or header per line).
 //!
 //! Readers only frame the input into records with their file and offset; decoding is
 //! `primitives`' job. Memory is bounded by one record (a block is at most 4,000,000 bytes).
@@ -75,7 +75,7 @@ pub struct Record {
 /// Why input could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {at}: {why}")]
-pub struct ImportError {
+pub struct ReadError {
     /// The file.
     pub file: String,
     /// Where (`byte N` or `line N`).
@@ -84,12 +84,12 @@ pub struct ImportError {
     pub why: String,
 }
 
-fn err(file: &Path, at: String, why: impl Into<String>) -> ImportError {
-    ImportError { file: file.display().to_string(), at, why: why.into() }
+fn err(file: &Path, at: String, why: impl Into<String>) -> ReadError {
+    ReadError { file: file.display().to_string(), at, why: why.into() }
 }
 
 /// Expands the paths: a directory becomes its `blk*.dat` files in numeric order.
-pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ImportError> {
+pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReadError> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -143,7 +143,7 @@ impl Reader {
         }
     }
 
-    fn open_next(&mut self) -> Result<bool, ImportError> {
+    fn open_next(&mut self) -> Result<bool, ReadError> {
         let Some(p) = self.files.next() else { return Ok(false) };
         let f = File::open(&p).map_err(|e| err(&p, "open".into(), e.to_string()))?;
         self.index = self.opened;
@@ -156,7 +156,7 @@ impl Reader {
     }
 
     /// The next record, `Ok(None)` at the end of the last file.
-    pub fn next_record(&mut self) -> Result<Option<Record>, ImportError> {
+    pub fn next_record(&mut self) -> Result<Option<Record>, ReadError> {
         loop {
             if self.current.is_none() && !self.open_next()? {
                 return Ok(None);
@@ -194,7 +194,7 @@ impl Reader {
         Ok(n)
     }
 
-    fn next_blk(&mut self) -> Result<Option<Record>, ImportError> {
+    fn next_blk(&mut self) -> Result<Option<Record>, ReadError> {
         let magic = self.magic;
         let file_index = self.index;
         let (path, r, off) = self.current.as_mut().expect("open");
@@ -242,7 +242,7 @@ impl Reader {
         Ok(Some(rec))
     }
 
-    fn next_header(&mut self) -> Result<Option<Record>, ImportError> {
+    fn next_header(&mut self) -> Result<Option<Record>, ReadError> {
         let file_index = self.index;
         let (path, r, off) = self.current.as_mut().expect("open");
         let mut bytes = self.spare.pop().unwrap_or_default();
@@ -270,7 +270,7 @@ impl Reader {
         Ok(Some(rec))
     }
 
-    fn next_hex(&mut self) -> Result<Option<Record>, ImportError> {
+    fn next_hex(&mut self) -> Result<Option<Record>, ReadError> {
         let file_index = self.index;
         let (path, r, line_no) = self.current.as_mut().expect("open");
         let mut line = String::new();

@@ -1,5 +1,6 @@
-//! Bulk validation of an imported chain: records from `import`, decoded by `primitives`, hashed in
-//! batches, checked by `consensus::rules`, linked into one chain with a bounded window of history.
+//! Bulk validation of a Bitcoin chain: records from [`super::read`], decoded by `primitives`,
+//! hashed in batches, checked by `consensus::rules`, linked into one chain with a bounded window of
+//! history; [`run`] drives it through the worker pipeline and builds the report.
 //!
 //! Memory stays flat as the input grows: the validator keeps the last 2016 headers' heights, times
 //! and bits (the retarget window, which also holds the 11 times for the median), not the whole chain,
@@ -8,16 +9,21 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Instant;
 
+use super::read::{expand_paths, Kind, Reader, Record};
+use super::{
+    pipeline, Invalid, Malformed, Progress, Stats, Stop, ValidateError, ValidateOptions, ValidateReport, NOT_CHECKED,
+};
+use crate::backend::HeaderHasher;
 use crate::consensus::pow::{next_work_required, HeaderInfo};
 use crate::consensus::rules::{self, RuleError};
-use crate::consensus::ChainParams;
-use crate::import::{Kind, Record};
+use crate::consensus::{Chain, ChainParams};
 use crate::primitives::{Block, BlockHash, BlockHeader, CompactTarget, DecodeError, Target, Work, U256};
 
-/// How to validate.
+/// How to validate a Bitcoin chain's records (what [`prepare_record`] and [`Validator`] check).
 #[derive(Clone, Debug)]
-pub struct ValidateOptions {
+pub struct Options {
     /// The chain's parameters.
     pub params: ChainParams,
     /// Check every record alone (Bitcoin Core's `CheckBlock` plus the 2-hour time limit).
@@ -30,65 +36,6 @@ pub struct ValidateOptions {
     pub orphan_limit: usize,
     /// The input files, in reading order (records name theirs by index).
     pub files: Vec<PathBuf>,
-}
-
-/// A record that breaks a rule.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Invalid {
-    /// Its height, when known.
-    pub height: Option<u32>,
-    /// Its block hash (display order).
-    pub hash: String,
-    /// The file.
-    pub file: String,
-    /// Byte offset of the record in the file (for hex input: the line).
-    pub offset: u64,
-    /// The rule function that failed.
-    pub rule: String,
-    /// What is wrong, in a sentence (with Bitcoin Core's reject reason first).
-    pub message: String,
-    /// The record's parent, to place a context-free failure at its height when it extends the tip.
-    #[serde(skip)]
-    pub prev: Option<BlockHash>,
-}
-
-/// Input that could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Malformed {
-    /// The file.
-    pub file: String,
-    /// Offset of the record.
-    pub offset: u64,
-    /// Why (the decode error names the byte within the record).
-    pub message: String,
-}
-
-/// Why validation stopped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stop {
-    /// A rule failed.
-    Invalid(Box<Invalid>),
-    /// The input is not a block or header.
-    Malformed(Box<Malformed>),
-}
-
-/// Running totals.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Stats {
-    /// Blocks checked.
-    pub blocks: u64,
-    /// Headers checked (every block has one; header-only records too).
-    pub headers: u64,
-    /// Transactions checked.
-    pub transactions: u64,
-    /// Stale-fork blocks skipped (their parent is an older block of the chain).
-    pub stale_skipped: u64,
-    /// Height of the tip (contextual mode).
-    pub best_height: Option<u32>,
-    /// The tip's hash.
-    pub tip: Option<String>,
-    /// Chain work up to the tip, 64 hex digits.
-    pub chainwork: String,
 }
 
 /// Where a header sits in the input: the file's index and the byte offset (for hex: the line).
@@ -127,7 +74,7 @@ pub enum Prepared {
 
 /// The validator's state.
 pub struct Validator {
-    opts: ValidateOptions,
+    opts: Options,
     /// The tip: height, time, bits and hash.
     tip: Option<(HeaderInfo, BlockHash)>,
     /// The last `interval` connected headers, the one at height `h` in slot `h % interval` (the
@@ -170,7 +117,7 @@ fn invalid(files: &[PathBuf], loc: Loc, hash: &BlockHash, prev: &BlockHash, heig
 /// other block, so it runs on many threads at once. `hashes` holds the record's header hashes in
 /// order (one for a block or header, one per header for a [`Kind::Headers`] run). Appends to `out`;
 /// after a failure nothing more of the record is appended.
-pub fn prepare_record(rec: Record, hashes: Vec<[u8; 32]>, opts: &ValidateOptions, out: &mut Vec<Prepared>) {
+pub fn prepare_record(rec: Record, hashes: Vec<[u8; 32]>, opts: &Options, out: &mut Vec<Prepared>) {
     match rec.kind {
         Kind::Block => {
             let hash = BlockHash(hashes[0]);
@@ -229,7 +176,7 @@ fn header_context_free(
     header: &BlockHeader,
     hash: &BlockHash,
     target: &mut Option<(CompactTarget, Target)>,
-    opts: &ValidateOptions,
+    opts: &Options,
 ) -> Result<(), RuleError> {
     let t = match *target {
         Some((bits, t)) if bits == header.bits => t,
@@ -246,7 +193,7 @@ fn header_context_free(
 }
 
 /// Every rule that needs no other block, for a whole block.
-fn block_context_free(b: &Block, hash: &BlockHash, loc: Loc, opts: &ValidateOptions) -> Result<(), Stop> {
+fn block_context_free(b: &Block, hash: &BlockHash, loc: Loc, opts: &Options) -> Result<(), Stop> {
     let params = &opts.params;
     let err = |e| invalid(&opts.files, loc, hash, &b.header.prev_blockhash, None, e);
     header_context_free(&b.header, hash, &mut None, opts).map_err(err)?;
@@ -270,7 +217,7 @@ fn block_context_free(b: &Block, hash: &BlockHash, loc: Loc, opts: &ValidateOpti
 
 impl Validator {
     /// A validator with nothing connected.
-    pub fn new(opts: ValidateOptions) -> Validator {
+    pub fn new(opts: Options) -> Validator {
         let interval = opts.params.difficulty_adjustment_interval();
         Validator {
             tip: None,
@@ -493,4 +440,72 @@ pub fn bip34_height(b: &Block) -> Option<u32> {
     }
     let h = u32::try_from(v).ok()?;
     (rules::script_push_number(h as i64) == sig[..1 + n]).then_some(h)
+}
+
+/// Validates `opts.files` as the Bitcoin chain `chain`: opens the header hasher `opts.backend`
+/// asks for, runs the worker pipeline (one worker per hashing thread, or per core when the GPU
+/// hashes) and builds the report. `progress` gets [`Progress::Bitcoin`] counts at most every 2 s,
+/// then [`Progress::Done`].
+///
+/// # Errors
+/// The backend cannot open ([`ValidateError::Backend`]), the paths cannot be listed
+/// ([`ValidateError::Paths`]), or a batch could not be read or hashed ([`ValidateError::Input`]).
+pub fn run(
+    opts: &ValidateOptions,
+    chain: Chain,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<ValidateReport, ValidateError> {
+    let params = chain.params();
+    let now = super::now_or_clock(opts.now);
+    let threads = opts.threads.unwrap_or_else(crate::mine::default_threads).clamp(1, 1024);
+    let hasher = crate::backend::open_header_hasher(opts.backend, opts.adapter, threads, &mut Vec::new())?;
+    let backend = hasher.describe();
+    let files = expand_paths(&opts.files)?;
+    let checks = Options {
+        params: params.clone(),
+        no_context: opts.no_context,
+        no_pow: opts.no_pow,
+        now,
+        orphan_limit: opts.orphan_limit,
+        files: files.clone(),
+    };
+    let workers = match &hasher {
+        HeaderHasher::Cpu(t) => *t,
+        HeaderHasher::Gpu(..) => crate::mine::default_threads(),
+    };
+    let t0 = Instant::now();
+    let reader = Reader::new(files, opts.format, params.magic);
+    let linked = pipeline::link_all(reader, &hasher, &checks, workers, t0, progress);
+    progress(Progress::Done { elapsed: t0.elapsed() });
+    let pipeline::Linked { mut validator, mut stop, failure, bytes } = linked;
+    if let Some(e) = failure {
+        return Err(ValidateError::Input(e));
+    }
+    if stop.is_none() {
+        if let Err(e) = validator.finish() {
+            stop = Some(e);
+        }
+    } else {
+        let _ = validator.finish();
+    }
+    let secs = t0.elapsed().as_secs_f64().max(1e-9);
+    let st = validator.stats.clone();
+    let (invalid, malformed) = ValidateReport::split_stop(stop);
+    Ok(ValidateReport {
+        valid: invalid.is_none() && malformed.is_none(),
+        chain: chain.name().to_string(),
+        headers_per_second: st.headers as f64 / secs,
+        blocks_per_second: st.blocks as f64 / secs,
+        transactions_per_second: st.transactions as f64 / secs,
+        stats: st,
+        bytes,
+        seconds: secs,
+        backend,
+        no_context: opts.no_context,
+        not_checked: NOT_CHECKED,
+        state_root: None,
+        accounts: None,
+        invalid,
+        malformed,
+    })
 }

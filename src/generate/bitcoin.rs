@@ -1,13 +1,15 @@
-//! Generating valid chains for tests and benchmarks: headers or blocks mined with the CPU engine.
+//! Generating valid Bitcoin chains for tests and benchmarks: headers or blocks mined with the CPU
+//! engine ([`crate::mine::mine_header`]).
 
 use std::io::Write;
 
 use crate::consensus::rules::script_push_number;
 use crate::consensus::ChainParams;
+use crate::mine::mine_header;
 use crate::primitives::{
     deserialize, serialize, Block, BlockHeader, OutPoint, Transaction, TxIn, TxMerkleNode, TxOut, Txid,
 };
-use crate::sha256::{merkle, CpuImpl, Job};
+use crate::sha256::{merkle, CpuImpl};
 
 /// The coinbase of Bitcoin's genesis block (mainnet, testnet3 and regtest share it).
 pub const GENESIS_COINBASE: &str = "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff4d04ffff001d0104455468652054696d65732030332f4a616e2f32303039204368616e63656c6c6f72206f6e206272696e6b206f66207365636f6e64206261696c6f757420666f722062616e6b73ffffffff0100f2052a01000000434104678afdb0fe5548271967f1a67130b7105cd6a828e03909a67962e0ea1f61deb649f6bc3f4cef38c4f35504e51ec112de5c384df7ba0b8d578a4c702b6bf11d5fac00000000";
@@ -16,30 +18,6 @@ pub const GENESIS_COINBASE: &str = "01000000010000000000000000000000000000000000
 pub fn genesis_block(params: &ChainParams) -> Block {
     let cb: Transaction = deserialize(&hex::decode(GENESIS_COINBASE).expect("hex")).expect("the genesis coinbase");
     Block { header: params.genesis, txdata: vec![cb] }
-}
-
-/// Mines `header` (its nonce is searched from 0) at its own bits; the chain's target must be easy
-/// enough that a solution exists in the nonce space (it is, on regtest: one hash in two).
-pub fn mine_header(mut header: BlockHeader, scanner: &dyn crate::sha256::NonceScanner) -> Option<BlockHeader> {
-    let target = header.bits.to_target().ok()?;
-    let job = Job::new(&header, target);
-    let mut candidates = Vec::new();
-    // Small steps first (an easy target is met within a few nonces), then bigger ones.
-    let mut start = 0u64;
-    let mut step = 16u64;
-    while start < crate::mine::NONCE_SPACE {
-        let count = step.min(crate::mine::NONCE_SPACE - start);
-        candidates.clear();
-        scanner.scan(&job, start as u32, count as u32, &mut candidates);
-        // The lowest solution (scanners may report a chunk's candidates in lane order).
-        if let Some(&nonce) = candidates.iter().filter(|&&n| job.check(n).is_some()).min() {
-            header.nonce = nonce;
-            return Some(header);
-        }
-        start += count;
-        step = (step * 4).min(1 << 20);
-    }
-    None
 }
 
 /// Writes the genesis header and `n - 1` mined headers after it, as raw 80-byte records, one second

@@ -1,0 +1,250 @@
+//! Bulk validation of imported chains, both families, behind one entry point: [`run`] takes the
+//! [`ValidateOptions`] (what `powkit validate` is asked), dispatches on the chain family and returns
+//! one [`ValidateReport`] for either.
+//!
+//! - [`read`]: the file readers (blk files, raw headers, hex) framing input into records.
+//! - [`bitcoin`]: Bitcoin chains: the context-free preparation and the in-order [`bitcoin::Validator`],
+//!   driven by the ordered worker pipeline (`pipeline`) on the chosen header hasher.
+//! - [`powkit`]: powkit chains: every header and block rule, every signature and state transition.
+//! - [`import`]: `powkit chain import`: validating powkit blocks into a data directory's store.
+//!
+//! The library prints nothing: progress goes to the caller's callback as [`Progress`] counts.
+
+pub mod bitcoin;
+pub mod import;
+mod pipeline;
+pub mod powkit;
+pub mod read;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::backend::{Backend, BackendError};
+use crate::consensus::Chain;
+use crate::primitives::BlockHash;
+use crate::store::StoreError;
+use read::{Format, ReadError};
+
+/// What `powkit validate` says is not checked.
+pub const NOT_CHECKED: &str = "scripts, signatures and UTXO spends of Bitcoin transactions are not checked";
+
+/// What `powkit validate` says is not checked on powkit chains.
+pub const LEDGER_NOT_CHECKED: &str = "nothing: headers, blocks, every signature and every state transition are checked";
+
+/// What to validate and how (the flags of `powkit validate`).
+#[derive(Clone, Debug)]
+pub struct ValidateOptions {
+    /// The chain's name: bitcoin, bitcoin-testnet, bitcoin-regtest (Bitcoin chains), powkit,
+    /// powkit-regtest (powkit chains).
+    pub chain: String,
+    /// Files (or directories of blk*.dat files, read in numeric order) to validate, in order.
+    pub files: Vec<PathBuf>,
+    /// Input format (powkit chains: blk only).
+    pub format: Format,
+    /// Where Bitcoin headers are hashed (auto: a hardware GPU when present, else CPU threads).
+    pub backend: Backend,
+    /// GPU adapter index (`None`: the default adapter).
+    pub adapter: Option<usize>,
+    /// Hashing threads for Bitcoin chains (`None`: all cores; clamped to 1..=1024).
+    pub threads: Option<usize>,
+    /// The clock for the 2-hour future-time limit, Unix seconds (`None`: the system clock).
+    pub now: Option<i64>,
+    /// Check each Bitcoin block or header alone (every rule that needs no earlier block).
+    pub no_context: bool,
+    /// Skip the proof-of-work check (Bitcoin chains).
+    pub no_pow: bool,
+    /// Most Bitcoin blocks held while waiting for a parent that has not arrived.
+    pub orphan_limit: usize,
+}
+
+/// A record that breaks a rule.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Invalid {
+    /// Its height, when known.
+    pub height: Option<u32>,
+    /// Its block hash (display order).
+    pub hash: String,
+    /// The file.
+    pub file: String,
+    /// Byte offset of the record in the file (for hex input: the line).
+    pub offset: u64,
+    /// The rule function that failed.
+    pub rule: String,
+    /// What is wrong, in a sentence (with Bitcoin Core's reject reason first).
+    pub message: String,
+    /// The record's parent, to place a context-free failure at its height when it extends the tip.
+    #[serde(skip)]
+    pub prev: Option<BlockHash>,
+}
+
+/// Input that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Malformed {
+    /// The file.
+    pub file: String,
+    /// Offset of the record.
+    pub offset: u64,
+    /// Why (the decode error names the byte within the record).
+    pub message: String,
+}
+
+/// Why validation stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// A rule failed.
+    Invalid(Box<Invalid>),
+    /// The input is not a block or header.
+    Malformed(Box<Malformed>),
+}
+
+/// Running totals.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Stats {
+    /// Blocks checked.
+    pub blocks: u64,
+    /// Headers checked (every block has one; header-only records too).
+    pub headers: u64,
+    /// Transactions checked.
+    pub transactions: u64,
+    /// Stale-fork blocks skipped (their parent is an older block of the chain).
+    pub stale_skipped: u64,
+    /// Height of the tip (contextual mode).
+    pub best_height: Option<u32>,
+    /// The tip's hash.
+    pub tip: Option<String>,
+    /// Chain work up to the tip, 64 hex digits.
+    pub chainwork: String,
+}
+
+/// The summary of a run, for either chain family (`powkit validate --json` prints it as is).
+#[derive(Debug, Clone, Serialize)]
+pub struct ValidateReport {
+    /// True when everything checked is valid.
+    pub valid: bool,
+    /// The chain.
+    pub chain: String,
+    /// Totals and the tip.
+    #[serde(flatten)]
+    pub stats: Stats,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Wall time.
+    pub seconds: f64,
+    /// Headers per second.
+    pub headers_per_second: f64,
+    /// Blocks per second.
+    pub blocks_per_second: f64,
+    /// Transactions per second.
+    pub transactions_per_second: f64,
+    /// What hashed the headers.
+    pub backend: String,
+    /// Whether every record was checked alone.
+    pub no_context: bool,
+    /// What is not checked.
+    pub not_checked: &'static str,
+    /// The state root after the last block (powkit chains).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_root: Option<String>,
+    /// Accounts in the state (powkit chains).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<usize>,
+    /// The first invalid record, if any.
+    pub invalid: Option<Invalid>,
+    /// The first malformed record, if any.
+    pub malformed: Option<Malformed>,
+}
+
+impl ValidateReport {
+    /// The `(invalid, malformed)` pair of a run's stop.
+    fn split_stop(stop: Option<Stop>) -> (Option<Invalid>, Option<Malformed>) {
+        match stop {
+            Some(Stop::Invalid(i)) => (Some(*i), None),
+            Some(Stop::Malformed(m)) => (None, Some(*m)),
+            None => (None, None),
+        }
+    }
+}
+
+/// Counts of a run in progress, handed to [`run`]'s callback. `elapsed` is the time since the
+/// run's clock started (after the files were listed and the hasher opened).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// A Bitcoin chain, at most every 2 s: headers and blocks linked so far.
+    Bitcoin {
+        /// Headers linked.
+        headers: u64,
+        /// Blocks linked.
+        blocks: u64,
+        /// Time since the start.
+        elapsed: Duration,
+    },
+    /// A powkit chain, at most every 2 s: the tip's height and the transactions connected.
+    Powkit {
+        /// The tip's height.
+        height: u32,
+        /// Transactions connected, coinbases included.
+        transactions: u64,
+        /// Time since the start.
+        elapsed: Duration,
+    },
+    /// The input is done (sent once, after the last count, before the outcome is known).
+    Done {
+        /// Time since the start.
+        elapsed: Duration,
+    },
+}
+
+/// Why a run could not produce a report (for the CLI: exit code 2). Each message is one line for
+/// the user.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidateError {
+    /// The chain's name is unknown (the message lists the names).
+    #[error("{0}")]
+    Chain(String),
+    /// powkit chains are read from blk files only.
+    #[error("--chain {0}: powkit chains are validated from blk files")]
+    Format(&'static str),
+    /// The requested hasher could not be opened.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// A path could not be listed (an unreadable directory, or one without blk files).
+    #[error(transparent)]
+    Paths(#[from] ReadError),
+    /// The input failed part-way: unreadable bytes (`unreadable input: ...`, naming the file and
+    /// where), a GPU hashing failure, or an internal error.
+    #[error("{0}")]
+    Input(String),
+    /// A block could not be decoded (`chain import`: `MALFORMED block at FILE offset N: ...`).
+    #[error("{0}")]
+    Malformed(String),
+    /// The data directory's store failed (`chain import`).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The clock for the future-time limit: `now`, else the system clock (Unix seconds).
+pub fn now_or_clock(now: Option<i64>) -> i64 {
+    now.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    })
+}
+
+/// Validates `opts.files` as `opts.chain` (a powkit chain by [`powkit::run`], a Bitcoin chain by
+/// [`bitcoin::run`]) and returns the report; an invalid or malformed record is a report, not an
+/// error. `progress` gets counts at most every 2 s, then [`Progress::Done`] once.
+///
+/// # Errors
+/// An unknown chain, a format the chain is not read in, a backend that cannot open, paths that
+/// cannot be listed, or input that fails part-way ([`ValidateError`]).
+pub fn run(
+    opts: &ValidateOptions,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<ValidateReport, ValidateError> {
+    if let Some(lc) = crate::ledger::LedgerChain::from_name(&opts.chain) {
+        return powkit::run(opts, lc.params(), now_or_clock(opts.now), progress);
+    }
+    let chain: Chain = opts.chain.parse().map_err(ValidateError::Chain)?;
+    bitcoin::run(opts, chain, progress)
+}
