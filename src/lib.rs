@@ -15,7 +15,6 @@ pub mod consensus;
 pub mod gpu;
 pub mod import;
 pub mod ledger;
-pub mod mempool;
 pub mod mine;
 pub mod net;
 pub mod node;

@@ -8,6 +8,7 @@
 //! state, so no lock guards it.
 
 pub mod config;
+pub mod mempool;
 pub mod miner;
 pub mod peer;
 pub mod rpc;
@@ -25,11 +26,11 @@ use crate::chain::{Accepted, BlockError, Chain, HeaderError, TipChange};
 use crate::ledger::block::LedgerBlock;
 use crate::ledger::params::LedgerParams;
 use crate::ledger::tx::{LedgerTx, TRANSFER_SIZE};
-use crate::mempool::{Mempool, MempoolError};
 use crate::net::message::{Inv, InvKind, Message, Version, MAX_HEADERS, PROTOCOL_VERSION};
 use crate::primitives::BlockHash;
 use crate::store::BlockStatus;
 pub use config::NodeConfig;
+use mempool::{Mempool, MempoolError};
 use rpc::RpcError;
 
 /// Blocks requested from one peer at a time.
