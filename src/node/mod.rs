@@ -12,6 +12,7 @@ pub mod mempool;
 pub mod miner;
 pub mod peer;
 mod peers;
+mod relay;
 pub mod rpc;
 mod sync;
 
@@ -28,11 +29,10 @@ use crate::chain::Chain;
 use crate::ledger::block::LedgerBlock;
 use crate::ledger::params::LedgerParams;
 use crate::ledger::tx::{LedgerTx, TRANSFER_SIZE};
-use crate::net::message::{Inv, InvKind, Message, MAX_HEADERS};
+use crate::net::message::{InvKind, Message, MAX_HEADERS};
 use crate::primitives::BlockHash;
-use crate::store::BlockStatus;
 pub use config::NodeConfig;
-use mempool::{Mempool, MempoolError};
+use mempool::Mempool;
 use peers::{accept_loop, Peer};
 use rpc::RpcError;
 
@@ -440,122 +440,6 @@ impl Node {
                 self.tx(id, t);
             }
         }
-    }
-
-    fn inv(&mut self, id: u64, items: Vec<Inv>) {
-        let mut unknown_block = false;
-        let mut want_txs = Vec::new();
-        for i in &items {
-            match i.kind {
-                InvKind::Block => {
-                    let h = BlockHash(i.hash);
-                    match self.chain.entry(&h) {
-                        None => unknown_block = true,
-                        Some(e) if e.status == BlockStatus::Invalid => {}
-                        Some(_) => self.peer_has(id, h),
-                    }
-                }
-                InvKind::Tx => {
-                    if !self.mempool.contains(&i.hash) && !self.rejected_txs.contains(&i.hash) {
-                        want_txs.push(*i);
-                    }
-                }
-            }
-        }
-        if unknown_block {
-            self.ask_headers(id, None);
-        }
-        if !want_txs.is_empty() {
-            self.send(id, &Message::GetData(want_txs));
-        }
-        self.request_blocks();
-    }
-
-    fn getdata(&mut self, id: u64, items: Vec<Inv>) {
-        let mut missing = Vec::new();
-        let mut blocks = 0;
-        for i in items {
-            match i.kind {
-                InvKind::Block => {
-                    let h = BlockHash(i.hash);
-                    let stored =
-                        matches!(self.chain.entry(&h).map(|e| e.status), Some(BlockStatus::Data | BlockStatus::Valid));
-                    let bytes = if stored && blocks < MAX_BLOCKS_PER_GETDATA {
-                        match self.chain.store().block_bytes(&h) {
-                            Ok(b) => b,
-                            Err(e) => {
-                                self.fatal = Some(e.to_string());
-                                return;
-                            }
-                        }
-                    } else {
-                        None
-                    };
-                    match bytes {
-                        Some(b) => {
-                            blocks += 1;
-                            let ok = self.peers.get(&id).is_some_and(|p| p.conn.send_raw("block", &b));
-                            if !ok {
-                                return self.disconnect(id, "send queue full (the peer is not reading)");
-                            }
-                        }
-                        None => missing.push(i),
-                    }
-                }
-                InvKind::Tx => match self.mempool.get(&i.hash) {
-                    Some(t) => {
-                        let m = Message::Tx(LedgerTx::Transfer(*t));
-                        self.send(id, &m);
-                    }
-                    None => missing.push(i),
-                },
-            }
-        }
-        if !missing.is_empty() {
-            self.send(id, &Message::NotFound(missing));
-        }
-    }
-
-    fn tx(&mut self, id: u64, tx: LedgerTx) {
-        let LedgerTx::Transfer(t) = tx else {
-            return self.punish(id, "a coinbase relayed as a transaction");
-        };
-        let txid = tx.txid();
-        if self.mempool.contains(&txid) || self.rejected_txs.contains(&txid) {
-            return;
-        }
-        match self.accept_tx(t, Some(id)) {
-            Ok(_) => {}
-            Err(MempoolError::Invalid(why)) => self.punish(id, &format!("transaction: {why}")),
-            Err(e) => tracing::debug!(peer = id, "transaction not accepted: {e}"),
-        }
-    }
-
-    fn accept_tx(&mut self, t: crate::ledger::tx::Transfer, from: Option<u64>) -> Result<[u8; 32], MempoolError> {
-        let r = self.mempool.add(t, &self.chain.follower().state, true);
-        match &r {
-            Ok(txid) => {
-                tracing::debug!(txid = %txid_hex(txid), "transaction accepted");
-                self.persist_mempool(from.is_none());
-                let ids: Vec<u64> =
-                    self.peers.iter().filter(|(i, p)| p.ready() && Some(**i) != from).map(|(i, _)| *i).collect();
-                for i in ids {
-                    self.send(i, &Message::Inv(vec![Inv { kind: InvKind::Tx, hash: *txid }]));
-                }
-                if self.template_due.is_none() {
-                    self.template_due = Some(Instant::now() + Duration::from_millis(500));
-                }
-            }
-            Err(MempoolError::Duplicate) => {}
-            Err(MempoolError::Invalid(_)) => {
-                if self.rejected_txs.len() > 50_000 {
-                    self.rejected_txs.clear();
-                }
-                self.rejected_txs.insert(LedgerTx::Transfer(t).txid());
-            }
-            Err(_) => {}
-        }
-        r
     }
 
     fn tick(&mut self) {

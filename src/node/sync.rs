@@ -286,27 +286,7 @@ impl Node {
         } else {
             tracing::debug!(height, %tip, "new tip");
         }
-        // Announce: the new blocks' headers (at most 8), or the tip by inv.
-        let headers: Vec<_> = change.connected.iter().map(|b| b.header).collect();
-        let ids: Vec<u64> = self.peers.iter().filter(|(_, p)| p.ready()).map(|(id, _)| *id).collect();
-        for id in ids {
-            if !readded.is_empty() {
-                // Transactions of disconnected blocks are pending again: offer them to everyone.
-                let items: Vec<Inv> = readded.iter().take(1000).map(|h| Inv { kind: InvKind::Tx, hash: *h }).collect();
-                self.send(id, &Message::Inv(items));
-            }
-            let knows =
-                self.peers.get(&id).and_then(|p| p.best_known).is_some_and(|b| self.chain.is_ancestor(&tip, &b));
-            if knows {
-                continue;
-            }
-            let m = if headers.len() <= 8 && change.disconnected.is_empty() {
-                Message::Headers(headers.clone())
-            } else {
-                Message::Inv(vec![Inv { kind: InvKind::Block, hash: tip.0 }])
-            };
-            self.send(id, &m);
-        }
+        self.announce_tip(&change, tip, &readded);
         self.template_due = Some(Instant::now());
     }
 }
