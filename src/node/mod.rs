@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 use crate::chain::Chain;
 use crate::ledger::block::LedgerBlock;
 use crate::ledger::params::LedgerParams;
-use crate::ledger::tx::{LedgerTx, TRANSFER_SIZE};
+use crate::ledger::tx::LedgerTx;
 use crate::net::message::{InvKind, Message, MAX_HEADERS};
 use crate::primitives::BlockHash;
 pub use config::NodeConfig;
@@ -479,40 +479,6 @@ impl Node {
         if self.template_due.is_some_and(|t| t <= now) {
             self.template_due = None;
             self.new_job();
-        }
-    }
-
-    /// A block template on the tip: the mempool's best transfers, the coinbase paying `miner`,
-    /// time = max(now, median time past + 1).
-    fn template(&mut self, miner: [u8; 32]) -> Result<LedgerBlock, String> {
-        let max_transfers = (crate::ledger::block::MAX_LEDGER_BLOCK_BYTES - 1000) / TRANSFER_SIZE;
-        let transfers = self.mempool.select(max_transfers);
-        let time = (unix_now() as u32).max(self.chain.median_time_past() + 1);
-        let f = self.chain.follower();
-        let (tip, height, bits) = (f.tip, f.height + 1, f.next_bits());
-        let params = self.params;
-        let state = self.chain.follower_state_mut();
-        match crate::state::accounts::template(state, params, tip, height, time, bits, miner, transfers) {
-            Ok(b) => Ok(b),
-            Err(e) => {
-                tracing::error!("template with mempool transfers failed ({e}); mining an empty block");
-                crate::state::accounts::template(state, params, tip, height, time, bits, miner, vec![])
-                    .map_err(|e| e.to_string())
-            }
-        }
-    }
-
-    fn new_job(&mut self) {
-        let (Some(_), Some(key)) = (&self.miner, self.miner_key) else { return };
-        match self.template(key) {
-            Ok(block) => {
-                self.job += 1;
-                let id = self.job;
-                if let Some(m) = &self.miner {
-                    m.set_job(miner::MinerJob { id, block });
-                }
-            }
-            Err(e) => tracing::error!("no block template: {e}"),
         }
     }
 }
