@@ -6,6 +6,12 @@
 //! crossbeam channel: two threads per peer connection ([`peer::Conn`]), the listener, short-lived
 //! dialers, the JSON-RPC server ([`rpc`]) and the miner ([`miner::Miner`]). Nothing shares the chain
 //! state, so no lock guards it.
+//!
+//! The chain thread's jobs live in one file each, all `impl Node` blocks: `peers` (the peer table:
+//! handshake, bans, dialing), `sync` (headers-first sync, block download, tip changes), `relay`
+//! (`inv`/`getdata`, transaction relay, tip announcements), `rpc::methods` (the JSON-RPC method
+//! table) and [`miner`] (block templates and jobs). This file keeps the event loop, the message
+//! dispatch, the periodic tick and the mempool's persistence.
 
 pub mod config;
 pub mod mempool;
