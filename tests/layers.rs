@@ -90,8 +90,16 @@ fn modules_use_only_their_floor_and_below() {
             continue;
         };
         let text = std::fs::read_to_string(f).unwrap();
-        let code = text.split("#[cfg(test)]").next().unwrap();
-        for used in crate_uses(code) {
+        // Code only: comments (doc links included) may name any module.
+        let code: String = text
+            .split("#[cfg(test)]")
+            .next()
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for used in crate_uses(&code) {
             match floor(&used) {
                 Some(theirs) if theirs > own => {
                     broken.push(format!("{} (floor {own}) uses crate::{used} (floor {theirs})", rel.display()))

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::CliError;
-use crate::verify::{self, SigRef};
+use crate::sigs::{self, SigRef};
 
 /// Where signatures are verified.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -28,7 +28,7 @@ pub struct VerifySigsArgs {
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: SigBackend,
     /// Signatures per batch (a failed batch is bisected to name the bad signatures).
-    #[arg(long, default_value_t = verify::BATCH)]
+    #[arg(long, default_value_t = sigs::BATCH)]
     pub batch: usize,
     /// Print one JSON object.
     #[arg(long)]
@@ -125,7 +125,7 @@ pub fn run(a: &VerifySigsArgs) -> Result<VerifySigsReport, CliError> {
                 .iter()
                 .map(|p| SigRef { pubkey: &p.pubkey, signature: &p.signature, message: &p.message })
                 .collect();
-            Ok(verify::verify_all_in(&refs, batch).into_iter().map(|i| base + i).collect())
+            Ok(sigs::verify_all_in(&refs, batch).into_iter().map(|i| base + i).collect())
         })
         .collect();
     let mut invalid_indexes = Vec::new();

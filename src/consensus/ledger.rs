@@ -150,12 +150,12 @@ pub fn check_signatures(blocks: &[&LedgerBlock]) -> Result<(), (usize, LedgerErr
             }
         }
     }
-    let refs: Vec<crate::verify::SigRef> = place
+    let refs: Vec<crate::sigs::SigRef> = place
         .iter()
         .zip(&msgs)
-        .map(|((_, _, t), m)| crate::verify::SigRef { pubkey: &t.from, signature: &t.signature, message: m })
+        .map(|((_, _, t), m)| crate::sigs::SigRef { pubkey: &t.from, signature: &t.signature, message: m })
         .collect();
-    match crate::verify::verify_all(&refs).first() {
+    match crate::sigs::verify_all(&refs).first() {
         None => Ok(()),
         Some(&k) => {
             let (b, i, t) = place[k];
@@ -368,12 +368,12 @@ pub fn transfer_chain_id_matches(t: &Transfer, tx: usize, chain_id: u32) -> Resu
 }
 
 /// A transfer's signature is a valid Ed25519 signature under ZIP-215 by `from` over its signing
-/// hash (CONSENSUS.md rule 8). Bulk paths check many at once with `crate::verify::verify_all`,
+/// hash (CONSENSUS.md rule 8). Bulk paths check many at once with `crate::sigs::verify_all`,
 /// which gives the same verdicts.
 pub fn transfer_signature_is_valid(t: &Transfer, tx: usize) -> Result<(), LedgerError> {
     let msg = t.signing_hash();
-    let s = crate::verify::SigRef { pubkey: &t.from, signature: &t.signature, message: &msg };
-    if !crate::verify::verify_one(&s) {
+    let s = crate::sigs::SigRef { pubkey: &t.from, signature: &t.signature, message: &msg };
+    if !crate::sigs::verify_one(&s) {
         return Err(LedgerError::Signature { tx, from: hex::encode(t.from) });
     }
     Ok(())

@@ -9,7 +9,7 @@
 //!                | nonce u64 LE | signature [64]                                            (157 bytes)
 //! ```
 //!
-//! txid = SHA-256d(encoding). A transfer's signature is Ed25519 (ZIP-215 rules, `crate::verify`)
+//! txid = SHA-256d(encoding). A transfer's signature is Ed25519 (ZIP-215 rules, `crate::sigs`)
 //! by `from` over [`Transfer::signing_hash`]: SHA-256d of the domain tag `powkit/transfer/v1` and
 //! every other field, so a signature is valid for one chain id and one transaction only.
 
@@ -214,9 +214,9 @@ mod tests {
         let key = ed25519_zebra::SigningKey::from([5u8; 32]);
         let t = transfer().sign(&key);
         let msg = t.signing_hash();
-        let s = crate::verify::SigRef { pubkey: &t.from, signature: &t.signature, message: &msg };
-        assert!(crate::verify::verify_one(&s));
+        let s = crate::sigs::SigRef { pubkey: &t.from, signature: &t.signature, message: &msg };
+        assert!(crate::sigs::verify_one(&s));
         let other = Transfer { amount: 6, ..t }.signing_hash();
-        assert!(!crate::verify::verify_one(&crate::verify::SigRef { message: &other, ..s }));
+        assert!(!crate::sigs::verify_one(&crate::sigs::SigRef { message: &other, ..s }));
     }
 }

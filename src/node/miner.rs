@@ -5,6 +5,9 @@
 //! It never dates a block ahead of the clock: when the median-time-past rule asks for a time still
 //! in the future (more than ~6 blocks found within one second), it waits for the clock. When the
 //! nonce space of a template runs out it rolls the time forward one second.
+//!
+//! The chain thread's side is here too: building a template on the tip from the mempool
+//! (`Node::template`, also used by the `generate` call) and handing it to the miner as a new job.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::Event;
+use super::{unix_now, Event, Node};
 use crate::backend::{self, Backend, EngineSet};
 use crate::ledger::block::LedgerBlock;
+use crate::ledger::tx::TRANSFER_SIZE;
 use crate::mine::{search_with, CancelToken, SearchOptions, NONCE_SPACE};
 use crate::sha256::Job;
 
@@ -192,6 +196,41 @@ fn run(
                 Ok(j) => pending = Some(j),
                 Err(_) => return,
             }
+        }
+    }
+}
+
+impl Node {
+    /// A block template on the tip: the mempool's best transfers, the coinbase paying `miner`,
+    /// time = max(now, median time past + 1).
+    pub(super) fn template(&mut self, miner: [u8; 32]) -> Result<LedgerBlock, String> {
+        let max_transfers = (crate::ledger::block::MAX_LEDGER_BLOCK_BYTES - 1000) / TRANSFER_SIZE;
+        let transfers = self.mempool.select(max_transfers);
+        let time = (unix_now() as u32).max(self.chain.median_time_past() + 1);
+        let f = self.chain.follower();
+        let (tip, height, bits) = (f.tip, f.height + 1, f.next_bits());
+        let params = self.params;
+        let state = self.chain.follower_state_mut();
+        match crate::mine::template(state, params, tip, height, time, bits, miner, transfers) {
+            Ok(b) => Ok(b),
+            Err(e) => {
+                tracing::error!("template with mempool transfers failed ({e}); mining an empty block");
+                crate::mine::template(state, params, tip, height, time, bits, miner, vec![]).map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    pub(super) fn new_job(&mut self) {
+        let (Some(_), Some(key)) = (&self.miner, self.miner_key) else { return };
+        match self.template(key) {
+            Ok(block) => {
+                self.job += 1;
+                let id = self.job;
+                if let Some(m) = &self.miner {
+                    m.set_job(MinerJob { id, block });
+                }
+            }
+            Err(e) => tracing::error!("no block template: {e}"),
         }
     }
 }

@@ -4,6 +4,10 @@
 //!
 //! Limits: request head 16 KiB, body 8 MiB (a largest block in hex fits), 100 calls per batch, 64
 //! connections at once, 10 s to send a whole request.
+//!
+//! The method table the chain thread runs for each call is the `methods` child module.
+
+mod methods;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
