@@ -1,8 +1,12 @@
 //! powkit: a proof-of-work toolkit.
 //!
-//! Data flows one way through the modules: bytes are decoded by [`primitives`], hashed in batches by
-//! [`sha256`] (scalar reference, SIMD and SHA-NI backends), searched for solutions by [`mine`], and
-//! driven from the command line by [`cli`]. See docs/ARCHITECTURE.md.
+//! Modules sit on floors and use only their own floor and below (docs/ARCHITECTURE.md, checked by
+//! `tests/layers.rs`): bytes are decoded by [`primitives`]; hashed and verified in batches by the
+//! engines [`sha256`], [`gpu`] and [`sigs`]; powkit's chain types are [`ledger`]; the rules and
+//! their stages are [`consensus`] (the P2P messages [`net`]); the replicated state is [`state`];
+//! mining is [`mine`] with the engine choice in [`backend`]; then [`store`], the block tree
+//! [`chain`], bulk validation [`validate`] and test chains [`generate`], the [`node`], and the
+//! command line [`cli`] on top.
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]

@@ -92,6 +92,36 @@ pub enum BlockError {
     Store(#[from] StoreError),
 }
 
+/// The most a peer can score for misbehaviour; at this score it is banned (Bitcoin Core's
+/// `DISCOURAGEMENT_THRESHOLD`).
+pub const BAN_SCORE: u32 = 100;
+
+impl HeaderError {
+    /// How much a peer that sent this header misbehaved (Zebra's `misbehavior_score`, Bitcoin Core's
+    /// `Misbehaving` points): 0 when it may be honest (an unknown parent is asked for; a header only
+    /// too far ahead of *our* clock may be our clock's fault), [`BAN_SCORE`] for a header that breaks
+    /// a rule or builds on one known invalid.
+    pub fn misbehavior_score(&self) -> u32 {
+        match self {
+            HeaderError::UnknownParent(_) => 0,
+            HeaderError::Invalid(e) if e.depends_on_local_clock() => 0,
+            HeaderError::KnownInvalid | HeaderError::Invalid(_) => BAN_SCORE,
+        }
+    }
+}
+
+impl BlockError {
+    /// How much a peer that sent this block misbehaved: its header's score, 0 for our own store's
+    /// failure, [`BAN_SCORE`] for a mutated or invalid body.
+    pub fn misbehavior_score(&self) -> u32 {
+        match self {
+            BlockError::Header(h) => h.misbehavior_score(),
+            BlockError::Store(_) => 0,
+            BlockError::Mutated(_) | BlockError::Invalid(_) => BAN_SCORE,
+        }
+    }
+}
+
 /// What [`Chain::accept_block`] did with a valid-looking block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accepted {

@@ -269,3 +269,25 @@ fn skip_pointers_find_the_same_ancestors_as_walking_back() {
     assert!(!c.is_ancestor(&tip, &hashes[10]));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn misbehavior_scores_blame_only_what_a_peer_could_avoid() {
+    use crate::consensus::ledger::{ConsensusError, LedgerError};
+    use crate::consensus::rules::RuleError;
+    let unknown = HeaderError::UnknownParent(BlockHash::ZERO);
+    assert_eq!(unknown.misbehavior_score(), 0);
+    let ahead = HeaderError::Invalid(ConsensusError::Header(RuleError::TimeTooNew { time: 9, now: 0 }));
+    assert_eq!(ahead.misbehavior_score(), 0);
+    let bad_bits = HeaderError::Invalid(ConsensusError::Ledger(LedgerError::Difficulty {
+        got: CompactTarget(1),
+        want: CompactTarget(2),
+    }));
+    assert_eq!(bad_bits.misbehavior_score(), BAN_SCORE);
+    assert_eq!(HeaderError::KnownInvalid.misbehavior_score(), BAN_SCORE);
+    let store = BlockError::Store(StoreError { path: "x".into(), why: "disk".into() });
+    assert_eq!(store.misbehavior_score(), 0);
+    assert_eq!(BlockError::Header(unknown).misbehavior_score(), 0);
+    let mutated = BlockError::Mutated(ConsensusError::Ledger(LedgerError::MerkleMutation));
+    assert!(mutated.to_string().contains("mutated"));
+    assert_eq!(mutated.misbehavior_score(), BAN_SCORE);
+}

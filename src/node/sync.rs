@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::{unix_now, Node, MAX_BLOCKS_IN_FLIGHT};
-use crate::chain::{Accepted, BlockError, HeaderError, TipChange};
+use crate::chain::{Accepted, BlockError, HeaderError, TipChange, BAN_SCORE};
 use crate::ledger::block::LedgerBlock;
 use crate::net::message::{Inv, InvKind, Message, MAX_HEADERS};
 use crate::primitives::BlockHash;
@@ -240,12 +240,13 @@ impl Node {
                 self.request_blocks();
             }
             Err(BlockError::Header(HeaderError::UnknownParent(_))) => self.ask_headers(id, None),
-            Err(BlockError::Store(_)) => {}
-            Err(BlockError::Header(HeaderError::Invalid(e))) if e.depends_on_local_clock() => {
-                // Our clock may be the one that is wrong: ignore, do not blame.
+            Err(e) if e.misbehavior_score() >= BAN_SCORE => self.punish(id, &format!("block {hash}: {e}")),
+            Err(BlockError::Header(HeaderError::Invalid(_))) => {
+                // Dated too far ahead of our clock, which may be the one that is wrong: ignore, do not blame.
                 tracing::info!(peer = id, %hash, "block dated more than 2 hours ahead of our clock: ignored");
             }
-            Err(e) => self.punish(id, &format!("block {hash}: {e}")),
+            // Our own store failed (logged where it happened): not the peer's doing.
+            Err(_) => {}
         }
     }
 
