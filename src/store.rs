@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use redb::{Database, ReadableTable, TableDefinition};
 
 use crate::ledger::block::LedgerBlock;
+use crate::ledger::ids::AccountKey;
 use crate::ledger::params::LedgerParams;
 use crate::primitives::encoding::{deserialize, serialize, Decodable, DecodeError, Encodable, Reader};
-use crate::primitives::{BlockHash, BlockHeader, U256};
+use crate::primitives::{BlockHash, BlockHeader, Txid, U256};
 use crate::state::accounts::{Account, State, Undo};
 
 const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocks");
@@ -276,7 +277,7 @@ impl Store {
                 let (k, v) = (k.value(), v.value());
                 let key: [u8; 32] = k.try_into().map_err(|_| self.err("a corrupt account key"))?;
                 let a = deserialize::<Account>(v).map_err(|e| self.err(format!("a corrupt account record: {e}")))?;
-                state.load(key, a);
+                state.load(AccountKey(key), a);
             }
         }
         let mut times = Vec::new();
@@ -341,9 +342,9 @@ impl Store {
             for pk in touched {
                 let a = state.account(pk);
                 if a == Account::default() {
-                    accounts.remove(&pk[..]).map_err(|x| self.err(x))?;
+                    accounts.remove(&pk.0[..]).map_err(|x| self.err(x))?;
                 } else {
-                    accounts.insert(&pk[..], &serialize(&a)[..]).map_err(|x| self.err(x))?;
+                    accounts.insert(&pk.0[..], &serialize(&a)[..]).map_err(|x| self.err(x))?;
                 }
             }
             wtx.open_table(META)
@@ -454,12 +455,7 @@ impl Store {
     /// Adds and removes mempool transactions (txid, encoding). `durable`: committed with an fsync
     /// before returning (a transaction acknowledged over RPC); otherwise it becomes durable with
     /// the next durable commit.
-    pub fn update_mempool(
-        &self,
-        add: &[([u8; 32], Vec<u8>)],
-        remove: &[[u8; 32]],
-        durable: bool,
-    ) -> Result<(), StoreError> {
+    pub fn update_mempool(&self, add: &[(Txid, Vec<u8>)], remove: &[Txid], durable: bool) -> Result<(), StoreError> {
         let mut wtx = self.db.begin_write().map_err(|e| self.err(e))?;
         if !durable {
             wtx.set_durability(redb::Durability::Eventual);
@@ -467,10 +463,10 @@ impl Store {
         {
             let mut t = wtx.open_table(MEMPOOL).map_err(|x| self.err(x))?;
             for id in remove {
-                t.remove(&id[..]).map_err(|x| self.err(x))?;
+                t.remove(&id.0[..]).map_err(|x| self.err(x))?;
             }
             for (id, bytes) in add {
-                t.insert(&id[..], &bytes[..]).map_err(|x| self.err(x))?;
+                t.insert(&id.0[..], &bytes[..]).map_err(|x| self.err(x))?;
             }
         }
         wtx.commit().map_err(|e| self.err(e))

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use powkit::ledger::tx::{LedgerTx, Transfer};
-use powkit::ledger::{LedgerBlock, LedgerChain};
+use powkit::ledger::{AccountKey, LedgerBlock, LedgerChain};
 use serde_json::Value;
 
 fn powkit(args: &[&str]) -> Output {
@@ -78,8 +78,8 @@ fn keys_and_transfers_from_the_cli() {
     let LedgerTx::Transfer(t) = LedgerTx::from_bytes(&hex::decode(hex_tx.trim()).unwrap()).unwrap() else {
         panic!("not a transfer")
     };
-    assert_eq!(hex::encode(t.from), pk);
-    assert_eq!((t.amount, t.fee, t.nonce, t.to), (7, 2, 3, [0x11; 32]));
+    assert_eq!(hex::encode(t.from.0), pk);
+    assert_eq!((t.amount, t.fee, t.nonce, t.to), (7, 2, 3, AccountKey([0x11; 32])));
     assert_eq!(t.chain_id, LedgerChain::Powkit.params().chain_id);
     assert!(powkit::consensus::ledger::transfer_signature_is_valid(&t, 1).is_ok());
     // Bad flags: a bad public key, a missing key file, a Bitcoin chain.
@@ -131,7 +131,7 @@ fn generated_chains_validate_and_planted_bad_blocks_are_reported() {
     let k = 10;
     let block = LedgerBlock::from_bytes(&blocks[k]).unwrap();
     let keys = powkit::generate::ledger::keys();
-    let key_of = |pk: &[u8; 32]| *keys.iter().find(|s| powkit::ledger::keys::public(s) == *pk).unwrap();
+    let key_of = |pk: &AccountKey| *keys.iter().find(|s| powkit::ledger::keys::public(s) == *pk).unwrap();
     let LedgerTx::Transfer(t) = block.txs[3] else { panic!() };
     let planted: Vec<(&str, Vec<u8>)> = vec![
         ("transfer_signature_is_valid", {
@@ -168,7 +168,7 @@ fn generated_chains_validate_and_planted_bad_blocks_are_reported() {
         ("coinbase_commits_state_root", {
             let mut b = block.clone();
             if let LedgerTx::Coinbase(cb) = &mut b.txs[0] {
-                cb.state_root[9] ^= 1;
+                cb.state_root.0[9] ^= 1;
             }
             reseal(b)
         }),

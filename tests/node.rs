@@ -14,6 +14,7 @@ use powkit::chain::Follower;
 use powkit::ledger::block::LedgerBlock;
 use powkit::ledger::params::{LedgerChain, LedgerParams};
 use powkit::ledger::tx::{LedgerTx, Transfer};
+use powkit::ledger::AccountKey;
 use powkit::net::frame::{encode_frame, MAX_PAYLOAD};
 use powkit::net::message::{Message, Version, PROTOCOL_VERSION};
 use powkit::node::rpc::call_remote;
@@ -384,7 +385,7 @@ fn a_node_killed_during_sync_ten_times_reopens_and_catches_up() {
     // A transfer acknowledged over RPC survives SIGKILL right after the answer.
     let keys = powkit::generate::ledger::keys();
     let from = pk(&keys[0]);
-    let nonce = b.rpc("getaccount", json!([hex::encode(from)]))["next_nonce"].as_u64().unwrap();
+    let nonce = b.rpc("getaccount", json!([hex::encode(from.0)]))["next_nonce"].as_u64().unwrap();
     let t =
         Transfer { chain_id: params().chain_id, from, to: pk(&keys[1]), amount: 1, fee: 1, nonce, signature: [0; 64] }
             .sign(&keys[0]);
@@ -402,7 +403,7 @@ fn key(i: u8) -> ed25519_zebra::SigningKey {
     ed25519_zebra::SigningKey::from([i; 32])
 }
 
-fn pk(k: &ed25519_zebra::SigningKey) -> [u8; 32] {
+fn pk(k: &ed25519_zebra::SigningKey) -> AccountKey {
     powkit::ledger::keys::public(k)
 }
 
@@ -415,12 +416,12 @@ fn mine(mut b: LedgerBlock, fix_merkle: bool) -> LedgerBlock {
     b
 }
 
-fn template(f: &mut Follower, miner: [u8; 32], txs: Vec<Transfer>, time: u32) -> LedgerBlock {
+fn template(f: &mut Follower, miner: AccountKey, txs: Vec<Transfer>, time: u32) -> LedgerBlock {
     let (tip, h, bits) = (f.tip, f.height + 1, f.next_bits());
     powkit::mine::template(&mut f.state, params(), tip, h, time, bits, miner, txs).unwrap()
 }
 
-fn pay(from: &ed25519_zebra::SigningKey, to: [u8; 32], amount: u64, nonce: u64) -> Transfer {
+fn pay(from: &ed25519_zebra::SigningKey, to: AccountKey, amount: u64, nonce: u64) -> Transfer {
     Transfer { chain_id: params().chain_id, from: pk(from), to, amount, fee: 1, nonce, signature: [0; 64] }.sign(from)
 }
 
@@ -493,7 +494,7 @@ fn byzantine_peers_are_banned_and_honest_tips_and_state_roots_are_unaffected() {
     }
     wait_until("the honest history on both nodes", Duration::from_secs(30), || converged(&honest, 3), &honest);
     let want = h.info();
-    assert_eq!(want["state_root"], hex::encode(f.state.root()));
+    assert_eq!(want["state_root"], hex::encode(f.state.root().0));
     // The next valid block, and broken variants of it.
     let mut ff = Follower::restore(p, f.state.clone(), f.height, f.tip, vec![t0 + 1, t0 + 2, t0 + 3], f.chainwork, 0);
     let valid4 = mine(template(&mut ff, pk(&k1), vec![pay(&k1, pk(&k2), 5, 1)], t0 + 4), false);
@@ -570,7 +571,7 @@ fn byzantine_peers_are_banned_and_honest_tips_and_state_roots_are_unaffected() {
     good.send(&Message::Block(Box::new(valid4.clone())));
     wait_until("the valid block accepted by both", Duration::from_secs(30), || converged(&honest, 4), &honest);
     ff.connect(&valid4, &valid4.header.block_hash()).unwrap();
-    assert_eq!(h.info()["state_root"], hex::encode(ff.state.root()));
+    assert_eq!(h.info()["state_root"], hex::encode(ff.state.root().0));
     let _ = std::fs::remove_dir_all(&d);
 }
 

@@ -263,7 +263,7 @@ impl Chain {
     }
 
     /// The state root at the tip.
-    pub fn state_root(&mut self) -> [u8; 32] {
+    pub fn state_root(&mut self) -> crate::ledger::StateRoot {
         self.follower.state.root()
     }
 

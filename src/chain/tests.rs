@@ -1,4 +1,5 @@
 use super::*;
+use crate::ledger::ids::AccountKey;
 use crate::ledger::params::LedgerChain;
 use crate::ledger::tx::{LedgerTx, Transfer};
 use crate::mine::template;
@@ -15,7 +16,7 @@ fn key(i: u8) -> SigningKey {
     SigningKey::from([i; 32])
 }
 
-fn pk(k: &SigningKey) -> [u8; 32] {
+fn pk(k: &SigningKey) -> AccountKey {
     crate::ledger::keys::public(k)
 }
 
@@ -35,7 +36,7 @@ fn next(f: &mut Follower, miner: &SigningKey, transfers: Vec<Transfer>, time: u3
     b
 }
 
-fn pay(from: &SigningKey, to: [u8; 32], amount: u64, nonce: u64) -> Transfer {
+fn pay(from: &SigningKey, to: AccountKey, amount: u64, nonce: u64) -> Transfer {
     Transfer { chain_id: params().chain_id, from: pk(from), to, amount, fee: 1, nonce, signature: [0; 64] }.sign(from)
 }
 

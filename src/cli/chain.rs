@@ -104,7 +104,7 @@ fn import(a: &ImportArgs) -> Result<i32, CliError> {
         r.start,
         r.height,
         r.tip,
-        hex::encode(r.state_root)
+        r.state_root
     );
     Ok(0)
 }
@@ -152,7 +152,7 @@ fn generate_ledger(a: &GenerateArgs, chain: crate::ledger::LedgerChain) -> Resul
         a.out.display(),
         t0.elapsed().as_secs_f64(),
         follower.tip,
-        hex::encode(follower.state.root())
+        follower.state.root()
     );
     Ok(0)
 }

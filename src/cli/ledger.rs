@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 
 use super::CliError;
 use crate::ledger::tx::{LedgerTx, Transfer};
-use crate::ledger::{keys, LedgerChain};
+use crate::ledger::{keys, AccountKey, LedgerChain};
 
 /// Key commands.
 #[derive(Subcommand, Debug)]
@@ -60,7 +60,7 @@ pub fn key_main(c: &KeyCommand) -> Result<i32, CliError> {
     match c {
         KeyCommand::New { out, json } => {
             let k = keys::create(out).map_err(CliError::usage)?;
-            let pk = hex::encode(keys::public(&k));
+            let pk = keys::public(&k).to_string();
             if *json {
                 println!("{}", serde_json::json!({ "public_key": pk, "file": out.display().to_string() }));
             } else {
@@ -82,7 +82,7 @@ pub fn tx_main(c: &TxCommand) -> Result<i32, CliError> {
             let to = keys::parse_public(&a.to).map_err(|e| CliError::usage(format!("--to: {e}")))?;
             let t = Transfer {
                 chain_id: chain.params().chain_id,
-                from: [0; 32],
+                from: AccountKey::ZERO,
                 to,
                 amount: a.amount,
                 fee: a.fee,
@@ -93,11 +93,9 @@ pub fn tx_main(c: &TxCommand) -> Result<i32, CliError> {
             let tx = LedgerTx::Transfer(t);
             let hex_tx = hex::encode(tx.to_bytes());
             if a.json {
-                let mut id = tx.txid();
-                id.reverse();
                 println!(
                     "{}",
-                    serde_json::json!({ "hex": hex_tx, "txid": hex::encode(id), "from": hex::encode(t.from) })
+                    serde_json::json!({ "hex": hex_tx, "txid": tx.txid().to_string(), "from": t.from.to_string() })
                 );
             } else {
                 println!("{hex_tx}");

@@ -19,6 +19,7 @@
 use super::asert::asert_next_bits;
 use super::rules::{self, RuleError};
 use crate::ledger::block::{LedgerBlock, MAX_LEDGER_BLOCK_BYTES};
+use crate::ledger::ids::StateRoot;
 use crate::ledger::params::LedgerParams;
 use crate::ledger::tx::{Coinbase, LedgerTx, Transfer};
 use crate::primitives::{BlockHash, BlockHeader, CompactTarget};
@@ -153,13 +154,13 @@ pub fn check_signatures(blocks: &[&LedgerBlock]) -> Result<(), (usize, LedgerErr
     let refs: Vec<crate::sigs::SigRef> = place
         .iter()
         .zip(&msgs)
-        .map(|((_, _, t), m)| crate::sigs::SigRef { pubkey: &t.from, signature: &t.signature, message: m })
+        .map(|((_, _, t), m)| crate::sigs::SigRef { pubkey: t.from.as_bytes(), signature: &t.signature, message: m })
         .collect();
     match crate::sigs::verify_all(&refs).first() {
         None => Ok(()),
         Some(&k) => {
             let (b, i, t) = place[k];
-            Err((b, LedgerError::Signature { tx: i, from: hex::encode(t.from) }))
+            Err((b, LedgerError::Signature { tx: i, from: t.from.to_string() }))
         }
     }
 }
@@ -372,9 +373,9 @@ pub fn transfer_chain_id_matches(t: &Transfer, tx: usize, chain_id: u32) -> Resu
 /// which gives the same verdicts.
 pub fn transfer_signature_is_valid(t: &Transfer, tx: usize) -> Result<(), LedgerError> {
     let msg = t.signing_hash();
-    let s = crate::sigs::SigRef { pubkey: &t.from, signature: &t.signature, message: &msg };
+    let s = crate::sigs::SigRef { pubkey: t.from.as_bytes(), signature: &t.signature, message: &msg };
     if !crate::sigs::verify_one(&s) {
-        return Err(LedgerError::Signature { tx, from: hex::encode(t.from) });
+        return Err(LedgerError::Signature { tx, from: t.from.to_string() });
     }
     Ok(())
 }
@@ -412,9 +413,9 @@ pub fn coinbase_amount_within_reward(cb: &Coinbase, subsidy: u64, fees: u64) -> 
 }
 
 /// The coinbase commits to the state root after the whole block is applied (CONSENSUS.md rule 13).
-pub fn coinbase_commits_state_root(cb: &Coinbase, computed: &[u8; 32]) -> Result<(), LedgerError> {
+pub fn coinbase_commits_state_root(cb: &Coinbase, computed: &StateRoot) -> Result<(), LedgerError> {
     if cb.state_root != *computed {
-        return Err(LedgerError::StateRoot { stated: hex::encode(cb.state_root), computed: hex::encode(computed) });
+        return Err(LedgerError::StateRoot { stated: cb.state_root.to_string(), computed: computed.to_string() });
     }
     Ok(())
 }

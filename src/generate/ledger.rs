@@ -40,7 +40,7 @@ pub fn write_record(out: &mut dyn Write, magic: [u8; 4], b: &LedgerBlock) -> std
 /// blk format, and returns the follower at the tip (its state root is the chain's).
 pub fn generate(params: &'static LedgerParams, n: u64, txs: usize, out: &mut dyn Write) -> std::io::Result<Follower> {
     let keys = keys();
-    let pks: Vec<[u8; 32]> = keys.iter().map(crate::ledger::keys::public).collect();
+    let pks: Vec<crate::ledger::AccountKey> = keys.iter().map(crate::ledger::keys::public).collect();
     let scanner = crate::sha256::CpuImpl::detect().scanner().expect("the detected implementation runs");
     let mut f = Follower::new(params);
     write_record(out, params.magic, &params.genesis)?;

@@ -3,7 +3,7 @@
 
 use super::tx::{LedgerTx, TRANSFER_SIZE};
 use crate::primitives::encoding::{deserialize, write_compact_size, Decodable, DecodeError, Encodable, Reader};
-use crate::primitives::BlockHeader;
+use crate::primitives::{BlockHeader, Txid};
 
 /// Largest encoded block (bytes).
 pub const MAX_LEDGER_BLOCK_BYTES: usize = 4_000_000;
@@ -73,28 +73,35 @@ impl LedgerBlock {
     }
 
     /// The transactions' txids, in order.
-    pub fn txids(&self) -> Vec<[u8; 32]> {
+    pub fn txids(&self) -> Vec<Txid> {
         self.txs.iter().map(LedgerTx::txid).collect()
     }
 
     /// The merkle root of the txids (Bitcoin's tree) and whether a level pairs two equal nodes.
     pub fn merkle_root(&self) -> ([u8; 32], bool) {
-        crate::sha256::merkle::root_and_mutation(&self.txids())
+        let ids: Vec<[u8; 32]> = self.txs.iter().map(|t| t.txid().0).collect();
+        crate::sha256::merkle::root_and_mutation(&ids)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::ids::{AccountKey, StateRoot};
     use crate::ledger::tx::{Coinbase, Transfer};
 
     #[test]
     fn blocks_round_trip_and_reject_bad_counts_and_trailing_bytes() {
-        let cb = LedgerTx::Coinbase(Coinbase { height: 1, recipient: [1; 32], amount: 5, state_root: [2; 32] });
+        let cb = LedgerTx::Coinbase(Coinbase {
+            height: 1,
+            recipient: AccountKey([1; 32]),
+            amount: 5,
+            state_root: StateRoot([2; 32]),
+        });
         let t = LedgerTx::Transfer(Transfer {
             chain_id: 1,
-            from: [3; 32],
-            to: [4; 32],
+            from: AccountKey([3; 32]),
+            to: AccountKey([4; 32]),
             amount: 1,
             fee: 0,
             nonce: 0,

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use ed25519_zebra::{SigningKey, VerificationKeyBytes};
 
+use super::ids::AccountKey;
+
 /// A new random key, written to `path` (which must not exist); returns the key.
 pub fn create(path: &Path) -> Result<SigningKey, String> {
     let mut seed = [0u8; 32];
@@ -31,15 +33,13 @@ pub fn load(path: &Path) -> Result<SigningKey, String> {
 }
 
 /// The public key of `key`.
-pub fn public(key: &SigningKey) -> [u8; 32] {
-    VerificationKeyBytes::from(key).into()
+pub fn public(key: &SigningKey) -> AccountKey {
+    AccountKey(VerificationKeyBytes::from(key).into())
 }
 
 /// Parses a public key given as 64 hex digits.
-pub fn parse_public(s: &str) -> Result<[u8; 32], String> {
-    let mut pk = [0u8; 32];
-    hex::decode_to_slice(s.trim(), &mut pk).map_err(|e| format!("public key {s:?}: 64 hex digits expected: {e}"))?;
-    Ok(pk)
+pub fn parse_public(s: &str) -> Result<AccountKey, String> {
+    AccountKey::from_hex(s).map_err(|e| format!("public key {s:?}: 64 hex digits expected: {e}"))
 }
 
 #[cfg(test)]

@@ -2,15 +2,18 @@
 //! transactions of two kinds, a coinbase and signed transfers between Ed25519 accounts.
 //!
 //! - [`tx`]: the transactions, their canonical encoding, txids and signing hashes.
+//! - [`ids`]: account keys and state roots (txids are [`crate::primitives::Txid`]).
 //! - [`block`]: blocks, their merkle root, and the chain-independent block rules.
 //! - [`keys`]: key files.
 //! - [`params`]: the `powkit` and `powkit-regtest` chains.
 
 pub mod block;
+pub mod ids;
 pub mod keys;
 pub mod params;
 pub mod tx;
 
 pub use block::LedgerBlock;
+pub use ids::{AccountKey, StateRoot};
 pub use params::{LedgerChain, LedgerParams};
 pub use tx::{Coinbase, LedgerTx, Transfer};

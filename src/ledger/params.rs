@@ -97,11 +97,16 @@ pub const GENESIS_TIME: u32 = 1_700_000_000;
 /// root), version 1, `time` and the limit bits. `nonce` is the lowest that meets the limit, found
 /// once and written into the parameters (a test mines it again) so that start-up does no mining.
 pub fn genesis_block(time: u32, bits: CompactTarget, nonce: u32) -> LedgerBlock {
-    let cb = LedgerTx::Coinbase(Coinbase { height: 0, recipient: [0; 32], amount: 0, state_root: [0; 32] });
+    let cb = LedgerTx::Coinbase(Coinbase {
+        height: 0,
+        recipient: super::AccountKey::ZERO,
+        amount: 0,
+        state_root: super::StateRoot::ZERO,
+    });
     let header = BlockHeader {
         version: 1,
         prev_blockhash: BlockHash::ZERO,
-        merkle_root: TxMerkleNode(cb.txid()),
+        merkle_root: TxMerkleNode(cb.txid().0),
         time,
         bits,
         nonce,

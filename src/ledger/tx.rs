@@ -13,8 +13,9 @@
 //! by `from` over [`Transfer::signing_hash`]: SHA-256d of the domain tag `powkit/transfer/v1` and
 //! every other field, so a signature is valid for one chain id and one transaction only.
 
+use super::ids::{AccountKey, StateRoot};
 use crate::primitives::encoding::{deserialize, Decodable, DecodeError, Encodable, Reader};
-use crate::primitives::sha256d;
+use crate::primitives::{sha256d, Txid};
 
 /// Bytes in an encoded coinbase.
 pub const COINBASE_SIZE: usize = 77;
@@ -29,11 +30,11 @@ pub struct Coinbase {
     /// The block's height (makes every coinbase, and so every txid, unique).
     pub height: u32,
     /// The account credited.
-    pub recipient: [u8; 32],
+    pub recipient: AccountKey,
     /// At most the subsidy plus the block's fees.
     pub amount: u64,
     /// The state root after the whole block is applied.
-    pub state_root: [u8; 32],
+    pub state_root: StateRoot,
 }
 
 /// A signed payment from one account to another.
@@ -42,9 +43,9 @@ pub struct Transfer {
     /// The chain it is valid on (no replay across chains).
     pub chain_id: u32,
     /// The payer's Ed25519 public key.
-    pub from: [u8; 32],
+    pub from: AccountKey,
     /// The payee's public key.
-    pub to: [u8; 32],
+    pub to: AccountKey,
     /// Amount moved.
     pub amount: u64,
     /// Fee to the block's miner.
@@ -71,8 +72,8 @@ impl Transfer {
         let mut m = Vec::with_capacity(TRANSFER_DOMAIN.len() + 4 + 64 + 24);
         m.extend_from_slice(TRANSFER_DOMAIN);
         m.extend_from_slice(&self.chain_id.to_le_bytes());
-        m.extend_from_slice(&self.from);
-        m.extend_from_slice(&self.to);
+        m.extend_from_slice(self.from.as_bytes());
+        m.extend_from_slice(self.to.as_bytes());
         m.extend_from_slice(&self.amount.to_le_bytes());
         m.extend_from_slice(&self.fee.to_le_bytes());
         m.extend_from_slice(&self.nonce.to_le_bytes());
@@ -81,7 +82,7 @@ impl Transfer {
 
     /// Signs with `key` (sets `from` to its public key and fills `signature`).
     pub fn sign(mut self, key: &ed25519_zebra::SigningKey) -> Transfer {
-        self.from = ed25519_zebra::VerificationKeyBytes::from(key).into();
+        self.from = AccountKey(ed25519_zebra::VerificationKeyBytes::from(key).into());
         self.signature = key.sign(&self.signing_hash()).to_bytes();
         self
     }
@@ -94,15 +95,15 @@ impl Encodable for LedgerTx {
             LedgerTx::Coinbase(c) => {
                 out.push(0);
                 out.extend_from_slice(&c.height.to_le_bytes());
-                out.extend_from_slice(&c.recipient);
+                c.recipient.consensus_encode(out);
                 out.extend_from_slice(&c.amount.to_le_bytes());
-                out.extend_from_slice(&c.state_root);
+                c.state_root.consensus_encode(out);
             }
             LedgerTx::Transfer(t) => {
                 out.push(1);
                 out.extend_from_slice(&t.chain_id.to_le_bytes());
-                out.extend_from_slice(&t.from);
-                out.extend_from_slice(&t.to);
+                t.from.consensus_encode(out);
+                t.to.consensus_encode(out);
                 out.extend_from_slice(&t.amount.to_le_bytes());
                 out.extend_from_slice(&t.fee.to_le_bytes());
                 out.extend_from_slice(&t.nonce.to_le_bytes());
@@ -118,14 +119,14 @@ impl Decodable for LedgerTx {
         match r.u8("transaction kind")? {
             0 => Ok(LedgerTx::Coinbase(Coinbase {
                 height: r.u32_le("coinbase height")?,
-                recipient: r.array("coinbase recipient")?,
+                recipient: AccountKey(r.array("coinbase recipient")?),
                 amount: r.u64_le("coinbase amount")?,
-                state_root: r.array("coinbase state root")?,
+                state_root: StateRoot(r.array("coinbase state root")?),
             })),
             1 => Ok(LedgerTx::Transfer(Transfer {
                 chain_id: r.u32_le("transfer chain id")?,
-                from: r.array("transfer sender")?,
-                to: r.array("transfer recipient")?,
+                from: AccountKey(r.array("transfer sender")?),
+                to: AccountKey(r.array("transfer recipient")?),
                 amount: r.u64_le("transfer amount")?,
                 fee: r.u64_le("transfer fee")?,
                 nonce: r.u64_le("transfer nonce")?,
@@ -153,9 +154,9 @@ impl LedgerTx {
         deserialize(b)
     }
 
-    /// SHA-256d of the encoding.
-    pub fn txid(&self) -> [u8; 32] {
-        sha256d(&self.to_bytes())
+    /// SHA-256d of the encoding (displayed byte-reversed, as Bitcoin's txids are).
+    pub fn txid(&self) -> Txid {
+        Txid(sha256d(&self.to_bytes()))
     }
 }
 
@@ -164,12 +165,25 @@ mod tests {
     use super::*;
 
     fn transfer() -> Transfer {
-        Transfer { chain_id: 7, from: [1; 32], to: [2; 32], amount: 5, fee: 1, nonce: 3, signature: [9; 64] }
+        Transfer {
+            chain_id: 7,
+            from: AccountKey([1; 32]),
+            to: AccountKey([2; 32]),
+            amount: 5,
+            fee: 1,
+            nonce: 3,
+            signature: [9; 64],
+        }
     }
 
     #[test]
     fn encodings_round_trip_with_fixed_sizes() {
-        let c = LedgerTx::Coinbase(Coinbase { height: 9, recipient: [3; 32], amount: 50, state_root: [4; 32] });
+        let c = LedgerTx::Coinbase(Coinbase {
+            height: 9,
+            recipient: AccountKey([3; 32]),
+            amount: 50,
+            state_root: StateRoot([4; 32]),
+        });
         let t = LedgerTx::Transfer(transfer());
         assert_eq!(c.to_bytes().len(), COINBASE_SIZE);
         assert_eq!(t.to_bytes().len(), TRANSFER_SIZE);
@@ -197,8 +211,8 @@ mod tests {
         let h = t.signing_hash();
         let changed = [
             Transfer { chain_id: 8, ..t },
-            Transfer { from: [0; 32], ..t },
-            Transfer { to: [0; 32], ..t },
+            Transfer { from: AccountKey([0; 32]), ..t },
+            Transfer { to: AccountKey([0; 32]), ..t },
             Transfer { amount: 6, ..t },
             Transfer { fee: 2, ..t },
             Transfer { nonce: 4, ..t },
@@ -214,7 +228,7 @@ mod tests {
         let key = ed25519_zebra::SigningKey::from([5u8; 32]);
         let t = transfer().sign(&key);
         let msg = t.signing_hash();
-        let s = crate::sigs::SigRef { pubkey: &t.from, signature: &t.signature, message: &msg };
+        let s = crate::sigs::SigRef { pubkey: t.from.as_bytes(), signature: &t.signature, message: &msg };
         assert!(crate::sigs::verify_one(&s));
         let other = Transfer { amount: 6, ..t }.signing_hash();
         assert!(!crate::sigs::verify_one(&crate::sigs::SigRef { message: &other, ..s }));

@@ -3,6 +3,7 @@
 
 use crate::consensus::ledger::LedgerError;
 use crate::ledger::block::LedgerBlock;
+use crate::ledger::ids::{AccountKey, StateRoot};
 use crate::ledger::params::LedgerParams;
 use crate::ledger::tx::LedgerTx;
 use crate::state::accounts::State;
@@ -18,13 +19,17 @@ pub fn template(
     height: u32,
     time: u32,
     bits: crate::primitives::CompactTarget,
-    miner: [u8; 32],
+    miner: AccountKey,
     transfers: Vec<crate::ledger::tx::Transfer>,
 ) -> Result<LedgerBlock, LedgerError> {
     use crate::ledger::tx::Coinbase;
     let fees = transfers.iter().fold(0u64, |f, t| f.saturating_add(t.fee));
-    let cb =
-        Coinbase { height, recipient: miner, amount: params.subsidy(height).saturating_add(fees), state_root: [0; 32] };
+    let cb = Coinbase {
+        height,
+        recipient: miner,
+        amount: params.subsidy(height).saturating_add(fees),
+        state_root: StateRoot::ZERO,
+    };
     let mut txs = vec![LedgerTx::Coinbase(cb)];
     txs.extend(transfers.into_iter().map(LedgerTx::Transfer));
     let header = crate::primitives::BlockHeader {

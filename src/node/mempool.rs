@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use crate::consensus::ledger as lrules;
 use crate::ledger::block::LedgerBlock;
+use crate::ledger::ids::AccountKey;
 use crate::ledger::tx::{LedgerTx, Transfer, TRANSFER_SIZE};
+use crate::primitives::Txid;
 use crate::state::accounts::State;
 
 /// Why a transfer was refused.
@@ -74,8 +76,8 @@ pub const MIN_RELAY_FEE: u64 = 1;
 /// The pool.
 #[derive(Debug)]
 pub struct Mempool {
-    by_id: HashMap<[u8; 32], Transfer>,
-    by_sender: HashMap<[u8; 32], BTreeMap<u64, [u8; 32]>>,
+    by_id: HashMap<Txid, Transfer>,
+    by_sender: HashMap<AccountKey, BTreeMap<u64, Txid>>,
     max_bytes: usize,
     chain_id: u32,
 }
@@ -106,23 +108,23 @@ impl Mempool {
     }
 
     /// Whether it holds this txid.
-    pub fn contains(&self, txid: &[u8; 32]) -> bool {
+    pub fn contains(&self, txid: &Txid) -> bool {
         self.by_id.contains_key(txid)
     }
 
     /// A transfer by txid.
-    pub fn get(&self, txid: &[u8; 32]) -> Option<&Transfer> {
+    pub fn get(&self, txid: &Txid) -> Option<&Transfer> {
         self.by_id.get(txid)
     }
 
     /// Every txid.
-    pub fn txids(&self) -> Vec<[u8; 32]> {
+    pub fn txids(&self) -> Vec<Txid> {
         let mut v: Vec<_> = self.by_id.keys().copied().collect();
         v.sort_unstable();
         v
     }
 
-    fn pending_spend(&self, sender: &[u8; 32]) -> u64 {
+    fn pending_spend(&self, sender: &AccountKey) -> u64 {
         self.by_sender
             .get(sender)
             .map(|m| m.values().fold(0u64, |s, id| s.saturating_add(spend(&self.by_id[id]))))
@@ -131,7 +133,7 @@ impl Mempool {
 
     /// Checks and adds a transfer; returns its txid. `verify_signature: false` skips the signature
     /// (transfers from blocks that were connected, whose signatures were checked then).
-    pub fn add(&mut self, t: Transfer, state: &State, verify_signature: bool) -> Result<[u8; 32], MempoolError> {
+    pub fn add(&mut self, t: Transfer, state: &State, verify_signature: bool) -> Result<Txid, MempoolError> {
         let txid = LedgerTx::Transfer(t).txid();
         if self.by_id.contains_key(&txid) {
             return Err(MempoolError::Duplicate);
@@ -184,7 +186,7 @@ impl Mempool {
         Ok(txid)
     }
 
-    fn remove(&mut self, txid: &[u8; 32]) {
+    fn remove(&mut self, txid: &Txid) {
         if let Some(t) = self.by_id.remove(txid) {
             if let Some(m) = self.by_sender.get_mut(&t.from) {
                 m.remove(&t.nonce);
@@ -199,7 +201,7 @@ impl Mempool {
     /// transfer, so every sender's transfers stay in nonce order.
     pub fn select(&self, max: usize) -> Vec<Transfer> {
         let mut heap = BinaryHeap::new();
-        let mut iters: HashMap<[u8; 32], std::collections::btree_map::Iter<'_, u64, [u8; 32]>> = HashMap::new();
+        let mut iters: HashMap<AccountKey, std::collections::btree_map::Iter<'_, u64, Txid>> = HashMap::new();
         for (s, m) in &self.by_sender {
             let mut it = m.iter();
             if let Some((_, id)) = it.next() {
@@ -223,7 +225,7 @@ impl Mempool {
     /// not needed: each sender's run is re-checked in nonce order), then drops everything that no
     /// longer fits the new state (mined, nonce used, gap, funds). Returns the txids re-added from
     /// disconnected blocks that are still pending (to be announced again).
-    pub fn update(&mut self, disconnected: &[LedgerBlock], state: &State) -> Vec<[u8; 32]> {
+    pub fn update(&mut self, disconnected: &[LedgerBlock], state: &State) -> Vec<Txid> {
         let mut all: Vec<Transfer> = self.by_id.values().copied().collect();
         let mut from_blocks = std::collections::HashSet::new();
         for b in disconnected {
@@ -262,7 +264,7 @@ mod tests {
         SigningKey::from([i; 32])
     }
 
-    fn transfer(k: &SigningKey, to: [u8; 32], amount: u64, fee: u64, nonce: u64) -> Transfer {
+    fn transfer(k: &SigningKey, to: AccountKey, amount: u64, fee: u64, nonce: u64) -> Transfer {
         let chain_id = LedgerChain::PowkitRegtest.params().chain_id;
         Transfer { chain_id, from: crate::ledger::keys::public(k), to, amount, fee, nonce, signature: [0; 64] }.sign(k)
     }
@@ -309,7 +311,7 @@ mod tests {
     #[test]
     fn select_orders_by_fee_and_keeps_nonce_order() {
         let (a, b, c) = (key(1), key(2), key(3));
-        let to = [9u8; 32];
+        let to = AccountKey([9u8; 32]);
         let state = funded(&[&a, &b, &c], 10_000);
         let mut p = pool(1 << 20);
         p.add(transfer(&a, to, 1, 1, 0), &state, true).unwrap();
@@ -328,13 +330,13 @@ mod tests {
         let state = funded(&refs, 10_000);
         let mut p = pool(3 * TRANSFER_SIZE);
         for (i, k) in keys.iter().take(3).enumerate() {
-            p.add(transfer(k, [9; 32], 1, 10 + i as u64, 0), &state, true).unwrap();
+            p.add(transfer(k, AccountKey([9; 32]), 1, 10 + i as u64, 0), &state, true).unwrap();
         }
         assert_eq!(
-            p.add(transfer(&keys[3], [9; 32], 1, 5, 0), &state, true),
+            p.add(transfer(&keys[3], AccountKey([9; 32]), 1, 5, 0), &state, true),
             Err(MempoolError::Full { fee: 5, lowest: 10 })
         );
-        let id = p.add(transfer(&keys[3], [9; 32], 1, 20, 0), &state, true).unwrap();
+        let id = p.add(transfer(&keys[3], AccountKey([9; 32]), 1, 20, 0), &state, true).unwrap();
         assert!(p.contains(&id));
         assert_eq!(p.len(), 3);
         let mut fees: Vec<u64> = p.select(10).iter().map(|t| t.fee).collect();
@@ -345,7 +347,7 @@ mod tests {
     #[test]
     fn update_drops_mined_and_readds_disconnected() {
         let a = key(1);
-        let to = [9u8; 32];
+        let to = AccountKey([9u8; 32]);
         let state0 = funded(&[&a], 1000);
         let mut p = pool(1 << 20);
         let t0 = transfer(&a, to, 10, 1, 0);

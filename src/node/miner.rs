@@ -18,6 +18,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::{unix_now, Event, Node};
 use crate::backend::{self, Backend, EngineSet};
 use crate::ledger::block::LedgerBlock;
+use crate::ledger::ids::AccountKey;
 use crate::ledger::tx::TRANSFER_SIZE;
 use crate::mine::{search_with, CancelToken, SearchOptions, NONCE_SPACE};
 use crate::sha256::Job;
@@ -203,7 +204,7 @@ fn run(
 impl Node {
     /// A block template on the tip: the mempool's best transfers, the coinbase paying `miner`,
     /// time = max(now, median time past + 1).
-    pub(super) fn template(&mut self, miner: [u8; 32]) -> Result<LedgerBlock, String> {
+    pub(super) fn template(&mut self, miner: AccountKey) -> Result<LedgerBlock, String> {
         let max_transfers = (crate::ledger::block::MAX_LEDGER_BLOCK_BYTES - 1000) / TRANSFER_SIZE;
         let transfers = self.mempool.select(max_transfers);
         let time = (unix_now() as u32).max(self.chain.median_time_past() + 1);

@@ -33,10 +33,11 @@ use serde_json::{json, Value};
 
 use crate::chain::Chain;
 use crate::ledger::block::LedgerBlock;
+use crate::ledger::ids::AccountKey;
 use crate::ledger::params::LedgerParams;
 use crate::ledger::tx::LedgerTx;
 use crate::net::message::{InvKind, Message, MAX_HEADERS};
-use crate::primitives::BlockHash;
+use crate::primitives::{BlockHash, Txid};
 pub use config::NodeConfig;
 use mempool::Mempool;
 use peers::{accept_loop, Peer};
@@ -116,12 +117,6 @@ fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-fn txid_hex(txid: &[u8; 32]) -> String {
-    let mut t = *txid;
-    t.reverse();
-    hex::encode(t)
-}
-
 /// The running node (chain thread state).
 struct Node {
     cfg: NodeConfig,
@@ -137,15 +132,15 @@ struct Node {
     nonce: u64,
     listen_port: u16,
     miner: Option<miner::Miner>,
-    miner_key: Option<[u8; 32]>,
+    miner_key: Option<AccountKey>,
     job: u64,
     template_due: Option<Instant>,
     block_source: HashMap<BlockHash, u64>,
-    rejected_txs: HashSet<[u8; 32]>,
+    rejected_txs: HashSet<Txid>,
     stop: Arc<AtomicBool>,
     blocks_mined: u64,
     fatal: Option<String>,
-    persisted: HashSet<[u8; 32]>,
+    persisted: HashSet<Txid>,
     last_progress: Instant,
 }
 
@@ -231,7 +226,7 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
         chain = params.name,
         height = node.chain.height(),
         tip = %node.chain.tip(),
-        state_root = %hex::encode(root),
+        state_root = %root,
         p2p = ?listen_addr,
         rpc = ?rpc_addr,
         mining = node.miner.is_some(),
@@ -283,12 +278,12 @@ impl Node {
     /// Makes the stored mempool equal the pool: `durable` when a caller is about to be told its
     /// transaction was accepted.
     fn persist_mempool(&mut self, durable: bool) {
-        let now: HashSet<[u8; 32]> = self.mempool.txids().into_iter().collect();
-        let add: Vec<([u8; 32], Vec<u8>)> = now
+        let now: HashSet<Txid> = self.mempool.txids().into_iter().collect();
+        let add: Vec<(Txid, Vec<u8>)> = now
             .difference(&self.persisted)
             .filter_map(|id| self.mempool.get(id).map(|t| (*id, LedgerTx::Transfer(*t).to_bytes())))
             .collect();
-        let remove: Vec<[u8; 32]> = self.persisted.difference(&now).copied().collect();
+        let remove: Vec<Txid> = self.persisted.difference(&now).copied().collect();
         if add.is_empty() && remove.is_empty() {
             return;
         }

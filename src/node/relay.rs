@@ -5,11 +5,11 @@
 use std::time::{Duration, Instant};
 
 use super::mempool::MempoolError;
-use super::{txid_hex, Node, MAX_BLOCKS_PER_GETDATA};
+use super::{Node, MAX_BLOCKS_PER_GETDATA};
 use crate::chain::TipChange;
 use crate::ledger::tx::LedgerTx;
 use crate::net::message::{Inv, InvKind, Message};
-use crate::primitives::BlockHash;
+use crate::primitives::{BlockHash, Txid};
 use crate::store::BlockStatus;
 
 impl Node {
@@ -27,7 +27,8 @@ impl Node {
                     }
                 }
                 InvKind::Tx => {
-                    if !self.mempool.contains(&i.hash) && !self.rejected_txs.contains(&i.hash) {
+                    let txid = Txid(i.hash);
+                    if !self.mempool.contains(&txid) && !self.rejected_txs.contains(&txid) {
                         want_txs.push(*i);
                     }
                 }
@@ -73,7 +74,7 @@ impl Node {
                         None => missing.push(i),
                     }
                 }
-                InvKind::Tx => match self.mempool.get(&i.hash) {
+                InvKind::Tx => match self.mempool.get(&Txid(i.hash)) {
                     Some(t) => {
                         let m = Message::Tx(LedgerTx::Transfer(*t));
                         self.send(id, &m);
@@ -88,14 +89,14 @@ impl Node {
     }
 
     /// Announces a tip change to the ready peers (called by `after_tip_change`).
-    pub(super) fn announce_tip(&mut self, change: &TipChange, tip: BlockHash, readded: &[[u8; 32]]) {
+    pub(super) fn announce_tip(&mut self, change: &TipChange, tip: BlockHash, readded: &[Txid]) {
         // Announce: the new blocks' headers (at most 8), or the tip by inv.
         let headers: Vec<_> = change.connected.iter().map(|b| b.header).collect();
         let ids: Vec<u64> = self.peers.iter().filter(|(_, p)| p.ready()).map(|(id, _)| *id).collect();
         for id in ids {
             if !readded.is_empty() {
                 // Transactions of disconnected blocks are pending again: offer them to everyone.
-                let items: Vec<Inv> = readded.iter().take(1000).map(|h| Inv { kind: InvKind::Tx, hash: *h }).collect();
+                let items: Vec<Inv> = readded.iter().take(1000).map(|h| Inv { kind: InvKind::Tx, hash: h.0 }).collect();
                 self.send(id, &Message::Inv(items));
             }
             let knows =
@@ -131,16 +132,16 @@ impl Node {
         &mut self,
         t: crate::ledger::tx::Transfer,
         from: Option<u64>,
-    ) -> Result<[u8; 32], MempoolError> {
+    ) -> Result<Txid, MempoolError> {
         let r = self.mempool.add(t, &self.chain.follower().state, true);
         match &r {
             Ok(txid) => {
-                tracing::debug!(txid = %txid_hex(txid), "transaction accepted");
+                tracing::debug!(txid = %txid, "transaction accepted");
                 self.persist_mempool(from.is_none());
                 let ids: Vec<u64> =
                     self.peers.iter().filter(|(i, p)| p.ready() && Some(**i) != from).map(|(i, _)| *i).collect();
                 for i in ids {
-                    self.send(i, &Message::Inv(vec![Inv { kind: InvKind::Tx, hash: *txid }]));
+                    self.send(i, &Message::Inv(vec![Inv { kind: InvKind::Tx, hash: txid.0 }]));
                 }
                 if self.template_due.is_none() {
                     self.template_due = Some(Instant::now() + Duration::from_millis(500));

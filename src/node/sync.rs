@@ -23,7 +23,7 @@ impl Node {
         // Offer the mempool.
         let txids = self.mempool.txids();
         for chunk in txids.chunks(1000) {
-            let items = chunk.iter().map(|h| Inv { kind: InvKind::Tx, hash: *h }).collect();
+            let items = chunk.iter().map(|h| Inv { kind: InvKind::Tx, hash: h.0 }).collect();
             self.send(id, &Message::Inv(items));
         }
     }
@@ -275,7 +275,7 @@ impl Node {
                 %tip,
                 connected = change.connected.len(),
                 disconnected = change.disconnected.len(),
-                state_root = %hex::encode(root),
+                state_root = %root,
                 mempool = self.mempool.len(),
                 "new tip"
             );

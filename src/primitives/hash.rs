@@ -95,7 +95,8 @@ hash_type!(
     TxMerkleNode
 );
 hash_type!(
-    /// A transaction id: double SHA-256 of the transaction without witness data.
+    /// A transaction id: double SHA-256 of the transaction's encoding (Bitcoin: without witness
+    /// data; powkit chains: the canonical encoding of `ledger::tx`).
     Txid
 );
 hash_type!(

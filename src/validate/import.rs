@@ -29,7 +29,7 @@ pub struct ImportReport {
     /// The tip after it.
     pub tip: BlockHash,
     /// The state root after it.
-    pub state_root: [u8; 32],
+    pub state_root: crate::ledger::StateRoot,
     /// Wall time, seconds (from after the store was opened).
     pub seconds: f64,
     /// The block that broke a rule and ended the import, if one did (`height` is always known:

@@ -146,7 +146,7 @@ pub struct ValidateReport {
     pub not_checked: &'static str,
     /// The state root after the last block (powkit chains).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub state_root: Option<String>,
+    pub state_root: Option<crate::ledger::StateRoot>,
     /// Accounts in the state (powkit chains).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accounts: Option<usize>,

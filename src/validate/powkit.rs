@@ -253,7 +253,7 @@ pub fn run(
         backend: format!("cpu ({} threads)", rayon::current_num_threads()),
         no_context: false,
         not_checked: LEDGER_NOT_CHECKED,
-        state_root: Some(hex::encode(f.state.root())),
+        state_root: Some(f.state.root()),
         accounts: Some(f.state.len()),
         invalid,
         malformed,

@@ -13,8 +13,8 @@ use crate::chain::Accepted;
 use crate::ledger::block::LedgerBlock;
 use crate::ledger::tx::LedgerTx;
 use crate::node::mempool::MempoolError;
-use crate::node::{txid_hex, Node};
-use crate::primitives::BlockHash;
+use crate::node::Node;
+use crate::primitives::{BlockHash, Txid};
 use crate::store::BlockStatus;
 
 impl Node {
@@ -47,7 +47,7 @@ impl Node {
                     "headers": self.chain.entry(&best).map(|e| e.height),
                     "bestblockhash": tip.to_string(),
                     "chainwork": hex::encode(self.chain.follower().chainwork.to_be_bytes()),
-                    "state_root": hex::encode(root),
+                    "state_root": root.to_string(),
                     "difficulty": self.chain.difficulty(e.header.bits),
                     "bits": e.header.bits.to_string(),
                     "mediantime": self.chain.median_time_past(),
@@ -109,7 +109,7 @@ impl Node {
                 let pk = crate::ledger::keys::parse_public(&s).map_err(RpcError::params)?;
                 let a = self.chain.follower().state.account(&pk);
                 let pending = self.mempool.txids().iter().filter(|id| self.mempool.get(id).is_some_and(|t| t.from == pk)).count() as u64;
-                Ok(json!({"pubkey": hex::encode(pk), "balance": a.balance, "nonce": a.nonce, "pending": pending, "next_nonce": a.nonce + pending}))
+                Ok(json!({"pubkey": pk.to_string(), "balance": a.balance, "nonce": a.nonce, "pending": pending, "next_nonce": a.nonce + pending}))
             }
             "sendrawtransaction" => {
                 let s = str_param(0, "transaction hex")?;
@@ -119,15 +119,16 @@ impl Node {
                     return Err(RpcError { code: -26, message: "a coinbase cannot be sent".into() });
                 };
                 match self.accept_tx(t, None) {
-                    Ok(txid) => Ok(json!(txid_hex(&txid))),
-                    Err(MempoolError::Duplicate) => Ok(json!(txid_hex(&tx.txid()))),
+                    Ok(txid) => Ok(json!(txid.to_string())),
+                    Err(MempoolError::Duplicate) => Ok(json!(tx.txid().to_string())),
                     Err(e) => Err(RpcError { code: -26, message: e.to_string() }),
                 }
             }
-            "getrawmempool" => Ok(Value::Array(self.mempool.txids().iter().map(|t| json!(txid_hex(t))).collect())),
+            "getrawmempool" => Ok(Value::Array(self.mempool.txids().iter().map(|t| json!(t.to_string())).collect())),
             "getmempoolentry" => {
                 let s = str_param(0, "txid")?;
-                let id = parse_txid(&s).ok_or_else(|| RpcError::params(format!("txid {s:?}: expected 64 hex digits")))?;
+                // Exactly 64 digits: parsing trims surrounding whitespace, which this method refuses.
+                let id = s.parse::<Txid>().ok().filter(|_| s.len() == 64).ok_or_else(|| RpcError::params(format!("txid {s:?}: expected 64 hex digits")))?;
                 let t = self.mempool.get(&id).ok_or_else(|| RpcError::not_found("transaction not in the mempool"))?;
                 Ok(tx_json(&LedgerTx::Transfer(*t)))
             }
@@ -256,20 +257,14 @@ impl Node {
 }
 
 fn tx_json(tx: &LedgerTx) -> Value {
-    let id = txid_hex(&tx.txid());
+    let id = tx.txid().to_string();
     match tx {
         LedgerTx::Coinbase(c) => {
-            json!({"txid": id, "type": "coinbase", "height": c.height, "recipient": hex::encode(c.recipient), "amount": c.amount, "state_root": hex::encode(c.state_root)})
+            json!({"txid": id, "type": "coinbase", "height": c.height, "recipient": c.recipient.to_string(), "amount": c.amount, "state_root": c.state_root.to_string()})
         }
         LedgerTx::Transfer(t) => json!({
-            "txid": id, "type": "transfer", "from": hex::encode(t.from), "to": hex::encode(t.to),
+            "txid": id, "type": "transfer", "from": t.from.to_string(), "to": t.to.to_string(),
             "amount": t.amount, "fee": t.fee, "nonce": t.nonce,
         }),
     }
-}
-
-fn parse_txid(s: &str) -> Option<[u8; 32]> {
-    let mut t: [u8; 32] = hex::decode(s).ok()?.try_into().ok()?;
-    t.reverse();
-    Some(t)
 }

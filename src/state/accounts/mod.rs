@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use super::smt::SparseMerkleTree;
 use crate::consensus::ledger::{self as rules, LedgerError};
 use crate::ledger::block::LedgerBlock;
+use crate::ledger::ids::{AccountKey, StateRoot};
 use crate::ledger::params::LedgerParams;
 use crate::ledger::tx::LedgerTx;
 use crate::primitives::encoding::{deserialize, serialize, Decodable, DecodeError, Encodable, Reader};
@@ -49,12 +50,12 @@ impl Decodable for Account {
 /// What [`State::undo`] needs: each touched account's value before the block, first touch first.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Undo {
-    previous: Vec<([u8; 32], Account)>,
+    previous: Vec<(AccountKey, Account)>,
 }
 
 impl Undo {
     /// The accounts a block touched (first touch first).
-    pub fn touched(&self) -> impl Iterator<Item = &[u8; 32]> {
+    pub fn touched(&self) -> impl Iterator<Item = &AccountKey> {
         self.previous.iter().map(|(k, _)| k)
     }
 
@@ -76,7 +77,7 @@ impl Encodable for Undo {
     fn consensus_encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&(self.previous.len() as u32).to_le_bytes());
         for (k, a) in &self.previous {
-            out.extend_from_slice(k);
+            k.consensus_encode(out);
             a.consensus_encode(out);
         }
     }
@@ -91,7 +92,7 @@ impl Decodable for Undo {
         }
         let mut previous = Vec::with_capacity(n);
         for _ in 0..n {
-            previous.push((r.array("undo account key")?, Account::consensus_decode(r)?));
+            previous.push((AccountKey(r.array("undo account key")?), Account::consensus_decode(r)?));
         }
         Ok(Undo { previous })
     }
@@ -100,12 +101,12 @@ impl Decodable for Undo {
 /// The replicated state.
 #[derive(Clone, Debug, Default)]
 pub struct State {
-    accounts: HashMap<[u8; 32], Account>,
+    accounts: HashMap<AccountKey, Account>,
     tree: SparseMerkleTree,
 }
 
-fn tree_key(pubkey: &[u8; 32]) -> [u8; 32] {
-    Sha256::digest(pubkey).into()
+fn tree_key(pubkey: &AccountKey) -> [u8; 32] {
+    Sha256::digest(pubkey.as_bytes()).into()
 }
 
 fn value_hash(a: &Account) -> [u8; 32] {
@@ -119,7 +120,7 @@ impl State {
     }
 
     /// An account (zero when absent).
-    pub fn account(&self, pubkey: &[u8; 32]) -> Account {
+    pub fn account(&self, pubkey: &AccountKey) -> Account {
         self.accounts.get(pubkey).copied().unwrap_or_default()
     }
 
@@ -134,16 +135,16 @@ impl State {
     }
 
     /// Sets an account directly (loading a stored state; not a consensus operation).
-    pub fn load(&mut self, pubkey: [u8; 32], a: Account) {
+    pub fn load(&mut self, pubkey: AccountKey, a: Account) {
         self.put(pubkey, a);
     }
 
     /// The state root; rehashes only what changed since the last call.
-    pub fn root(&mut self) -> [u8; 32] {
-        self.tree.root()
+    pub fn root(&mut self) -> StateRoot {
+        StateRoot(self.tree.root())
     }
 
-    fn put(&mut self, pubkey: [u8; 32], a: Account) {
+    fn put(&mut self, pubkey: AccountKey, a: Account) {
         if a == Account::default() {
             self.accounts.remove(&pubkey);
             self.tree.remove(&tree_key(&pubkey));
@@ -164,7 +165,7 @@ impl State {
         params: &LedgerParams,
     ) -> Result<Undo, LedgerError> {
         let mut undo = Undo::default();
-        let mut touched: HashMap<[u8; 32], ()> = HashMap::new();
+        let mut touched: HashMap<AccountKey, ()> = HashMap::new();
         let result = self.apply_inner(block, height, params, &mut undo, &mut touched);
         match result {
             Ok(()) => Ok(undo),
@@ -181,12 +182,12 @@ impl State {
         height: u32,
         params: &LedgerParams,
         undo: &mut Undo,
-        touched: &mut HashMap<[u8; 32], ()>,
+        touched: &mut HashMap<AccountKey, ()>,
     ) -> Result<(), LedgerError> {
         rules::block_has_transactions(block)?;
         let cb = *rules::coinbase_is_first_and_only(block)?;
         rules::coinbase_height_matches(&cb, height)?;
-        let mut record = |s: &State, pk: &[u8; 32], undo: &mut Undo| {
+        let mut record = |s: &State, pk: &AccountKey, undo: &mut Undo| {
             if touched.insert(*pk, ()).is_none() {
                 undo.previous.push((*pk, s.account(pk)));
             }
@@ -231,10 +232,10 @@ impl State {
         block: &LedgerBlock,
         height: u32,
         params: &LedgerParams,
-    ) -> Result<[u8; 32], LedgerError> {
+    ) -> Result<StateRoot, LedgerError> {
         let mut b = block.clone();
         if let Some(LedgerTx::Coinbase(cb)) = b.txs.first_mut() {
-            cb.state_root = [0; 32];
+            cb.state_root = StateRoot::ZERO;
         }
         let mut undo = Undo::default();
         let mut touched = HashMap::new();

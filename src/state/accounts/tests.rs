@@ -14,28 +14,29 @@ fn params() -> &'static LedgerParams {
     LedgerChain::PowkitRegtest.params()
 }
 
-fn pk(k: &SigningKey) -> [u8; 32] {
+fn pk(k: &SigningKey) -> AccountKey {
     crate::ledger::keys::public(k)
 }
 
-fn block(state: &mut State, height: u32, miner: [u8; 32], transfers: Vec<Transfer>) -> LedgerBlock {
+fn block(state: &mut State, height: u32, miner: AccountKey, transfers: Vec<Transfer>) -> LedgerBlock {
     template(state, params(), BlockHash::ZERO, height, 1, CompactTarget(0x207fffff), miner, transfers).unwrap()
 }
 
-fn snapshot(s: &mut State) -> (Vec<([u8; 32], Account)>, [u8; 32]) {
+fn snapshot(s: &mut State) -> (Vec<(AccountKey, Account)>, StateRoot) {
     let mut v: Vec<_> = s.accounts.iter().map(|(k, a)| (*k, *a)).collect();
     v.sort_by_key(|(k, _)| *k);
     (v, s.root())
 }
 
 /// The root from scratch: `smt::root_of` over every stored account.
-fn root_from_scratch(s: &State) -> [u8; 32] {
+fn root_from_scratch(s: &State) -> StateRoot {
     let pairs: Vec<_> = s.accounts.iter().map(|(k, a)| (tree_key(k), value_hash(a))).collect();
-    crate::state::smt::root_of(&pairs)
+    StateRoot(crate::state::smt::root_of(&pairs))
 }
 
-fn transfer(key: &SigningKey, to: [u8; 32], amount: u64, fee: u64, nonce: u64) -> Transfer {
-    Transfer { chain_id: params().chain_id, from: [0; 32], to, amount, fee, nonce, signature: [0; 64] }.sign(key)
+fn transfer(key: &SigningKey, to: AccountKey, amount: u64, fee: u64, nonce: u64) -> Transfer {
+    Transfer { chain_id: params().chain_id, from: AccountKey([0; 32]), to, amount, fee, nonce, signature: [0; 64] }
+        .sign(key)
 }
 
 #[test]
@@ -47,11 +48,15 @@ fn apply_then_undo_restores_the_state_exactly() {
     for height in 1..=60u32 {
         let before = snapshot(&mut s);
         // Random valid transfers from a model of balances and nonces.
-        let mut model: HashMap<[u8; 32], Account> = keys.iter().map(|k| (pk(k), s.account(&pk(k)))).collect();
+        let mut model: HashMap<AccountKey, Account> = keys.iter().map(|k| (pk(k), s.account(&pk(k)))).collect();
         let mut txs = vec![];
         for _ in 0..rng.gen_range(0..15) {
             let from = &keys[rng.gen_range(0..keys.len())];
-            let to = if rng.gen_bool(0.2) { rng.gen::<[u8; 32]>() } else { pk(&keys[rng.gen_range(0..keys.len())]) };
+            let to = if rng.gen_bool(0.2) {
+                AccountKey(rng.gen::<[u8; 32]>())
+            } else {
+                pk(&keys[rng.gen_range(0..keys.len())])
+            };
             let a = model[&pk(from)];
             if a.balance == 0 {
                 continue;
@@ -83,7 +88,7 @@ fn apply_then_undo_restores_the_state_exactly() {
         assert_eq!(snapshot(&mut s), before);
     }
     assert!(s.is_empty());
-    assert_eq!(s.root(), [0; 32]);
+    assert_eq!(s.root(), StateRoot([0; 32]));
 }
 
 #[test]
@@ -133,7 +138,7 @@ fn each_state_rule_is_broken_by_an_input_that_breaks_only_it() {
     // Wrong state root.
     let mut b = base.clone();
     if let LedgerTx::Coinbase(cb) = &mut b.txs[0] {
-        cb.state_root[0] ^= 1;
+        cb.state_root.0[0] ^= 1;
     }
     expect(&mut s, &b, "coinbase_commits_state_root");
     // Wrong height in the coinbase.
@@ -185,7 +190,7 @@ fn roots_do_not_depend_on_history_or_replica() {
     assert_eq!(s1.root(), root_from_scratch(&s1));
     // A zero-balance, zero-nonce account is absent: paying 0 to a new key changes nothing but the payer.
     let t = transfer(&a, b, 0, 0, 0);
-    let y = block(&mut s1, 2, [0; 32], vec![t]);
+    let y = block(&mut s1, 2, AccountKey([0; 32]), vec![t]);
     s1.apply_block(&y, 2, params()).unwrap();
     assert_eq!(s1.account(&b), Account::default());
     assert!(!s1.accounts.contains_key(&b));
