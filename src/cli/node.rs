@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::CliError;
+use crate::consensus::Network;
 use crate::node::config::Settings;
 
 /// Flags of `powkit node` (each overrides `DATADIR/powkit.conf`).
@@ -13,7 +14,7 @@ use crate::node::config::Settings;
 pub struct NodeArgs {
     /// powkit or powkit-regtest (default: the config file's, else powkit-regtest).
     #[arg(long)]
-    pub chain: Option<String>,
+    pub chain: Option<Network>,
     /// The data directory (store, powkit.conf, node.json with the bound addresses).
     #[arg(long)]
     pub datadir: PathBuf,
@@ -86,7 +87,7 @@ pub fn main(a: &NodeArgs) -> Result<i32, CliError> {
     init_logging(a.log.as_deref())?;
     let file = Settings::from_file(&a.datadir).map_err(CliError::usage)?;
     let flags = Settings {
-        chain: a.chain.clone(),
+        chain: a.chain,
         listen: a.listen.clone(),
         peers: a.peers.clone(),
         rpc: a.rpc.clone(),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{Backend, CliError};
+use crate::consensus::Network;
 use crate::validate::read::Format;
 use crate::validate::{Progress, ValidateOptions, ValidateReport};
 
@@ -19,7 +20,7 @@ pub struct ValidateArgs {
     pub paths: Vec<PathBuf>,
     /// The chain: bitcoin, bitcoin-testnet, bitcoin-regtest, powkit, powkit-regtest.
     #[arg(long, default_value = "bitcoin")]
-    pub chain: String,
+    pub chain: Network,
     /// Input format.
     #[arg(long, value_enum, default_value = "blk")]
     pub format: Format,
@@ -53,7 +54,7 @@ impl ValidateArgs {
     /// The library's options for these flags.
     pub fn options(&self) -> ValidateOptions {
         ValidateOptions {
-            chain: self.chain.clone(),
+            chain: self.chain,
             files: self.paths.clone(),
             format: self.format,
             backend: self.backend,

@@ -4,13 +4,12 @@
 //! - [`tx`]: the transactions, their canonical encoding, txids and signing hashes.
 //! - [`block`]: blocks, their merkle root, and the chain-independent block rules.
 //! - [`keys`]: key files.
-//! - [`params`]: the `powkit` and `powkit-regtest` chains.
+//!
+//! The chains' parameters (`powkit`, `powkit-regtest`) are consensus: `consensus::params::ledger`.
 
 pub mod block;
 pub mod keys;
-pub mod params;
 pub mod tx;
 
 pub use block::LedgerBlock;
-pub use params::{LedgerChain, LedgerParams};
 pub use tx::{Coinbase, LedgerTx, Transfer};

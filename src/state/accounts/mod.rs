@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 
 use super::smt::SparseMerkleTree;
 use crate::consensus::ledger::{self as rules, LedgerError};
+use crate::consensus::LedgerParams;
 use crate::ledger::block::LedgerBlock;
-use crate::ledger::params::LedgerParams;
 use crate::ledger::tx::LedgerTx;
 use crate::primitives::encoding::{deserialize, serialize, Decodable, DecodeError, Encodable, Reader};
 
