@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::CliError;
+use super::{Backend, CliError};
 use crate::consensus::Network;
-use crate::node::config::Settings;
+use crate::node::config::{parse_backend, Settings};
 
 /// Flags of `powkit node` (each overrides `DATADIR/powkit.conf`).
 #[derive(Args, Debug, Clone)]
@@ -34,9 +34,11 @@ pub struct NodeArgs {
     /// The key file whose account mined coinbases pay (`powkit key new --out FILE`).
     #[arg(long)]
     pub miner_key: Option<PathBuf>,
+    // Not `EngineArgs`'s `--backend`: no default here (a flag overrides `powkit.conf`, which
+    // overrides cpu), and no auto; `--threads` has no default for the same reason.
     /// Where the miner hashes: cpu, gpu or all.
-    #[arg(long)]
-    pub backend: Option<String>,
+    #[arg(long, value_parser = parse_backend)]
+    pub backend: Option<Backend>,
     /// Miner CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -93,7 +95,7 @@ pub fn main(a: &NodeArgs) -> Result<i32, CliError> {
         rpc: a.rpc.clone(),
         mine: a.mine.then_some(true),
         miner_key: a.miner_key.clone(),
-        backend: a.backend.clone(),
+        backend: a.backend,
         threads: a.threads,
         ban_seconds: a.ban_seconds,
         mempool_bytes: a.mempool_bytes,

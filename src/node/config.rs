@@ -56,8 +56,8 @@ pub struct Settings {
     pub mine: Option<bool>,
     /// `miner_key`.
     pub miner_key: Option<PathBuf>,
-    /// `backend`.
-    pub backend: Option<String>,
+    /// `backend` (cpu, gpu or all: [`parse_backend`]).
+    pub backend: Option<Backend>,
     /// `threads`.
     pub threads: Option<usize>,
     /// `ban_seconds`.
@@ -72,6 +72,18 @@ pub struct Settings {
 
 /// The config file's name in the data directory.
 pub const CONFIG_FILE: &str = "powkit.conf";
+
+/// The node's `backend` (the `--backend` flag and the file's key): `cpu`, `gpu` or `all`, read by
+/// [`Backend`]'s parser. `auto` is refused: the miner hashes where it is told, on the CPU by default.
+///
+/// # Errors
+/// Any other value: `backend "NAME": expected cpu, gpu or all`.
+pub fn parse_backend(s: &str) -> Result<Backend, String> {
+    match s.parse::<Backend>() {
+        Ok(Backend::Auto) | Err(_) => Err(format!("backend {s:?}: expected cpu, gpu or all")),
+        Ok(b) => Ok(b),
+    }
+}
 
 /// Default P2P and RPC ports of a chain.
 pub fn default_ports(chain: LedgerNetwork) -> (u16, u16) {
@@ -115,7 +127,7 @@ impl Settings {
                     })
                 }
                 "miner_key" => s.miner_key = Some(v.into()),
-                "backend" => s.backend = Some(v.into()),
+                "backend" => s.backend = Some(parse_backend(v).map_err(|e| format!("{}: {e}", at()))?),
                 "threads" => s.threads = Some(num("threads")? as usize),
                 "ban_seconds" => s.ban_seconds = Some(num("ban_seconds")?),
                 "mempool_bytes" => s.mempool_bytes = Some(num("mempool_bytes")? as usize),
@@ -142,12 +154,7 @@ impl Settings {
         };
         let listen = addr("listen", self.listen.or(file.listen), p2p_port)?;
         let rpc = addr("rpc", self.rpc.or(file.rpc), rpc_port)?;
-        let backend = match self.backend.or(file.backend).as_deref() {
-            None | Some("cpu") => Backend::Cpu,
-            Some("gpu") => Backend::Gpu,
-            Some("all") => Backend::All,
-            Some(other) => return Err(format!("backend {other:?}: expected cpu, gpu or all")),
-        };
+        let backend = self.backend.or(file.backend).unwrap_or(Backend::Cpu);
         let peers = if self.peers.is_empty() { file.peers } else { self.peers };
         let mine = self.mine.or(file.mine).unwrap_or(false);
         let miner_key = self.miner_key.or(file.miner_key);
