@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableTable, TableDefinition};
 
+use crate::consensus::LedgerParams;
 use crate::ledger::block::LedgerBlock;
 use crate::ledger::ids::AccountKey;
-use crate::ledger::params::LedgerParams;
 use crate::primitives::encoding::{deserialize, serialize, Decodable, DecodeError, Encodable, Reader};
 use crate::primitives::{BlockHash, BlockHeader, Txid, U256};
 use crate::state::accounts::{Account, State, Undo};

@@ -6,8 +6,9 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use powkit::consensus::LedgerNetwork;
 use powkit::ledger::tx::{LedgerTx, Transfer};
-use powkit::ledger::{AccountKey, LedgerBlock, LedgerChain};
+use powkit::ledger::{AccountKey, LedgerBlock};
 use serde_json::Value;
 
 fn powkit(args: &[&str]) -> Output {
@@ -40,7 +41,7 @@ fn records(bytes: &[u8]) -> Vec<(usize, Vec<u8>)> {
 }
 
 fn write_chain(path: &PathBuf, blocks: &[Vec<u8>]) {
-    let magic = LedgerChain::PowkitRegtest.params().magic;
+    let magic = LedgerNetwork::PowkitRegtest.params().magic;
     let mut out = vec![];
     for b in blocks {
         out.extend_from_slice(&magic);
@@ -80,7 +81,7 @@ fn keys_and_transfers_from_the_cli() {
     };
     assert_eq!(hex::encode(t.from.0), pk);
     assert_eq!((t.amount, t.fee, t.nonce, t.to), (7, 2, 3, AccountKey([0x11; 32])));
-    assert_eq!(t.chain_id, LedgerChain::Powkit.params().chain_id);
+    assert_eq!(t.chain_id, LedgerNetwork::Powkit.params().chain_id);
     assert!(powkit::consensus::ledger::transfer_signature_is_valid(&t, 1).is_ok());
     // Bad flags: a bad public key, a missing key file, a Bitcoin chain.
     let bad =
@@ -153,7 +154,7 @@ fn generated_chains_validate_and_planted_bad_blocks_are_reported() {
         }),
         ("transfer_chain_id_matches", {
             let mut b = block.clone();
-            let main = LedgerChain::Powkit.params().chain_id;
+            let main = LedgerNetwork::Powkit.params().chain_id;
             b.txs[3] = LedgerTx::Transfer(Transfer { chain_id: main, ..t }.sign(&key_of(&t.from)));
             reseal(b)
         }),

@@ -11,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use powkit::chain::Follower;
+use powkit::consensus::{LedgerNetwork, LedgerParams};
 use powkit::ledger::block::LedgerBlock;
-use powkit::ledger::params::{LedgerChain, LedgerParams};
 use powkit::ledger::tx::{LedgerTx, Transfer};
 use powkit::ledger::AccountKey;
 use powkit::net::frame::{encode_frame, MAX_PAYLOAD};
@@ -22,7 +22,7 @@ use powkit::primitives::TxMerkleNode;
 use serde_json::{json, Value};
 
 fn params() -> &'static LedgerParams {
-    LedgerChain::PowkitRegtest.params()
+    LedgerNetwork::PowkitRegtest.params()
 }
 
 fn tmp(name: &str) -> PathBuf {

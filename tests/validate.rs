@@ -271,9 +271,9 @@ fn validate_on_the_gpu_equals_the_cpu() {
 /// anything built on it) is a stale fork, not stacked on its sibling.
 #[test]
 fn orphan_siblings_are_not_stacked_on_each_other() {
-    use powkit::consensus::Chain;
+    use powkit::consensus::BitcoinNetwork;
     use powkit::primitives::{BlockHeader, TxMerkleNode};
-    let g = Chain::BitcoinRegtest.params().genesis;
+    let g = BitcoinNetwork::BitcoinRegtest.params().genesis;
     let mk = |prev: &BlockHeader, tag: u8, dt: u32| BlockHeader {
         version: 4,
         prev_blockhash: prev.block_hash(),
@@ -304,7 +304,7 @@ fn orphan_siblings_are_not_stacked_on_each_other() {
 #[test]
 fn short_hex_records_are_malformed_not_a_hang() {
     use std::time::{Duration, Instant};
-    let g = hex::encode(powkit::consensus::Chain::BitcoinRegtest.params().genesis.to_bytes());
+    let g = hex::encode(powkit::consensus::BitcoinNetwork::BitcoinRegtest.params().genesis.to_bytes());
     let mut text = format!("{g}\n00\n");
     for _ in 0..30_000 {
         text.push_str(&g);

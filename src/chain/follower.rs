@@ -5,8 +5,8 @@
 use std::collections::VecDeque;
 
 use crate::consensus::ledger::{check_header_contextual, next_bits, ConsensusError, ParentContext};
+use crate::consensus::LedgerParams;
 use crate::ledger::block::LedgerBlock;
-use crate::ledger::params::LedgerParams;
 use crate::primitives::{BlockHash, CompactTarget, U256};
 use crate::state::accounts::{State, Undo};
 use crate::store::{StoredState, StoredTip};

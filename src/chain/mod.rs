@@ -17,8 +17,8 @@ use crate::consensus::ledger::{
     check_block_context_free, check_header_context_free, check_header_contextual, check_signatures, next_bits,
     ConsensusError, ParentContext,
 };
+use crate::consensus::LedgerParams;
 use crate::ledger::block::LedgerBlock;
-use crate::ledger::params::LedgerParams;
 use crate::primitives::{BlockHash, BlockHeader, CompactTarget, U256};
 use crate::store::{BlockStatus, Connected, IndexRecord, Store, StoreError};
 

@@ -1,6 +1,6 @@
 use super::*;
+use crate::consensus::LedgerNetwork;
 use crate::ledger::ids::AccountKey;
-use crate::ledger::params::LedgerChain;
 use crate::ledger::tx::{LedgerTx, Transfer};
 use crate::mine::template;
 use crate::primitives::TxMerkleNode;
@@ -9,7 +9,7 @@ use ed25519_zebra::SigningKey;
 const NOW: i64 = 4_000_000_000;
 
 fn params() -> &'static LedgerParams {
-    LedgerChain::PowkitRegtest.params()
+    LedgerNetwork::PowkitRegtest.params()
 }
 
 fn key(i: u8) -> SigningKey {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde::Serialize;
 
-use super::{fmt_rate, CliError};
+use super::{fmt_rate, CliError, EngineArgs, SearchEngineArgs};
 use crate::backend::{self, Backend};
 use crate::gpu::GpuSearch;
 use crate::mine::{search, search_with, Engines, SearchOptions, NONCE_SPACE};
@@ -15,25 +15,26 @@ use crate::sha256::{CpuImpl, Job};
 /// Bitcoin block 1's header: a real header, searched at its real target (difficulty 1).
 const BENCH_HEADER: &str = "010000006fe28c0ab6f1b372c1a6a246ae63f74f931e8365e15a089c68d6190000000000982051fd1e4ba744bbbe680e1fee14677ba1a3c3540bf7b1cdb606e857233e0e61bc6649ffff001d01e36299";
 
-/// Flags of `powkit bench`.
+/// Flags of `powkit bench`. `--backend` means rows here, and `--cpu-impl` also takes `all` (a row
+/// per implementation), so their help is bench's own.
 #[derive(Args, Debug, Clone)]
+#[command(mut_arg("backend", |a| a.help(
+    "Where to hash: cpu rows, a gpu row, or (all) both plus a row of the two together; auto is all \
+     when a hardware GPU is present, else cpu"
+)))]
+#[command(mut_arg("cpu_impl", |a| a.help(
+    "CPU implementation: auto (the fastest this CPU has), all (every one it has), scalar, shani, avx2, avx512"
+)))]
 pub struct BenchArgs {
-    /// Where to hash: cpu rows, a gpu row, or (all) both plus a row of the two together; auto is
-    /// all when a hardware GPU is present, else cpu.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub backend: Backend,
-    /// GPU adapter index from `powkit gpu list`.
-    #[arg(long)]
-    pub adapter: Option<usize>,
-    /// Use a software GPU adapter (lavapipe) in --backend all|auto too.
-    #[arg(long)]
-    pub gpu_allow_software: bool,
+    /// `--backend`, `--adapter`.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// `--cpu-impl` (here also `all`), `--gpu-allow-software`.
+    #[command(flatten)]
+    pub search: SearchEngineArgs,
     /// Worker threads; a comma-separated list gives one row per count (default: all cores).
     #[arg(long, value_delimiter = ',')]
     pub threads: Vec<usize>,
-    /// CPU implementation: auto (the fastest this CPU has), all (every one it has), scalar, shani, avx2, avx512.
-    #[arg(long, default_value = "auto")]
-    pub cpu_impl: String,
     /// Seconds per row.
     #[arg(long, default_value_t = 5.0)]
     pub seconds: f64,
@@ -171,7 +172,7 @@ pub fn validate(a: &BenchArgs) -> Result<(), CliError> {
     if a.threads.iter().any(|&t| t == 0 || t > 1024) {
         return Err(CliError::usage("--threads must be between 1 and 1024"));
     }
-    choose_impls(&a.cpu_impl).map(|_| ())
+    choose_impls(&a.search.cpu_impl).map(|_| ())
 }
 
 /// Runs the benchmark; `on_row` sees each row as it completes.
@@ -184,12 +185,12 @@ pub fn run(a: &BenchArgs, on_row: &mut dyn FnMut(&BenchRow)) -> Result<BenchRepo
         notes: Vec::new(),
     };
     // The cpu+gpu row uses the fastest implementation when every one is benchmarked.
-    let engine_impl = if a.cpu_impl == "all" { "auto" } else { a.cpu_impl.as_str() };
-    let mut set = backend::open_search(a.backend, engine_impl, a.adapter, a.gpu_allow_software)?;
+    let engine_impl = if a.search.cpu_impl == "all" { "auto" } else { a.search.cpu_impl.as_str() };
+    let mut set = backend::open_search(a.engine.backend, engine_impl, a.engine.adapter, a.search.gpu_allow_software)?;
     report.notes.append(&mut set.notes);
     let threads = if a.threads.is_empty() { vec![report.hardware_threads] } else { a.threads.clone() };
     if set.cpu.is_some() {
-        for imp in choose_impls(&a.cpu_impl)? {
+        for imp in choose_impls(&a.search.cpu_impl)? {
             for &t in &threads {
                 let row = bench_cpu(imp, t, a.seconds)?;
                 on_row(&row);

@@ -8,7 +8,7 @@ use std::time::Instant;
 use clap::{Args, Subcommand};
 
 use super::CliError;
-use crate::consensus::Chain;
+use crate::consensus::{BitcoinNetwork, LedgerNetwork, LedgerParams, Network};
 
 /// `powkit chain` subcommands.
 #[derive(Subcommand, Debug)]
@@ -27,7 +27,7 @@ pub enum ChainCommand {
 pub struct ImportArgs {
     /// The chain: powkit or powkit-regtest.
     #[arg(long, default_value = "powkit")]
-    pub chain: String,
+    pub chain: Network,
     /// The data directory (created if missing).
     #[arg(long)]
     pub datadir: PathBuf,
@@ -44,7 +44,7 @@ pub struct ImportArgs {
 pub struct ExportArgs {
     /// The chain: powkit or powkit-regtest.
     #[arg(long, default_value = "powkit")]
-    pub chain: String,
+    pub chain: Network,
     /// The data directory.
     #[arg(long)]
     pub datadir: PathBuf,
@@ -58,7 +58,7 @@ pub struct ExportArgs {
 pub struct GenerateArgs {
     /// The chain: bitcoin-regtest (headers or blocks), powkit-regtest or powkit (blocks with transfers).
     #[arg(long, default_value = "bitcoin-regtest")]
-    pub chain: String,
+    pub chain: Network,
     /// Headers to write, genesis included (raw 80-byte records; validate with --format headers).
     #[arg(long, conflicts_with = "blocks", required_unless_present = "blocks")]
     pub headers: Option<u64>,
@@ -73,9 +73,11 @@ pub struct GenerateArgs {
     pub out: PathBuf,
 }
 
-fn ledger_chain(name: &str) -> Result<&'static crate::ledger::LedgerParams, CliError> {
-    crate::ledger::LedgerChain::from_name(name).map(|c| c.params()).ok_or_else(|| {
-        CliError::usage(format!("--chain {name}: data directories hold powkit or powkit-regtest chains"))
+/// The parameters of a powkit `--chain`; a Bitcoin one is refused (data directories hold powkit
+/// chains only).
+fn ledger_chain(network: Network) -> Result<&'static LedgerParams, CliError> {
+    network.ledger().map(|c| c.params()).ok_or_else(|| {
+        CliError::usage(format!("--chain {network}: data directories hold powkit or powkit-regtest chains"))
     })
 }
 
@@ -83,7 +85,7 @@ fn ledger_chain(name: &str) -> Result<&'static crate::ledger::LedgerParams, CliE
 /// with its state changes in one store transaction ([`crate::validate::import::import`]); exit 0
 /// when every block was stored, 1 at an invalid block (the blocks before it stay stored).
 fn import(a: &ImportArgs) -> Result<i32, CliError> {
-    let params = ledger_chain(&a.chain)?;
+    let params = ledger_chain(a.chain)?;
     let now = crate::validate::now_or_clock(a.now);
     let r = crate::validate::import::import(params, &a.datadir, a.files.clone(), now)
         .map_err(|e| CliError::usage(e.to_string()))?;
@@ -111,7 +113,7 @@ fn import(a: &ImportArgs) -> Result<i32, CliError> {
 
 /// `powkit chain export`: the main chain, genesis first, in blk format.
 fn export(a: &ExportArgs) -> Result<i32, CliError> {
-    let params = ledger_chain(&a.chain)?;
+    let params = ledger_chain(a.chain)?;
     if !a.datadir.join("chain.redb").exists() {
         return Err(CliError::usage(format!("{}: no chain.redb in this data directory", a.datadir.display())));
     }
@@ -130,7 +132,7 @@ fn export(a: &ExportArgs) -> Result<i32, CliError> {
 }
 
 /// `chain generate` for powkit chains: blocks with signed transfers.
-fn generate_ledger(a: &GenerateArgs, chain: crate::ledger::LedgerChain) -> Result<i32, CliError> {
+fn generate_ledger(a: &GenerateArgs, chain: LedgerNetwork) -> Result<i32, CliError> {
     let params = chain.params();
     let Some(n) = a.blocks else {
         return Err(CliError::usage(format!(
@@ -164,11 +166,11 @@ pub fn main(c: &ChainCommand) -> Result<i32, CliError> {
         ChainCommand::Import(a) => return import(a),
         ChainCommand::Export(a) => return export(a),
     };
-    if let Some(lc) = crate::ledger::LedgerChain::from_name(&a.chain) {
-        return generate_ledger(a, lc);
-    }
-    let chain: Chain = a.chain.parse().map_err(CliError::usage)?;
-    if chain != Chain::BitcoinRegtest {
+    let chain = match a.chain {
+        Network::Ledger(lc) => return generate_ledger(a, lc),
+        Network::Bitcoin(chain) => chain,
+    };
+    if chain != BitcoinNetwork::BitcoinRegtest {
         return Err(CliError::usage(format!(
             "--chain {chain}: generating needs a target a CPU meets at once; use bitcoin-regtest"
         )));

@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::CliError;
+use crate::consensus::Network;
+use crate::ledger::keys;
 use crate::ledger::tx::{LedgerTx, Transfer};
-use crate::ledger::{keys, AccountKey, LedgerChain};
+use crate::ledger::AccountKey;
 
 /// Key commands.
 #[derive(Subcommand, Debug)]
@@ -49,7 +51,7 @@ pub struct TransferArgs {
     pub nonce: u64,
     /// The chain whose id is signed in: powkit or powkit-regtest.
     #[arg(long, default_value = "powkit")]
-    pub chain: String,
+    pub chain: Network,
     /// Print JSON: {"hex", "txid", "from"}.
     #[arg(long)]
     pub json: bool,
@@ -75,7 +77,7 @@ pub fn key_main(c: &KeyCommand) -> Result<i32, CliError> {
 pub fn tx_main(c: &TxCommand) -> Result<i32, CliError> {
     match c {
         TxCommand::Transfer(a) => {
-            let chain = LedgerChain::from_name(&a.chain).ok_or_else(|| {
+            let chain = a.chain.ledger().ok_or_else(|| {
                 CliError::usage(format!("--chain {}: transfers exist on powkit and powkit-regtest", a.chain))
             })?;
             let key = keys::load(&a.key).map_err(CliError::usage)?;

@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use clap::Args;
 use serde::Serialize;
 
-use super::{fmt_rate, CliError};
+use super::{fmt_rate, CliError, EngineArgs, SearchEngineArgs};
 use crate::backend::{self, Backend};
 use crate::mine::{
     mine_rolling_time, search_with, Progress, RollProgress, SearchOptions, SearchReport, Solution, NONCE_SPACE,
@@ -35,21 +35,15 @@ pub struct MineArgs {
     /// Report every solution in the range, not only the first.
     #[arg(long)]
     pub all: bool,
-    /// Where to hash (auto: CPU and a hardware GPU together when there is one, else the CPU).
-    #[arg(long, value_enum, default_value = "auto")]
-    pub backend: Backend,
-    /// GPU adapter index from `powkit gpu list` (default: a discrete GPU first).
-    #[arg(long)]
-    pub adapter: Option<usize>,
-    /// With --backend all|auto, use a software GPU adapter (lavapipe) too, though it shares the CPU.
-    #[arg(long)]
-    pub gpu_allow_software: bool,
+    /// `--backend`, `--adapter`.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// `--cpu-impl`, `--gpu-allow-software`.
+    #[command(flatten)]
+    pub search: SearchEngineArgs,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// CPU implementation: auto (the fastest this CPU has), scalar, shani, avx2, avx512.
-    #[arg(long, default_value = "auto")]
-    pub cpu_impl: String,
     /// Without --count: how many times the time field may be rolled forward one second after the
     /// nonce space runs out (7200 = Bitcoin's two-hour future limit).
     #[arg(long, default_value_t = 7200)]
@@ -172,7 +166,8 @@ pub fn run(a: &MineArgs, progress: Option<RollProgress<'_>>) -> Result<MineRepor
         }
         _ => {}
     }
-    let mut set = backend::open_search(a.backend, &a.cpu_impl, a.adapter, a.gpu_allow_software)?;
+    let mut set =
+        backend::open_search(a.engine.backend, &a.search.cpu_impl, a.engine.adapter, a.search.gpu_allow_software)?;
     let opts = SearchOptions { threads, find_all: a.all, ..Default::default() };
     let gpu_err = |e: crate::gpu::GpuError| CliError { code: 3, message: format!("GPU failed during the search: {e}") };
 

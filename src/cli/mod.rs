@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod chain;
+pub mod engine;
 pub mod gpu;
 pub mod ledger;
 pub mod mine;
@@ -15,6 +16,7 @@ use std::fmt;
 use clap::{Parser, Subcommand};
 
 pub use crate::backend::Backend;
+pub use engine::{EngineArgs, SearchEngineArgs};
 
 /// powkit: fast, trustworthy proof-of-work on ordinary hardware.
 #[derive(Parser, Debug)]

@@ -5,15 +5,16 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::CliError;
-use crate::node::config::Settings;
+use super::{Backend, CliError};
+use crate::consensus::Network;
+use crate::node::config::{parse_backend, Settings};
 
 /// Flags of `powkit node` (each overrides `DATADIR/powkit.conf`).
 #[derive(Args, Debug, Clone)]
 pub struct NodeArgs {
     /// powkit or powkit-regtest (default: the config file's, else powkit-regtest).
     #[arg(long)]
-    pub chain: Option<String>,
+    pub chain: Option<Network>,
     /// The data directory (store, powkit.conf, node.json with the bound addresses).
     #[arg(long)]
     pub datadir: PathBuf,
@@ -33,9 +34,11 @@ pub struct NodeArgs {
     /// The key file whose account mined coinbases pay (`powkit key new --out FILE`).
     #[arg(long)]
     pub miner_key: Option<PathBuf>,
+    // Not `EngineArgs`'s `--backend`: no default here (a flag overrides `powkit.conf`, which
+    // overrides cpu), and no auto; `--threads` has no default for the same reason.
     /// Where the miner hashes: cpu, gpu or all.
-    #[arg(long)]
-    pub backend: Option<String>,
+    #[arg(long, value_parser = parse_backend)]
+    pub backend: Option<Backend>,
     /// Miner CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -86,13 +89,13 @@ pub fn main(a: &NodeArgs) -> Result<i32, CliError> {
     init_logging(a.log.as_deref())?;
     let file = Settings::from_file(&a.datadir).map_err(CliError::usage)?;
     let flags = Settings {
-        chain: a.chain.clone(),
+        chain: a.chain,
         listen: a.listen.clone(),
         peers: a.peers.clone(),
         rpc: a.rpc.clone(),
         mine: a.mine.then_some(true),
         miner_key: a.miner_key.clone(),
-        backend: a.backend.clone(),
+        backend: a.backend,
         threads: a.threads,
         ban_seconds: a.ban_seconds,
         mempool_bytes: a.mempool_bytes,

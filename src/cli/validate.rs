@@ -7,28 +7,28 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{Backend, CliError};
+use super::{CliError, EngineArgs};
+use crate::consensus::Network;
 use crate::validate::read::Format;
 use crate::validate::{Progress, ValidateOptions, ValidateReport};
 
-/// Flags of `powkit validate`.
+/// Flags of `powkit validate`. `--backend` says where headers are hashed here (the CPU threads
+/// still prepare and link), so its help is validate's own.
 #[derive(Args, Debug, Clone)]
+#[command(mut_arg("backend", |a| a.help("Where headers are hashed (auto: a hardware GPU when present, else CPU threads)")))]
 pub struct ValidateArgs {
     /// Files (or directories of blk*.dat files) to validate, in order.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// The chain: bitcoin, bitcoin-testnet, bitcoin-regtest, powkit, powkit-regtest.
     #[arg(long, default_value = "bitcoin")]
-    pub chain: String,
+    pub chain: Network,
     /// Input format.
     #[arg(long, value_enum, default_value = "blk")]
     pub format: Format,
-    /// Where headers are hashed (auto: a hardware GPU when present, else CPU threads).
-    #[arg(long, value_enum, default_value = "auto")]
-    pub backend: Backend,
-    /// GPU adapter index.
-    #[arg(long)]
-    pub adapter: Option<usize>,
+    /// `--backend`, `--adapter`.
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// The clock for the 2-hour future-time limit (Unix seconds; default: now).
     #[arg(long)]
     pub now: Option<i64>,
@@ -53,11 +53,11 @@ impl ValidateArgs {
     /// The library's options for these flags.
     pub fn options(&self) -> ValidateOptions {
         ValidateOptions {
-            chain: self.chain.clone(),
+            chain: self.chain,
             files: self.paths.clone(),
             format: self.format,
-            backend: self.backend,
-            adapter: self.adapter,
+            backend: self.engine.backend,
+            adapter: self.engine.adapter,
             threads: self.threads,
             now: self.now,
             no_context: self.no_context,

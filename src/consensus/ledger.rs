@@ -18,9 +18,9 @@
 
 use super::asert::asert_next_bits;
 use super::rules::{self, RuleError};
+use crate::consensus::LedgerParams;
 use crate::ledger::block::{LedgerBlock, MAX_LEDGER_BLOCK_BYTES};
 use crate::ledger::ids::StateRoot;
-use crate::ledger::params::LedgerParams;
 use crate::ledger::tx::{Coinbase, LedgerTx, Transfer};
 use crate::primitives::{BlockHash, BlockHeader, CompactTarget};
 

@@ -1,5 +1,6 @@
-//! Consensus: chain parameters, the difficulty retarget, and the validation rules (one function per
-//! rule, see `rules`). docs/CONSENSUS.md lists every rule with its source.
+//! Consensus: chain parameters of both families (`params`, with [`Network`], the `--chain` parser),
+//! the difficulty retarget, and the validation rules (one function per rule, see `rules`).
+//! docs/CONSENSUS.md lists every rule with its source.
 
 pub mod asert;
 pub mod ledger;
@@ -7,5 +8,5 @@ pub mod params;
 pub mod pow;
 pub mod rules;
 
-pub use params::{Chain, ChainParams};
+pub use params::{BitcoinNetwork, BitcoinParams, LedgerNetwork, LedgerParams, Network, UnknownNetwork};
 pub use rules::RuleError;

@@ -1,7 +1,7 @@
 //! The difficulty retarget (Bitcoin Core src/pow.cpp, `GetNextWorkRequired` and
 //! `CalculateNextWorkRequired`).
 
-use super::params::ChainParams;
+use super::params::BitcoinParams;
 use crate::primitives::{CompactTarget, U256};
 
 /// What the retarget needs of a block: its height, time and bits.
@@ -30,7 +30,7 @@ pub struct HeaderInfo {
 /// block at or before `last` that is at a retarget height, is genesis, or does not carry the limit
 /// bits); a caller that tracks it as blocks connect saves the walk, which is up to 2016 steps.
 pub fn next_work_required(
-    params: &ChainParams,
+    params: &BitcoinParams,
     last: &HeaderInfo,
     new_time: u32,
     ancestor: impl Fn(u32) -> HeaderInfo,
@@ -60,7 +60,7 @@ pub fn next_work_required(
 
 /// Bitcoin Core's `CalculateNextWorkRequired`: the old target scaled by the actual timespan over the
 /// wanted one, the actual timespan clamped to a factor of 4 either way, capped at the limit.
-pub fn calculate_next_work_required(params: &ChainParams, last: &HeaderInfo, first_time: u32) -> CompactTarget {
+pub fn calculate_next_work_required(params: &BitcoinParams, last: &HeaderInfo, first_time: u32) -> CompactTarget {
     if params.no_retargeting {
         return last.bits;
     }
@@ -77,12 +77,12 @@ pub fn calculate_next_work_required(params: &ChainParams, last: &HeaderInfo, fir
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consensus::params::Chain;
+    use crate::consensus::params::BitcoinNetwork;
 
     /// Bitcoin Core src/test/pow_tests.cpp (the four cases listed in ../shared/data/README.md).
     #[test]
     fn bitcoin_core_pow_tests() {
-        let p = Chain::Bitcoin.params();
+        let p = BitcoinNetwork::Bitcoin.params();
         let cases = [
             (32255, 1261130161, 1262152739, 0x1d00ffff, 0x1d00d86a), // get_next_work
             (2015, 1231006505, 1233061996, 0x1d00ffff, 0x1d00ffff),  // get_next_work_pow_limit
@@ -109,11 +109,11 @@ mod tests {
 
     #[test]
     fn bits_carry_over_between_retargets_and_testnet_exception() {
-        let main = Chain::Bitcoin.params();
+        let main = BitcoinNetwork::Bitcoin.params();
         let last = HeaderInfo { height: 100, time: 1_000_000, bits: CompactTarget(0x1c05a3f4) };
         let no_ancestor = |_| -> HeaderInfo { panic!("no ancestor needed") };
         assert_eq!(next_work_required(&main, &last, 1_000_000 + 5000, no_ancestor, None), CompactTarget(0x1c05a3f4));
-        let test = Chain::BitcoinTestnet.params();
+        let test = BitcoinNetwork::BitcoinTestnet.params();
         // 20 minutes and one second after its parent: the limit is allowed.
         assert_eq!(next_work_required(&test, &last, 1_000_000 + 1201, no_ancestor, None), CompactTarget(0x1d00ffff));
         // Within 20 minutes after a run of min-difficulty blocks: the last real bits.
@@ -125,7 +125,7 @@ mod tests {
         // A caller-tracked answer is used as given (the validator tracks it as blocks connect).
         assert_eq!(next_work_required(&test, &last, 1_000_000 + 1200, anc, Some(CompactTarget(0x1c05a3f4))), got);
         // Regtest never retargets.
-        let reg = Chain::BitcoinRegtest.params();
+        let reg = BitcoinNetwork::BitcoinRegtest.params();
         let last = HeaderInfo { height: 2015, time: 5, bits: CompactTarget(0x207fffff) };
         assert_eq!(
             next_work_required(&reg, &last, 6, |h| HeaderInfo { height: h, time: 0, bits: last.bits }, None),

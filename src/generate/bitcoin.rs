@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use crate::consensus::rules::script_push_number;
-use crate::consensus::ChainParams;
+use crate::consensus::BitcoinParams;
 use crate::mine::mine_header;
 use crate::primitives::{
     deserialize, serialize, Block, BlockHeader, OutPoint, Transaction, TxIn, TxMerkleNode, TxOut, Txid,
@@ -15,14 +15,14 @@ use crate::sha256::{merkle, CpuImpl};
 pub const GENESIS_COINBASE: &str = "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff4d04ffff001d0104455468652054696d65732030332f4a616e2f32303039204368616e63656c6c6f72206f6e206272696e6b206f66207365636f6e64206261696c6f757420666f722062616e6b73ffffffff0100f2052a01000000434104678afdb0fe5548271967f1a67130b7105cd6a828e03909a67962e0ea1f61deb649f6bc3f4cef38c4f35504e51ec112de5c384df7ba0b8d578a4c702b6bf11d5fac00000000";
 
 /// The genesis block of a chain.
-pub fn genesis_block(params: &ChainParams) -> Block {
+pub fn genesis_block(params: &BitcoinParams) -> Block {
     let cb: Transaction = deserialize(&hex::decode(GENESIS_COINBASE).expect("hex")).expect("the genesis coinbase");
     Block { header: params.genesis, txdata: vec![cb] }
 }
 
 /// Writes the genesis header and `n - 1` mined headers after it, as raw 80-byte records, one second
 /// apart (always above the median of the last 11, never far in the future), at the chain's limit bits.
-pub fn generate_headers(params: &ChainParams, n: u64, out: &mut dyn Write) -> std::io::Result<BlockHeader> {
+pub fn generate_headers(params: &BitcoinParams, n: u64, out: &mut dyn Write) -> std::io::Result<BlockHeader> {
     let scanner = CpuImpl::detect().scanner().expect("detected");
     let mut prev = params.genesis;
     out.write_all(&prev.to_bytes())?;
@@ -44,7 +44,12 @@ pub fn generate_headers(params: &ChainParams, n: u64, out: &mut dyn Write) -> st
 /// Writes the genesis block and `n - 1` mined blocks in blk format (magic, length, block), each with
 /// a BIP34 coinbase and `txs_per_block` transfers (structurally valid; their inputs are made up, as
 /// `validate` does not check Bitcoin UTXO spends).
-pub fn generate_blocks(params: &ChainParams, n: u64, txs_per_block: usize, out: &mut dyn Write) -> std::io::Result<()> {
+pub fn generate_blocks(
+    params: &BitcoinParams,
+    n: u64,
+    txs_per_block: usize,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     let scanner = CpuImpl::detect().scanner().expect("detected");
     let write = |out: &mut dyn Write, b: &Block| -> std::io::Result<()> {
         let bytes = serialize(b);
@@ -99,11 +104,11 @@ pub fn generate_blocks(params: &ChainParams, n: u64, txs_per_block: usize, out: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consensus::Chain;
+    use crate::consensus::BitcoinNetwork;
 
     #[test]
     fn genesis_blocks_hash_and_merkle_correctly() {
-        for c in Chain::ALL {
+        for c in BitcoinNetwork::ALL {
             let b = genesis_block(&c.params());
             assert_eq!(b.txdata[0].txid().0, b.header.merkle_root.0, "{c}");
         }

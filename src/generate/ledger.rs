@@ -8,8 +8,8 @@ use ed25519_zebra::SigningKey;
 use rayon::prelude::*;
 
 use crate::chain::Follower;
+use crate::consensus::LedgerParams;
 use crate::ledger::block::LedgerBlock;
-use crate::ledger::params::LedgerParams;
 use crate::ledger::tx::Transfer;
 use crate::mine::template;
 use crate::state::accounts::Account;

@@ -107,7 +107,7 @@ mod tests {
             nonce: 0,
             signature: [0; 64],
         });
-        let header = crate::consensus::Chain::BitcoinRegtest.params().genesis;
+        let header = crate::consensus::BitcoinNetwork::BitcoinRegtest.params().genesis;
         let b = LedgerBlock { header, txs: vec![cb, t] };
         let bytes = b.to_bytes();
         assert_eq!(b.encoded_len(), bytes.len());

@@ -5,15 +5,14 @@
 //! - [`ids`]: account keys and state roots (txids are [`crate::primitives::Txid`]).
 //! - [`block`]: blocks, their merkle root, and the chain-independent block rules.
 //! - [`keys`]: key files.
-//! - [`params`]: the `powkit` and `powkit-regtest` chains.
+//!
+//! The chains' parameters (`powkit`, `powkit-regtest`) are consensus: `consensus::params::ledger`.
 
 pub mod block;
 pub mod ids;
 pub mod keys;
-pub mod params;
 pub mod tx;
 
 pub use block::LedgerBlock;
 pub use ids::{AccountKey, StateRoot};
-pub use params::{LedgerChain, LedgerParams};
 pub use tx::{Coinbase, LedgerTx, Transfer};

@@ -2,9 +2,9 @@
 //! state root after it; the nonce is left for the search.
 
 use crate::consensus::ledger::LedgerError;
+use crate::consensus::LedgerParams;
 use crate::ledger::block::LedgerBlock;
 use crate::ledger::ids::{AccountKey, StateRoot};
-use crate::ledger::params::LedgerParams;
 use crate::ledger::tx::LedgerTx;
 use crate::state::accounts::State;
 

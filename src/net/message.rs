@@ -277,10 +277,10 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::LedgerChain;
+    use crate::consensus::LedgerNetwork;
 
     fn samples() -> Vec<Message> {
-        let g = LedgerChain::PowkitRegtest.params().genesis.clone();
+        let g = LedgerNetwork::PowkitRegtest.params().genesis.clone();
         vec![
             Message::Version(Version {
                 protocol: PROTOCOL_VERSION,
@@ -306,7 +306,7 @@ mod tests {
 
     #[test]
     fn every_message_round_trips_through_a_frame() {
-        let magic = LedgerChain::PowkitRegtest.params().magic;
+        let magic = LedgerNetwork::PowkitRegtest.params().magic;
         for m in samples() {
             let bytes = super::super::frame::encode_frame(magic, m.command(), &m.payload());
             let f = super::super::frame::read_frame(&mut &bytes[..], magic).unwrap();

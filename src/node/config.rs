@@ -8,13 +8,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::backend::Backend;
-use crate::ledger::params::LedgerChain;
+use crate::consensus::{LedgerNetwork, Network};
 
 /// Everything the node runs with.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
     /// The chain.
-    pub chain: LedgerChain,
+    pub chain: LedgerNetwork,
     /// The data directory.
     pub datadir: PathBuf,
     /// P2P listening address (`None`: no inbound connections).
@@ -44,8 +44,8 @@ pub struct NodeConfig {
 /// Settings as given on the command line or in the file (absent: not given).
 #[derive(Clone, Debug, Default)]
 pub struct Settings {
-    /// `chain`.
-    pub chain: Option<String>,
+    /// `chain` (any [`Network`] parses; [`Settings::resolve`] refuses Bitcoin's).
+    pub chain: Option<Network>,
     /// `listen` (`none` for no listening).
     pub listen: Option<String>,
     /// `peer`.
@@ -56,8 +56,8 @@ pub struct Settings {
     pub mine: Option<bool>,
     /// `miner_key`.
     pub miner_key: Option<PathBuf>,
-    /// `backend`.
-    pub backend: Option<String>,
+    /// `backend` (cpu, gpu or all: [`parse_backend`]).
+    pub backend: Option<Backend>,
     /// `threads`.
     pub threads: Option<usize>,
     /// `ban_seconds`.
@@ -73,11 +73,23 @@ pub struct Settings {
 /// The config file's name in the data directory.
 pub const CONFIG_FILE: &str = "powkit.conf";
 
+/// The node's `backend` (the `--backend` flag and the file's key): `cpu`, `gpu` or `all`, read by
+/// [`Backend`]'s parser. `auto` is refused: the miner hashes where it is told, on the CPU by default.
+///
+/// # Errors
+/// Any other value: `backend "NAME": expected cpu, gpu or all`.
+pub fn parse_backend(s: &str) -> Result<Backend, String> {
+    match s.parse::<Backend>() {
+        Ok(Backend::Auto) | Err(_) => Err(format!("backend {s:?}: expected cpu, gpu or all")),
+        Ok(b) => Ok(b),
+    }
+}
+
 /// Default P2P and RPC ports of a chain.
-pub fn default_ports(chain: LedgerChain) -> (u16, u16) {
+pub fn default_ports(chain: LedgerNetwork) -> (u16, u16) {
     match chain {
-        LedgerChain::Powkit => (8633, 8632),
-        LedgerChain::PowkitRegtest => (18633, 18632),
+        LedgerNetwork::Powkit => (8633, 8632),
+        LedgerNetwork::PowkitRegtest => (18633, 18632),
     }
 }
 
@@ -103,7 +115,7 @@ impl Settings {
                 v.parse::<u64>().map_err(|_| format!("{}: {what} must be a whole number, got {v:?}", at()))
             };
             match k {
-                "chain" => s.chain = Some(v.into()),
+                "chain" => s.chain = Some(v.parse().map_err(|e| format!("{}: {e}", at()))?),
                 "listen" => s.listen = Some(v.into()),
                 "peer" => s.peers.push(v.into()),
                 "rpc" => s.rpc = Some(v.into()),
@@ -115,7 +127,7 @@ impl Settings {
                     })
                 }
                 "miner_key" => s.miner_key = Some(v.into()),
-                "backend" => s.backend = Some(v.into()),
+                "backend" => s.backend = Some(parse_backend(v).map_err(|e| format!("{}: {e}", at()))?),
                 "threads" => s.threads = Some(num("threads")? as usize),
                 "ban_seconds" => s.ban_seconds = Some(num("ban_seconds")?),
                 "mempool_bytes" => s.mempool_bytes = Some(num("mempool_bytes")? as usize),
@@ -129,9 +141,9 @@ impl Settings {
 
     /// `self` (the flags) over `file` over the defaults.
     pub fn resolve(self, file: Settings, datadir: PathBuf) -> Result<NodeConfig, String> {
-        let chain_name = self.chain.or(file.chain).unwrap_or_else(|| "powkit-regtest".into());
-        let chain = LedgerChain::from_name(&chain_name)
-            .ok_or_else(|| format!("chain {chain_name:?}: expected powkit or powkit-regtest"))?;
+        let network = self.chain.or(file.chain).unwrap_or(Network::Ledger(LedgerNetwork::PowkitRegtest));
+        let chain =
+            network.ledger().ok_or_else(|| format!("chain {:?}: expected powkit or powkit-regtest", network.name()))?;
         let (p2p_port, rpc_port) = default_ports(chain);
         let addr = |what: &str, v: Option<String>, default: u16| -> Result<Option<SocketAddr>, String> {
             match v.as_deref() {
@@ -142,12 +154,7 @@ impl Settings {
         };
         let listen = addr("listen", self.listen.or(file.listen), p2p_port)?;
         let rpc = addr("rpc", self.rpc.or(file.rpc), rpc_port)?;
-        let backend = match self.backend.or(file.backend).as_deref() {
-            None | Some("cpu") => Backend::Cpu,
-            Some("gpu") => Backend::Gpu,
-            Some("all") => Backend::All,
-            Some(other) => return Err(format!("backend {other:?}: expected cpu, gpu or all")),
-        };
+        let backend = self.backend.or(file.backend).unwrap_or(Backend::Cpu);
         let peers = if self.peers.is_empty() { file.peers } else { self.peers };
         let mine = self.mine.or(file.mine).unwrap_or(false);
         let miner_key = self.miner_key.or(file.miner_key);
@@ -192,7 +199,7 @@ mod tests {
         let file = Settings::from_file(&dir).unwrap();
         let flags = Settings { listen: Some("none".into()), threads: Some(1), ..Settings::default() };
         let c = flags.resolve(file, dir.clone()).unwrap();
-        assert_eq!(c.chain, LedgerChain::Powkit);
+        assert_eq!(c.chain, LedgerNetwork::Powkit);
         assert_eq!(c.listen, None);
         assert_eq!(c.peers.len(), 2);
         assert_eq!(c.threads, 1);

@@ -256,7 +256,7 @@ impl Mempool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::params::LedgerChain;
+    use crate::consensus::LedgerNetwork;
     use crate::state::accounts::Account;
     use ed25519_zebra::SigningKey;
 
@@ -265,7 +265,7 @@ mod tests {
     }
 
     fn transfer(k: &SigningKey, to: AccountKey, amount: u64, fee: u64, nonce: u64) -> Transfer {
-        let chain_id = LedgerChain::PowkitRegtest.params().chain_id;
+        let chain_id = LedgerNetwork::PowkitRegtest.params().chain_id;
         Transfer { chain_id, from: crate::ledger::keys::public(k), to, amount, fee, nonce, signature: [0; 64] }.sign(k)
     }
 
@@ -278,7 +278,7 @@ mod tests {
     }
 
     fn pool(max: usize) -> Mempool {
-        Mempool::new(LedgerChain::PowkitRegtest.params().chain_id, max)
+        Mempool::new(LedgerNetwork::PowkitRegtest.params().chain_id, max)
     }
 
     #[test]
@@ -362,7 +362,7 @@ mod tests {
         assert!(p.contains(&LedgerTx::Transfer(t1).txid()));
         // The block with t0 is disconnected: t0 comes back, before t1.
         let b = LedgerBlock {
-            header: crate::ledger::params::LedgerChain::PowkitRegtest.params().genesis.header,
+            header: crate::consensus::LedgerNetwork::PowkitRegtest.params().genesis.header,
             txs: vec![LedgerTx::Transfer(t0)],
         };
         let readded = p.update(&[b], &state0);

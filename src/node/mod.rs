@@ -32,9 +32,9 @@ use crossbeam_channel::{Receiver, Sender};
 use serde_json::{json, Value};
 
 use crate::chain::Chain;
+use crate::consensus::LedgerParams;
 use crate::ledger::block::LedgerBlock;
 use crate::ledger::ids::AccountKey;
-use crate::ledger::params::LedgerParams;
 use crate::ledger::tx::LedgerTx;
 use crate::net::message::{InvKind, Message, MAX_HEADERS};
 use crate::primitives::{BlockHash, Txid};

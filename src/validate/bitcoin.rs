@@ -18,14 +18,14 @@ use super::{
 use crate::backend::HeaderHasher;
 use crate::consensus::pow::{next_work_required, HeaderInfo};
 use crate::consensus::rules::{self, RuleError};
-use crate::consensus::{Chain, ChainParams};
+use crate::consensus::{BitcoinNetwork, BitcoinParams};
 use crate::primitives::{Block, BlockHash, BlockHeader, CompactTarget, DecodeError, Target, Work, U256};
 
 /// How to validate a Bitcoin chain's records (what [`prepare_record`] and [`Validator`] check).
 #[derive(Clone, Debug)]
 pub struct Options {
     /// The chain's parameters.
-    pub params: ChainParams,
+    pub params: BitcoinParams,
     /// Check every record alone (Bitcoin Core's `CheckBlock` plus the 2-hour time limit).
     pub no_context: bool,
     /// Skip the proof-of-work check (for structure tests on altered blocks).
@@ -452,7 +452,7 @@ pub fn bip34_height(b: &Block) -> Option<u32> {
 /// ([`ValidateError::Paths`]), or a batch could not be read or hashed ([`ValidateError::Input`]).
 pub fn run(
     opts: &ValidateOptions,
-    chain: Chain,
+    chain: BitcoinNetwork,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<ValidateReport, ValidateError> {
     let params = chain.params();

@@ -11,7 +11,8 @@ use super::read::{Format, Reader};
 use super::{Invalid, ValidateError};
 use crate::chain::Follower;
 use crate::consensus::ledger::{check_block_context_free, check_header_context_free, check_signatures};
-use crate::ledger::{LedgerBlock, LedgerParams};
+use crate::consensus::LedgerParams;
+use crate::ledger::LedgerBlock;
 use crate::primitives::BlockHash;
 use crate::store::Store;
 

@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::backend::{Backend, BackendError};
-use crate::consensus::Chain;
+use crate::consensus::Network;
 use crate::primitives::BlockHash;
 use crate::store::StoreError;
 use read::{Format, ReadError};
@@ -36,9 +36,9 @@ pub const LEDGER_NOT_CHECKED: &str = "nothing: headers, blocks, every signature 
 /// What to validate and how (the flags of `powkit validate`).
 #[derive(Clone, Debug)]
 pub struct ValidateOptions {
-    /// The chain's name: bitcoin, bitcoin-testnet, bitcoin-regtest (Bitcoin chains), powkit,
+    /// The chain: bitcoin, bitcoin-testnet, bitcoin-regtest (Bitcoin chains), powkit,
     /// powkit-regtest (powkit chains).
-    pub chain: String,
+    pub chain: Network,
     /// Files (or directories of blk*.dat files, read in numeric order) to validate, in order.
     pub files: Vec<PathBuf>,
     /// Input format (powkit chains: blk only).
@@ -200,9 +200,6 @@ pub enum Progress {
 /// the user.
 #[derive(Debug, thiserror::Error)]
 pub enum ValidateError {
-    /// The chain's name is unknown (the message lists the names).
-    #[error("{0}")]
-    Chain(String),
     /// powkit chains are read from blk files only.
     #[error("--chain {0}: powkit chains are validated from blk files")]
     Format(&'static str),
@@ -236,15 +233,14 @@ pub fn now_or_clock(now: Option<i64>) -> i64 {
 /// error. `progress` gets counts at most every 2 s, then [`Progress::Done`] once.
 ///
 /// # Errors
-/// An unknown chain, a format the chain is not read in, a backend that cannot open, paths that
+/// A format the chain is not read in, a backend that cannot open, paths that
 /// cannot be listed, or input that fails part-way ([`ValidateError`]).
 pub fn run(
     opts: &ValidateOptions,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<ValidateReport, ValidateError> {
-    if let Some(lc) = crate::ledger::LedgerChain::from_name(&opts.chain) {
-        return powkit::run(opts, lc.params(), now_or_clock(opts.now), progress);
+    match opts.chain {
+        Network::Ledger(lc) => powkit::run(opts, lc.params(), now_or_clock(opts.now), progress),
+        Network::Bitcoin(chain) => bitcoin::run(opts, chain, progress),
     }
-    let chain: Chain = opts.chain.parse().map_err(ValidateError::Chain)?;
-    bitcoin::run(opts, chain, progress)
 }

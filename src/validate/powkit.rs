@@ -20,8 +20,8 @@ use super::{
 use crate::chain::Follower;
 use crate::consensus::ledger::{check_block_context_free, check_header_context_free, check_signatures, ConsensusError};
 use crate::consensus::rules::RuleError;
+use crate::consensus::LedgerParams;
 use crate::ledger::block::LedgerBlock;
-use crate::ledger::params::LedgerParams;
 use crate::primitives::BlockHash;
 
 /// Totals of a run.

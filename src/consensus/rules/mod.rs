@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 
-use super::params::ChainParams;
+use super::params::BitcoinParams;
 use crate::primitives::encoding::compact_size_len;
 use crate::primitives::{Block, BlockHash, BlockHeader, CompactTarget, Target, Transaction};
 use crate::sha256::merkle;
@@ -195,7 +195,7 @@ impl RuleError {
 
 /// The target for `bits`, checked as the first half of Bitcoin Core's `CheckProofOfWork`
 /// (src/pow.cpp): not negative, no overflow, not zero, not above the chain's `powLimit`.
-pub fn target_bits_are_valid(bits: CompactTarget, params: &ChainParams) -> Result<Target, RuleError> {
+pub fn target_bits_are_valid(bits: CompactTarget, params: &BitcoinParams) -> Result<Target, RuleError> {
     target_bits_are_within(bits, params.pow_limit)
 }
 
@@ -218,7 +218,7 @@ pub fn target_bits_are_within(bits: CompactTarget, limit: Target) -> Result<Targ
 
 /// Proof of work: the header's hash, as a little-endian integer, is at most its target (Bitcoin Core
 /// `CheckProofOfWork`, second half).
-pub fn proof_of_work_is_valid(header: &BlockHeader, params: &ChainParams) -> Result<(), RuleError> {
+pub fn proof_of_work_is_valid(header: &BlockHeader, params: &BitcoinParams) -> Result<(), RuleError> {
     let target = target_bits_are_valid(header.bits, params)?;
     hash_meets_target(&header.block_hash(), target)
 }
@@ -274,7 +274,7 @@ pub fn difficulty_matches_retarget(header: &BlockHeader, required: CompactTarget
 
 /// After BIP34, BIP66 and BIP65 activate, versions below 2, 3 and 4 are rejected (Bitcoin Core
 /// `ContextualCheckBlockHeader`, "bad-version").
-pub fn version_is_not_obsolete(header: &BlockHeader, height: u32, params: &ChainParams) -> Result<(), RuleError> {
+pub fn version_is_not_obsolete(header: &BlockHeader, height: u32, params: &BitcoinParams) -> Result<(), RuleError> {
     for (min, at, bip) in
         [(2, params.bip34_height, "BIP34"), (3, params.bip66_height, "BIP66"), (4, params.bip65_height, "BIP65")]
     {
@@ -427,7 +427,7 @@ pub fn transaction_is_well_formed(tx: &Transaction, index: usize) -> Result<(), 
 
 /// BIP34: from `bip34_height` on, the coinbase's scriptSig begins with the height as a minimal
 /// script number push (Bitcoin Core `ContextualCheckBlock`, "bad-cb-height").
-pub fn coinbase_has_height(block: &Block, height: u32, params: &ChainParams) -> Result<(), RuleError> {
+pub fn coinbase_has_height(block: &Block, height: u32, params: &BitcoinParams) -> Result<(), RuleError> {
     if height < params.bip34_height {
         return Ok(());
     }
@@ -469,7 +469,7 @@ pub fn script_push_number(n: i64) -> Vec<u8> {
 /// counts), the coinbase's witness must be exactly one 32-byte item (the reserved value) and the
 /// commitment must be `sha256d(witness merkle root || reserved value)`, the witness root taken over the
 /// wtxids with the coinbase's as zero. Without a commitment, no transaction may carry witness data.
-pub fn witness_commitment_is_valid(block: &Block, height: u32, params: &ChainParams) -> Result<(), RuleError> {
+pub fn witness_commitment_is_valid(block: &Block, height: u32, params: &BitcoinParams) -> Result<(), RuleError> {
     if height < params.segwit_height {
         return Ok(());
     }

@@ -1,7 +1,7 @@
 //! Every rule: real blocks pass it, and an input that breaks only that rule fails it with its variant.
 
 use super::*;
-use crate::consensus::params::Chain;
+use crate::consensus::params::BitcoinNetwork;
 use crate::primitives::{OutPoint, TxIn, TxOut, Txid};
 
 fn read_blocks(path: &str) -> Option<Vec<Block>> {
@@ -12,11 +12,11 @@ fn single(path: &str) -> Option<Block> {
     read_blocks(path).map(|mut v| v.remove(0))
 }
 
-fn main() -> ChainParams {
-    Chain::Bitcoin.params()
+fn main() -> BitcoinParams {
+    BitcoinNetwork::Bitcoin.params()
 }
 
-fn context_free(b: &Block, p: &ChainParams) -> Result<(), RuleError> {
+fn context_free(b: &Block, p: &BitcoinParams) -> Result<(), RuleError> {
     proof_of_work_is_valid(&b.header, p)?;
     block_is_not_empty(b)?;
     merkle_root_is_valid(b)?;
@@ -86,7 +86,7 @@ fn proof_of_work_rules() {
         target_bits_are_valid(CompactTarget(0x01003456), &p),
         Err(RuleError::BadTargetBits { why: "zero", .. })
     ));
-    assert!(target_bits_are_valid(CompactTarget(0x207fffff), &Chain::BitcoinRegtest.params()).is_ok());
+    assert!(target_bits_are_valid(CompactTarget(0x207fffff), &BitcoinNetwork::BitcoinRegtest.params()).is_ok());
 }
 
 #[test]
@@ -259,7 +259,7 @@ fn witness_commitment_rules() {
 fn median_time_by_counting_equals_sorting() {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-    let mut h = crate::consensus::Chain::BitcoinRegtest.params().genesis;
+    let mut h = crate::consensus::BitcoinNetwork::BitcoinRegtest.params().genesis;
     for _ in 0..20_000 {
         let n = rng.gen_range(0..=15);
         let prev: Vec<u32> = (0..n).map(|_| rng.gen_range(100..110)).collect();

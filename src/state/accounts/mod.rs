@@ -17,9 +17,9 @@ use sha2::{Digest, Sha256};
 
 use super::smt::SparseMerkleTree;
 use crate::consensus::ledger::{self as rules, LedgerError};
+use crate::consensus::LedgerParams;
 use crate::ledger::block::LedgerBlock;
 use crate::ledger::ids::{AccountKey, StateRoot};
-use crate::ledger::params::LedgerParams;
 use crate::ledger::tx::LedgerTx;
 use crate::primitives::encoding::{deserialize, serialize, Decodable, DecodeError, Encodable, Reader};
 

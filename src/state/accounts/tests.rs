@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::consensus::ledger::check_signatures;
-use crate::ledger::params::LedgerChain;
+use crate::consensus::LedgerNetwork;
 use crate::ledger::tx::Transfer;
 use crate::mine::template;
 use crate::primitives::{BlockHash, CompactTarget};
@@ -11,7 +11,7 @@ use ed25519_zebra::SigningKey;
 use rand::{Rng, SeedableRng};
 
 fn params() -> &'static LedgerParams {
-    LedgerChain::PowkitRegtest.params()
+    LedgerNetwork::PowkitRegtest.params()
 }
 
 fn pk(k: &SigningKey) -> AccountKey {

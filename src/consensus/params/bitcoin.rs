@@ -1,16 +1,16 @@
-//! Chain parameters: genesis, proof-of-work limit, retarget rule, activation heights, magic bytes.
+//! Bitcoin chain parameters: genesis, proof-of-work limit, retarget rule, activation heights, magic bytes.
 //!
-//! Values are Bitcoin Core's (src/kernel/chainparams.cpp). powkit's own chains join these with the
-//! replicated-ledger issue.
+//! Values are Bitcoin Core's (src/kernel/chainparams.cpp). powkit's own chains are in the sibling
+//! module `ledger`.
 
 use std::fmt;
 use std::str::FromStr;
 
 use crate::primitives::{BlockHeader, CompactTarget, Target, U256};
 
-/// A chain powkit knows.
+/// A Bitcoin network powkit knows (`--chain` names them through [`super::Network`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Chain {
+pub enum BitcoinNetwork {
     /// Bitcoin mainnet.
     Bitcoin,
     /// Bitcoin testnet3 (with its 20-minute minimum-difficulty rule).
@@ -19,46 +19,46 @@ pub enum Chain {
     BitcoinRegtest,
 }
 
-impl Chain {
-    /// Every chain.
-    pub const ALL: [Chain; 3] = [Chain::Bitcoin, Chain::BitcoinTestnet, Chain::BitcoinRegtest];
+impl BitcoinNetwork {
+    /// Every Bitcoin network.
+    pub const ALL: [BitcoinNetwork; 3] =
+        [BitcoinNetwork::Bitcoin, BitcoinNetwork::BitcoinTestnet, BitcoinNetwork::BitcoinRegtest];
 
     /// Its name on the command line.
     pub fn name(self) -> &'static str {
         match self {
-            Chain::Bitcoin => "bitcoin",
-            Chain::BitcoinTestnet => "bitcoin-testnet",
-            Chain::BitcoinRegtest => "bitcoin-regtest",
+            BitcoinNetwork::Bitcoin => "bitcoin",
+            BitcoinNetwork::BitcoinTestnet => "bitcoin-testnet",
+            BitcoinNetwork::BitcoinRegtest => "bitcoin-regtest",
         }
     }
 
     /// Its parameters.
-    pub fn params(self) -> ChainParams {
-        ChainParams::new(self)
+    pub fn params(self) -> BitcoinParams {
+        BitcoinParams::new(self)
     }
 }
 
-impl fmt::Display for Chain {
+impl fmt::Display for BitcoinNetwork {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
 }
 
-impl FromStr for Chain {
+impl FromStr for BitcoinNetwork {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Chain::ALL
-            .into_iter()
-            .find(|c| c.name() == s)
-            .ok_or_else(|| format!("unknown chain '{s}' (expected {})", Chain::ALL.map(|c| c.name()).join(", ")))
+        BitcoinNetwork::ALL.into_iter().find(|c| c.name() == s).ok_or_else(|| {
+            format!("unknown chain '{s}' (expected {})", BitcoinNetwork::ALL.map(|c| c.name()).join(", "))
+        })
     }
 }
 
-/// Everything consensus needs to know about a chain.
+/// Everything consensus needs to know about a Bitcoin network.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChainParams {
-    /// Which chain.
-    pub chain: Chain,
+pub struct BitcoinParams {
+    /// Which network.
+    pub network: BitcoinNetwork,
     /// Network magic, the first four bytes of every P2P message and blk-file record.
     pub magic: [u8; 4],
     /// The genesis block's header.
@@ -100,14 +100,14 @@ fn genesis(time: u32, bits: u32, nonce: u32) -> BlockHeader {
     }
 }
 
-impl ChainParams {
-    /// The parameters of `chain`.
-    pub fn new(chain: Chain) -> ChainParams {
+impl BitcoinParams {
+    /// The parameters of `network`.
+    pub fn new(network: BitcoinNetwork) -> BitcoinParams {
         // 0x00000000ffff...ff: Bitcoin's powLimit (not the compact form's 0x00000000ffff0000...).
         let bitcoin_limit = Target(U256::MAX.shr_bits(32));
-        let mut p = match chain {
-            Chain::Bitcoin => ChainParams {
-                chain,
+        let mut p = match network {
+            BitcoinNetwork::Bitcoin => BitcoinParams {
+                network,
                 magic: [0xf9, 0xbe, 0xb4, 0xd9],
                 genesis: genesis(1231006505, 0x1d00ffff, 2083236893),
                 pow_limit: bitcoin_limit,
@@ -123,8 +123,8 @@ impl ChainParams {
                 pow_limit_bits: CompactTarget(0),
                 retarget_interval: 0,
             },
-            Chain::BitcoinTestnet => ChainParams {
-                chain,
+            BitcoinNetwork::BitcoinTestnet => BitcoinParams {
+                network,
                 magic: [0x0b, 0x11, 0x09, 0x07],
                 genesis: genesis(1296688602, 0x1d00ffff, 414098458),
                 pow_limit: bitcoin_limit,
@@ -140,8 +140,8 @@ impl ChainParams {
                 pow_limit_bits: CompactTarget(0),
                 retarget_interval: 0,
             },
-            Chain::BitcoinRegtest => ChainParams {
-                chain,
+            BitcoinNetwork::BitcoinRegtest => BitcoinParams {
+                network,
                 magic: [0xfa, 0xbf, 0xb5, 0xda],
                 genesis: genesis(1296688602, 0x207fffff, 2),
                 pow_limit: Target(U256::MAX.shr_bits(1)),
@@ -176,23 +176,23 @@ mod tests {
     #[test]
     fn genesis_hashes_are_the_known_ones() {
         let want = [
-            (Chain::Bitcoin, "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f"),
-            (Chain::BitcoinTestnet, "000000000933ea01ad0ee984209779baaec3ced90fa3f408719526f8d77f4943"),
-            (Chain::BitcoinRegtest, "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206"),
+            (BitcoinNetwork::Bitcoin, "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f"),
+            (BitcoinNetwork::BitcoinTestnet, "000000000933ea01ad0ee984209779baaec3ced90fa3f408719526f8d77f4943"),
+            (BitcoinNetwork::BitcoinRegtest, "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206"),
         ];
         for (c, h) in want {
             let p = c.params();
             assert_eq!(p.genesis.block_hash().to_string(), h, "{c}");
             assert!(p.genesis.bits.to_target().unwrap() <= p.pow_limit);
-            assert_eq!(c.name().parse::<Chain>().unwrap(), c);
+            assert_eq!(c.name().parse::<BitcoinNetwork>().unwrap(), c);
         }
-        assert_eq!(Chain::Bitcoin.params().difficulty_adjustment_interval(), 2016);
-        for c in Chain::ALL {
+        assert_eq!(BitcoinNetwork::Bitcoin.params().difficulty_adjustment_interval(), 2016);
+        for c in BitcoinNetwork::ALL {
             let p = c.params();
             assert_eq!(p.pow_limit_bits, p.pow_limit.to_compact(), "{c}");
             assert_eq!(p.retarget_interval as i64, p.pow_target_timespan / p.pow_target_spacing, "{c}");
         }
-        assert_eq!(Chain::Bitcoin.params().pow_limit_bits, crate::primitives::CompactTarget(0x1d00ffff));
-        assert!("bitcoin-mainnet".parse::<Chain>().is_err());
+        assert_eq!(BitcoinNetwork::Bitcoin.params().pow_limit_bits, crate::primitives::CompactTarget(0x1d00ffff));
+        assert!("bitcoin-mainnet".parse::<BitcoinNetwork>().is_err());
     }
 }

@@ -1,14 +1,14 @@
 //! Parameters of powkit's own chains (docs/CONSENSUS.md, "powkit chains").
 
+use std::fmt;
 use std::sync::OnceLock;
 
-use super::block::LedgerBlock;
-use super::tx::{Coinbase, LedgerTx};
+use crate::ledger::{Coinbase, LedgerBlock, LedgerTx};
 use crate::primitives::{BlockHash, BlockHeader, CompactTarget, Target, TxMerkleNode};
 
 /// powkit's chains.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum LedgerChain {
+pub enum LedgerNetwork {
     /// The public chain: 30-second blocks.
     Powkit,
     /// A fast local chain for tests: the easiest target, 1-second blocks.
@@ -19,8 +19,8 @@ pub enum LedgerChain {
 #[derive(Clone, Debug)]
 pub struct LedgerParams {
     /// Which chain.
-    pub chain: LedgerChain,
-    /// Its name on the command line.
+    pub network: LedgerNetwork,
+    /// Its name on the command line ([`LedgerNetwork::name`]).
     pub name: &'static str,
     /// Signed into every transfer (no replay across chains).
     pub chain_id: u32,
@@ -40,13 +40,22 @@ pub struct LedgerParams {
     pub genesis: LedgerBlock,
 }
 
-impl LedgerChain {
+impl LedgerNetwork {
     /// Every powkit chain.
-    pub const ALL: [LedgerChain; 2] = [LedgerChain::Powkit, LedgerChain::PowkitRegtest];
+    pub const ALL: [LedgerNetwork; 2] = [LedgerNetwork::Powkit, LedgerNetwork::PowkitRegtest];
 
-    /// The chain named `s` (`powkit`, `powkit-regtest`), if it is one.
-    pub fn from_name(s: &str) -> Option<LedgerChain> {
-        LedgerChain::ALL.into_iter().find(|c| c.params().name == s)
+    /// Its name on the command line: `powkit` or `powkit-regtest`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LedgerNetwork::Powkit => "powkit",
+            LedgerNetwork::PowkitRegtest => "powkit-regtest",
+        }
+    }
+
+    /// The chain named `s` (`powkit`, `powkit-regtest`), if it is one. The command line parses
+    /// `--chain` with [`super::Network`], which knows both families.
+    pub fn from_name(s: &str) -> Option<LedgerNetwork> {
+        LedgerNetwork::ALL.into_iter().find(|c| c.name() == s)
     }
 
     /// The chain's parameters (computed once).
@@ -54,20 +63,18 @@ impl LedgerChain {
         static MAIN: OnceLock<LedgerParams> = OnceLock::new();
         static REGTEST: OnceLock<LedgerParams> = OnceLock::new();
         match self {
-            LedgerChain::Powkit => MAIN.get_or_init(|| {
-                make(self, "powkit", 0x706f_7701, [0x70, 0x6b, 0x77, 0x01], 0x1e00_ffff, 30, 30 * 60, 296_814)
-            }),
-            LedgerChain::PowkitRegtest => REGTEST.get_or_init(|| {
-                make(self, "powkit-regtest", 0x706f_77ff, [0x70, 0x6b, 0x77, 0xff], 0x1e7f_ffff, 1, 60, 208_754)
-            }),
+            LedgerNetwork::Powkit => MAIN
+                .get_or_init(|| make(self, 0x706f_7701, [0x70, 0x6b, 0x77, 0x01], 0x1e00_ffff, 30, 30 * 60, 296_814)),
+            LedgerNetwork::PowkitRegtest => {
+                REGTEST.get_or_init(|| make(self, 0x706f_77ff, [0x70, 0x6b, 0x77, 0xff], 0x1e7f_ffff, 1, 60, 208_754))
+            }
         }
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 fn make(
-    chain: LedgerChain,
-    name: &'static str,
+    network: LedgerNetwork,
     chain_id: u32,
     magic: [u8; 4],
     limit_bits: u32,
@@ -77,8 +84,8 @@ fn make(
 ) -> LedgerParams {
     let pow_limit = CompactTarget(limit_bits).to_target().expect("valid limit bits");
     LedgerParams {
-        chain,
-        name,
+        network,
+        name: network.name(),
         chain_id,
         magic,
         pow_limit,
@@ -99,9 +106,9 @@ pub const GENESIS_TIME: u32 = 1_700_000_000;
 pub fn genesis_block(time: u32, bits: CompactTarget, nonce: u32) -> LedgerBlock {
     let cb = LedgerTx::Coinbase(Coinbase {
         height: 0,
-        recipient: super::AccountKey::ZERO,
+        recipient: crate::ledger::AccountKey::ZERO,
         amount: 0,
-        state_root: super::StateRoot::ZERO,
+        state_root: crate::ledger::StateRoot::ZERO,
     });
     let header = BlockHeader {
         version: 1,
@@ -112,6 +119,12 @@ pub fn genesis_block(time: u32, bits: CompactTarget, nonce: u32) -> LedgerBlock 
         nonce,
     };
     LedgerBlock { header, txs: vec![cb] }
+}
+
+impl fmt::Display for LedgerNetwork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl LedgerParams {
@@ -132,9 +145,9 @@ mod tests {
 
     #[test]
     fn genesis_blocks_are_deterministic_and_meet_their_limit() {
-        for c in LedgerChain::ALL {
+        for c in LedgerNetwork::ALL {
             let p = c.params();
-            assert_eq!(LedgerChain::from_name(p.name), Some(c));
+            assert_eq!(LedgerNetwork::from_name(p.name), Some(c));
             let g = &p.genesis;
             assert!(p.pow_limit.is_met_by(&g.header.block_hash()), "{}", p.name);
             // The written nonce is the lowest that meets the limit.
@@ -144,9 +157,9 @@ mod tests {
             assert_eq!(g.merkle_root(), (g.header.merkle_root.0, false));
             assert_eq!(LedgerBlock::from_bytes(&g.to_bytes()).as_ref(), Ok(g));
         }
-        assert_ne!(LedgerChain::Powkit.params().chain_id, LedgerChain::PowkitRegtest.params().chain_id);
-        assert_eq!(LedgerChain::from_name("bitcoin"), None);
-        let p = LedgerChain::Powkit.params();
+        assert_ne!(LedgerNetwork::Powkit.params().chain_id, LedgerNetwork::PowkitRegtest.params().chain_id);
+        assert_eq!(LedgerNetwork::from_name("bitcoin"), None);
+        let p = LedgerNetwork::Powkit.params();
         assert_eq!(p.subsidy(0), 5_000_000_000);
         assert_eq!(p.subsidy(209_999), 5_000_000_000);
         assert_eq!(p.subsidy(210_000), 2_500_000_000);
