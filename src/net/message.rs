@@ -4,7 +4,7 @@
 
 use crate::ledger::block::LedgerBlock;
 use crate::ledger::tx::LedgerTx;
-use crate::primitives::encoding::{write_compact_size, DecodeError, Encodable, Reader};
+use crate::primitives::encoding::{write_compact_size, Decodable, DecodeError, Encodable, Reader};
 use crate::primitives::{BlockHash, BlockHeader};
 
 /// The protocol version this code speaks.
@@ -107,11 +107,68 @@ pub enum MessageError {
 fn put_invs(out: &mut Vec<u8>, items: &[Inv]) {
     write_compact_size(out, items.len() as u64);
     for i in items {
-        out.push(match i.kind {
+        i.consensus_encode(out);
+    }
+}
+
+impl Encodable for Inv {
+    /// Kind byte (1 block, 2 tx), then the 32-byte hash.
+    fn consensus_encode(&self, out: &mut Vec<u8>) {
+        out.push(match self.kind {
             InvKind::Block => 1,
             InvKind::Tx => 2,
         });
-        out.extend_from_slice(&i.hash);
+        out.extend_from_slice(&self.hash);
+    }
+}
+
+impl Decodable for Inv {
+    fn consensus_decode(r: &mut Reader<'_>) -> Result<Inv, DecodeError> {
+        let at = r.offset();
+        let kind = match r.u8("inventory kind")? {
+            1 => InvKind::Block,
+            2 => InvKind::Tx,
+            _ => {
+                return Err(DecodeError::Invalid { offset: at, what: "inventory kind", why: "not 1 (block) or 2 (tx)" })
+            }
+        };
+        Ok(Inv { kind, hash: r.array("inventory hash")? })
+    }
+}
+
+impl Encodable for Version {
+    /// Protocol, chain id, genesis hash, height, nonce, listen port (little-endian), then the user
+    /// agent as CompactSize-prefixed bytes (cut to [`MAX_USER_AGENT`]).
+    fn consensus_encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.protocol.to_le_bytes());
+        out.extend_from_slice(&self.chain_id.to_le_bytes());
+        self.genesis.consensus_encode(out);
+        out.extend_from_slice(&self.height.to_le_bytes());
+        out.extend_from_slice(&self.nonce.to_le_bytes());
+        out.extend_from_slice(&self.listen_port.to_le_bytes());
+        let ua = &self.user_agent.as_bytes()[..self.user_agent.len().min(MAX_USER_AGENT as usize)];
+        write_compact_size(out, ua.len() as u64);
+        out.extend_from_slice(ua);
+    }
+}
+
+impl Decodable for Version {
+    fn consensus_decode(r: &mut Reader<'_>) -> Result<Version, DecodeError> {
+        let protocol = r.u32_le("protocol version")?;
+        let chain_id = r.u32_le("chain id")?;
+        let genesis = BlockHash(r.array("genesis hash")?);
+        let height = r.u32_le("height")?;
+        let nonce = r.u64_le("nonce")?;
+        let listen_port = u16::from_le_bytes(r.array("listen port")?);
+        let at = r.offset();
+        let n = count(r, "user agent length", MAX_USER_AGENT)?;
+        let ua = r.take(n, "user agent")?;
+        let user_agent = String::from_utf8(ua.to_vec()).map_err(|_| DecodeError::Invalid {
+            offset: at,
+            what: "user agent",
+            why: "not UTF-8",
+        })?;
+        Ok(Version { protocol, chain_id, genesis, height, nonce, listen_port, user_agent })
     }
 }
 
@@ -126,23 +183,7 @@ fn count(r: &mut Reader<'_>, what: &'static str, max: u64) -> Result<usize, Deco
 
 fn get_invs(r: &mut Reader<'_>) -> Result<Vec<Inv>, DecodeError> {
     let n = count(r, "inventory count", MAX_INV)?;
-    (0..n)
-        .map(|_| {
-            let at = r.offset();
-            let kind = match r.u8("inventory kind")? {
-                1 => InvKind::Block,
-                2 => InvKind::Tx,
-                _ => {
-                    return Err(DecodeError::Invalid {
-                        offset: at,
-                        what: "inventory kind",
-                        why: "not 1 (block) or 2 (tx)",
-                    })
-                }
-            };
-            Ok(Inv { kind, hash: r.array("inventory hash")? })
-        })
-        .collect()
+    (0..n).map(|_| Inv::consensus_decode(r)).collect()
 }
 
 impl Message {
@@ -167,34 +208,27 @@ impl Message {
     pub fn payload(&self) -> Vec<u8> {
         let mut out = Vec::new();
         match self {
-            Message::Version(v) => {
-                out.extend_from_slice(&v.protocol.to_le_bytes());
-                out.extend_from_slice(&v.chain_id.to_le_bytes());
-                out.extend_from_slice(&v.genesis.0);
-                out.extend_from_slice(&v.height.to_le_bytes());
-                out.extend_from_slice(&v.nonce.to_le_bytes());
-                out.extend_from_slice(&v.listen_port.to_le_bytes());
-                let ua = &v.user_agent.as_bytes()[..v.user_agent.len().min(MAX_USER_AGENT as usize)];
-                write_compact_size(&mut out, ua.len() as u64);
-                out.extend_from_slice(ua);
-            }
+            Message::Version(v) => v.consensus_encode(&mut out),
             Message::Verack => {}
             Message::Ping(n) | Message::Pong(n) => out.extend_from_slice(&n.to_le_bytes()),
             Message::GetHeaders { locator, stop } => {
                 write_compact_size(&mut out, locator.len() as u64);
                 for h in locator {
-                    out.extend_from_slice(&h.0);
+                    h.consensus_encode(&mut out);
                 }
-                out.extend_from_slice(&stop.0);
+                stop.consensus_encode(&mut out);
             }
             Message::Headers(hs) => {
                 write_compact_size(&mut out, hs.len() as u64);
                 for h in hs {
-                    out.extend_from_slice(&h.to_bytes());
+                    h.consensus_encode(&mut out);
                 }
             }
             Message::Inv(i) | Message::GetData(i) | Message::NotFound(i) => put_invs(&mut out, i),
-            Message::Block(b) => out = b.to_bytes(),
+            Message::Block(b) => {
+                out.reserve_exact(b.encoded_len());
+                b.consensus_encode(&mut out);
+            }
             Message::Tx(t) => t.consensus_encode(&mut out),
         }
         out
@@ -232,28 +266,11 @@ impl Message {
     }
 
     fn decode_fields(name: &str, r: &mut Reader<'_>) -> Result<Message, DecodeError> {
-        let u64_le = |r: &mut Reader<'_>, what| r.array::<8>(what).map(u64::from_le_bytes);
         Ok(match name {
-            "version" => {
-                let protocol = r.u32_le("protocol version")?;
-                let chain_id = r.u32_le("chain id")?;
-                let genesis = BlockHash(r.array("genesis hash")?);
-                let height = r.u32_le("height")?;
-                let nonce = u64_le(r, "nonce")?;
-                let listen_port = u16::from_le_bytes(r.array("listen port")?);
-                let at = r.offset();
-                let n = count(r, "user agent length", MAX_USER_AGENT)?;
-                let ua = r.take(n, "user agent")?;
-                let user_agent = String::from_utf8(ua.to_vec()).map_err(|_| DecodeError::Invalid {
-                    offset: at,
-                    what: "user agent",
-                    why: "not UTF-8",
-                })?;
-                Message::Version(Version { protocol, chain_id, genesis, height, nonce, listen_port, user_agent })
-            }
+            "version" => Message::Version(Version::consensus_decode(r)?),
             "verack" => Message::Verack,
-            "ping" => Message::Ping(u64_le(r, "ping nonce")?),
-            "pong" => Message::Pong(u64_le(r, "pong nonce")?),
+            "ping" => Message::Ping(r.u64_le("ping nonce")?),
+            "pong" => Message::Pong(r.u64_le("pong nonce")?),
             "getheaders" => {
                 let n = count(r, "locator count", MAX_LOCATOR)?;
                 let locator = (0..n).map(|_| r.array("locator hash").map(BlockHash)).collect::<Result<_, _>>()?;
