@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use powkit::chain::Follower;
+use powkit::consensus::ledger::CLOCK_PAST_EVERY_HEADER;
 use powkit::consensus::{LedgerNetwork, LedgerParams};
 use powkit::ledger::block::LedgerBlock;
 use powkit::ledger::tx::{LedgerTx, Transfer};
@@ -482,11 +483,11 @@ fn byzantine_peers_are_banned_and_honest_tips_and_state_roots_are_unaffected() {
     let mut blocks = Vec::new();
     for i in 1..=2u32 {
         let b = mine(template(&mut f, pk(&k1), vec![], t0 + i), false);
-        f.connect(&b, &b.header.block_hash()).unwrap();
+        f.connect(&b, &b.header.block_hash(), CLOCK_PAST_EVERY_HEADER).unwrap();
         blocks.push(b);
     }
     let b3 = mine(template(&mut f, pk(&k1), vec![pay(&k1, pk(&k2), 10, 0)], t0 + 3), false);
-    f.connect(&b3, &b3.header.block_hash()).unwrap();
+    f.connect(&b3, &b3.header.block_hash(), CLOCK_PAST_EVERY_HEADER).unwrap();
     blocks.push(b3);
     let mut good = RawPeer::connect(&h.p2p, 41000);
     for b in &blocks {
@@ -570,7 +571,7 @@ fn byzantine_peers_are_banned_and_honest_tips_and_state_roots_are_unaffected() {
     assert!(!h.rpc("listbanned", json!([])).as_array().unwrap().iter().any(|b| b["address"] == "127.0.0.1:41000"));
     good.send(&Message::Block(Box::new(valid4.clone())));
     wait_until("the valid block accepted by both", Duration::from_secs(30), || converged(&honest, 4), &honest);
-    ff.connect(&valid4, &valid4.header.block_hash()).unwrap();
+    ff.connect(&valid4, &valid4.header.block_hash(), CLOCK_PAST_EVERY_HEADER).unwrap();
     assert_eq!(h.info()["state_root"], hex::encode(ff.state.root().0));
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -590,7 +591,7 @@ fn low_work_header_spam_is_banned() {
     let mut headers = Vec::new();
     for i in 1..=11u32 {
         let b = mine(template(&mut f, pk(&key(9)), vec![], p.genesis.header.time + i), false);
-        f.connect(&b, &b.header.block_hash()).unwrap();
+        f.connect(&b, &b.header.block_hash(), CLOCK_PAST_EVERY_HEADER).unwrap();
         headers.push(b.header);
     }
     // A few are fine (a competing branch)...

@@ -81,19 +81,20 @@ impl Follower {
     }
 
     /// Connects `b` on the tip (stages 1, 3 and 4 of [`crate::consensus::ledger`] already run):
-    /// stage 2, the contextual header rules (ASERT bits, median time past), then stage 5, the state
-    /// transition. Returns the undo data; on an error nothing changed.
-    pub fn connect(&mut self, b: &LedgerBlock, hash: &BlockHash) -> Result<Undo, ConsensusError> {
+    /// stage 2, the contextual header rules (ASERT bits, median time past, the 2-hour limit against
+    /// `now`, Unix seconds), then stage 5, the state transition. Returns the undo data; on an error
+    /// nothing changed.
+    pub fn connect(&mut self, b: &LedgerBlock, hash: &BlockHash, now: i64) -> Result<Undo, ConsensusError> {
         let parent =
             ParentContext { height: self.height, time: self.tip_time, recent_times: self.times.make_contiguous() };
-        check_header_contextual(&b.header, &parent, self.params)?;
+        check_header_contextual(&b.header, &parent, self.params, now)?;
         self.connect_checked_header(b, hash)
     }
 
     /// Connects `b` on the tip when its header already passed stage 2 against this tip's block (the
     /// node's block index checks every header as it arrives): stage 5, the state transition, only.
     /// Returns the undo data; on an error nothing changed.
-    pub fn connect_checked_header(&mut self, b: &LedgerBlock, hash: &BlockHash) -> Result<Undo, ConsensusError> {
+    pub(crate) fn connect_checked_header(&mut self, b: &LedgerBlock, hash: &BlockHash) -> Result<Undo, ConsensusError> {
         let height = self.height + 1;
         let undo = self.state.apply_block(b, height, self.params)?;
         self.height = height;

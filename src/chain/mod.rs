@@ -373,10 +373,10 @@ impl Chain {
         if parent.status == BlockStatus::Invalid {
             return Err(HeaderError::KnownInvalid);
         }
-        check_header_context_free(h, hash, self.params, now).map_err(HeaderError::Invalid)?;
+        check_header_context_free(h, hash, self.params).map_err(HeaderError::Invalid)?;
         let recent_times = self.times_ending_at(&h.prev_blockhash);
         let ctx = ParentContext { height: parent.height, time: parent.header.time, recent_times: &recent_times };
-        check_header_contextual(h, &ctx, self.params).map_err(HeaderError::Invalid)?;
+        check_header_contextual(h, &ctx, self.params, now).map_err(HeaderError::Invalid)?;
         Ok(())
     }
 

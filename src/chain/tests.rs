@@ -1,4 +1,5 @@
 use super::*;
+use crate::consensus::ledger::CLOCK_PAST_EVERY_HEADER;
 use crate::consensus::LedgerNetwork;
 use crate::ledger::ids::AccountKey;
 use crate::ledger::tx::{LedgerTx, Transfer};
@@ -32,7 +33,7 @@ fn next(f: &mut Follower, miner: &SigningKey, transfers: Vec<Transfer>, time: u3
     let p = params();
     let (h, tip, bits) = (f.height + 1, f.tip, f.next_bits());
     let b = mine(template(&mut f.state, p, tip, h, time, bits, pk(miner), transfers).unwrap());
-    f.connect(&b, &b.header.block_hash()).unwrap();
+    f.connect(&b, &b.header.block_hash(), CLOCK_PAST_EVERY_HEADER).unwrap();
     b
 }
 
@@ -250,7 +251,7 @@ fn skip_pointers_find_the_same_ancestors_as_walking_back() {
         let (h, tip, bits) = (f.height + 1, f.tip, f.next_bits());
         let mut b = template(&mut f.state, p, tip, h, t0 + i, bits, pk(&a), vec![]).unwrap();
         b.header = crate::mine::mine_header(b.header, scanner.as_ref()).unwrap();
-        f.connect(&b, &b.header.block_hash()).unwrap();
+        f.connect(&b, &b.header.block_hash(), CLOCK_PAST_EVERY_HEADER).unwrap();
         c.accept_header(&b.header, NOW).unwrap();
         hashes.push(b.header.block_hash());
     }

@@ -8,6 +8,7 @@ use ed25519_zebra::SigningKey;
 use rayon::prelude::*;
 
 use crate::chain::Follower;
+use crate::consensus::ledger::CLOCK_PAST_EVERY_HEADER;
 use crate::consensus::LedgerParams;
 use crate::ledger::block::LedgerBlock;
 use crate::ledger::tx::Transfer;
@@ -86,7 +87,8 @@ pub fn generate(params: &'static LedgerParams, n: u64, txs: usize, out: &mut dyn
         b.header = crate::mine::mine_header(b.header, scanner.as_ref())
             .ok_or_else(|| std::io::Error::other("no nonce meets the target"))?;
         let hash = b.header.block_hash();
-        f.connect(&b, &hash).map_err(|e| std::io::Error::other(format!("generator bug at height {height}: {e}")))?;
+        f.connect(&b, &hash, CLOCK_PAST_EVERY_HEADER)
+            .map_err(|e| std::io::Error::other(format!("generator bug at height {height}: {e}")))?;
         write_record(out, params.magic, &b)?;
     }
     Ok(f)

@@ -3,7 +3,7 @@
 //!
 //! - [`tx`]: the transactions, their canonical encoding, txids and signing hashes.
 //! - [`ids`]: account keys and state roots (txids are [`crate::primitives::Txid`]).
-//! - [`block`]: blocks, their merkle root, and the chain-independent block rules.
+//! - [`block`]: blocks and their merkle root (the block rules are `consensus::ledger`'s).
 //! - [`keys`]: key files.
 //!
 //! The chains' parameters (`powkit`, `powkit-regtest`) are consensus: `consensus::params::ledger`.

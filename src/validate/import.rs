@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::read::{Format, Reader};
 use super::{Invalid, ValidateError};
 use crate::chain::Follower;
-use crate::consensus::ledger::{check_block_context_free, check_header_context_free, check_signatures};
+use crate::consensus::ledger::{check_block_alone, check_signatures};
 use crate::consensus::LedgerParams;
 use crate::ledger::LedgerBlock;
 use crate::primitives::BlockHash;
@@ -88,9 +88,7 @@ pub fn import(
             invalid = Some(broken(e.rule(), e.to_string()));
             break;
         }
-        if let Err(e) = check_header_context_free(&b.header, &hash, params, now)
-            .and_then(|()| check_block_context_free(&b, rec.bytes.len()))
-        {
+        if let Err(e) = check_block_alone(&b, &hash, rec.bytes.len(), params) {
             invalid = Some(broken(e.rule(), e.to_string()));
             break;
         }
@@ -98,7 +96,7 @@ pub fn import(
             invalid = Some(broken(e.rule(), e.to_string()));
             break;
         }
-        let undo = match f.connect(&b, &hash) {
+        let undo = match f.connect(&b, &hash, now) {
             Ok(u) => u,
             Err(e) => {
                 invalid = Some(broken(e.rule(), e.to_string()));

@@ -18,7 +18,7 @@ use super::{
     Invalid, Malformed, Progress, Stats, Stop, ValidateError, ValidateOptions, ValidateReport, LEDGER_NOT_CHECKED,
 };
 use crate::chain::Follower;
-use crate::consensus::ledger::{check_block_context_free, check_header_context_free, check_signatures, ConsensusError};
+use crate::consensus::ledger::{check_block_alone, check_signatures, ConsensusError};
 use crate::consensus::rules::RuleError;
 use crate::consensus::LedgerParams;
 use crate::ledger::block::LedgerBlock;
@@ -115,7 +115,7 @@ pub fn follow(
                             ConsensusError::Header(RuleError::UnknownParent { prev: p.block.header.prev_blockhash });
                         return (f, blocks, txs, Some(stop_invalid(&files2, &p.rec, &p.block, &p.hash, None, e)));
                     }
-                    if let Err(e) = f.connect(&p.block, &p.hash) {
+                    if let Err(e) = f.connect(&p.block, &p.hash, now) {
                         let h = Some(f.height + 1);
                         return (f, blocks, txs, Some(stop_invalid(&files2, &p.rec, &p.block, &p.hash, h, e)));
                     }
@@ -157,8 +157,7 @@ pub fn follow(
                     })?;
                     let hash = block.header.block_hash();
                     if hash != genesis {
-                        check_header_context_free(&block.header, &hash, params, now)
-                            .and_then(|()| check_block_context_free(&block, rec.bytes.len()))
+                        check_block_alone(&block, &hash, rec.bytes.len(), params)
                             .map_err(|e| stop_invalid(&files, &rec, &block, &hash, None, e))?;
                     }
                     Ok(Prepared { rec, block, hash })
