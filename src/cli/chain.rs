@@ -114,20 +114,8 @@ fn import(a: &ImportArgs) -> Result<i32, CliError> {
 /// `powkit chain export`: the main chain, genesis first, in blk format.
 fn export(a: &ExportArgs) -> Result<i32, CliError> {
     let params = ledger_chain(a.chain)?;
-    if !a.datadir.join("chain.redb").exists() {
-        return Err(CliError::usage(format!("{}: no chain.redb in this data directory", a.datadir.display())));
-    }
-    let store = crate::store::Store::open(&a.datadir, params).map_err(|e| CliError::usage(e.to_string()))?;
-    let f = std::fs::File::create(&a.out).map_err(|e| CliError::usage(format!("{}: {e}", a.out.display())))?;
-    let mut w = BufWriter::with_capacity(1 << 20, f);
-    let io = |e: std::io::Error| CliError { code: 2, message: format!("{}: {e}", a.out.display()) };
-    let mut h = 0u32;
-    while let Some(b) = store.block_at(h).map_err(|e| CliError::usage(e.to_string()))? {
-        crate::generate::ledger::write_record(&mut w, params.magic, &b).map_err(io)?;
-        h += 1;
-    }
-    std::io::Write::flush(&mut w).map_err(io)?;
-    println!("exported {h} blocks of {} to {}", params.name, a.out.display());
+    let n = crate::validate::import::export(params, &a.datadir, &a.out).map_err(|e| CliError::usage(e.to_string()))?;
+    println!("exported {n} blocks of {} to {}", params.name, a.out.display());
     Ok(0)
 }
 

@@ -11,6 +11,8 @@
 //! (rayon). A batch that fails is bisected: each half is verified as a batch again, down to single
 //! signatures, so the result names exactly the signatures that fail.
 
+pub mod file;
+
 use ed25519_zebra::batch;
 use ed25519_zebra::{Signature, VerificationKey, VerificationKeyBytes};
 use rayon::prelude::*;

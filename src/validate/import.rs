@@ -117,3 +117,31 @@ pub fn import(
         invalid,
     })
 }
+
+/// `powkit chain export`: writes the main chain of the store in `datadir`, genesis first, to `out`
+/// as blk records with the chain's magic (what [`import`] and `powkit validate` read). Returns the
+/// number of blocks written.
+///
+/// # Errors
+/// No store in `datadir`, or it cannot be opened or read ([`ValidateError::Store`]); `out` cannot be
+/// created or written ([`ValidateError::Input`], naming the file).
+pub fn export(
+    params: &'static LedgerParams,
+    datadir: &std::path::Path,
+    out: &std::path::Path,
+) -> Result<u32, ValidateError> {
+    use std::io::Write;
+    if !datadir.join("chain.redb").exists() {
+        return Err(ValidateError::Input(format!("{}: no chain.redb in this data directory", datadir.display())));
+    }
+    let store = Store::open(datadir, params)?;
+    let io = |e: std::io::Error| ValidateError::Input(format!("{}: {e}", out.display()));
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(out).map_err(io)?);
+    let mut h = 0u32;
+    while let Some(b) = store.block_at(h)? {
+        crate::generate::ledger::write_record(&mut w, params.magic, &b).map_err(io)?;
+        h += 1;
+    }
+    w.flush().map_err(io)?;
+    Ok(h)
+}
