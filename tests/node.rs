@@ -395,6 +395,30 @@ fn a_node_killed_during_sync_ten_times_reopens_and_catches_up() {
     b.spawn();
     assert!(b.rpc("getrawmempool", json!([])).as_array().unwrap().contains(&txid), "acknowledged transfer lost");
     assert!(b.log().contains("mempool reloaded saved=1 kept=1"), "not reloaded from the store");
+    // Thirty acknowledged transfers of one sender (each nonce depends on the one before) survive
+    // SIGKILL: the saved mempool is replayed in nonce order, not txid order (issue 12, fault 1).
+    let from = pk(&keys[2]);
+    let next = b.rpc("getaccount", json!([hex::encode(from.0)]))["next_nonce"].as_u64().unwrap();
+    let mut acked = Vec::new();
+    for nonce in next..next + 30 {
+        let t = Transfer {
+            chain_id: params().chain_id,
+            from,
+            to: pk(&keys[3]),
+            amount: 1,
+            fee: 1,
+            nonce,
+            signature: [0; 64],
+        }
+        .sign(&keys[2]);
+        acked.push(b.rpc("sendrawtransaction", json!([hex::encode(LedgerTx::Transfer(t).to_bytes())])));
+    }
+    b.kill();
+    b.spawn();
+    let pool = b.rpc("getrawmempool", json!([]));
+    let pool = pool.as_array().unwrap();
+    let lost: Vec<&Value> = acked.iter().filter(|id| !pool.contains(id)).collect();
+    assert!(lost.is_empty(), "{} of 30 acknowledged transfers lost after SIGKILL: {lost:?}", lost.len());
     let _ = std::fs::remove_dir_all(&d);
 }
 

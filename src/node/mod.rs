@@ -35,11 +35,11 @@ use crate::chain::Chain;
 use crate::consensus::LedgerParams;
 use crate::ledger::block::LedgerBlock;
 use crate::ledger::ids::AccountKey;
-use crate::ledger::tx::LedgerTx;
+use crate::ledger::tx::{LedgerTx, Transfer};
 use crate::net::message::{InvKind, Message, MAX_HEADERS};
 use crate::primitives::{BlockHash, Txid};
 pub use config::NodeConfig;
-use mempool::Mempool;
+use mempool::{Mempool, MempoolError};
 use peers::{accept_loop, Peer};
 use rpc::RpcError;
 
@@ -141,6 +141,11 @@ struct Node {
     blocks_mined: u64,
     fatal: Option<String>,
     persisted: HashSet<Txid>,
+    /// Stored transfers that could not be re-admitted yet (a nonce gap, funds that have not
+    /// arrived, a full pool) but that the tip does not make invalid: kept in the store, retried
+    /// after every tip move, dropped only when the tip makes them invalid (nonce used, bad
+    /// signature or chain id).
+    held: HashMap<Txid, Transfer>,
     last_progress: Instant,
 }
 
@@ -212,6 +217,7 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
         blocks_mined: 0,
         fatal: None,
         persisted: HashSet::new(),
+        held: HashMap::new(),
         last_progress: Instant::now(),
         cfg,
     };
@@ -258,21 +264,46 @@ impl Node {
     /// crash), re-checking each against the state at the tip.
     fn reload_mempool(&mut self) -> Result<(), String> {
         let saved = self.chain.store().load_mempool().map_err(|e| e.to_string())?;
-        let mut kept = 0;
+        let mut transfers = Vec::with_capacity(saved.len());
         for bytes in &saved {
             if let Ok(LedgerTx::Transfer(t)) = LedgerTx::from_bytes(bytes) {
                 let id = LedgerTx::Transfer(t).txid();
                 self.persisted.insert(id);
-                if self.mempool.add(t, &self.chain.follower().state, true).is_ok() {
-                    kept += 1;
-                }
+                transfers.push((id, t));
             }
         }
+        // Dependency order: a sender's transfers by nonce, so none is refused for a gap that its
+        // predecessor, replayed later, would have filled.
+        transfers.sort_by_key(|(_, t)| (t.from, t.nonce));
+        self.held.extend(transfers);
+        let kept = self.readmit_held();
         if !saved.is_empty() {
-            tracing::info!(saved = saved.len(), kept, "mempool reloaded");
+            tracing::info!(saved = saved.len(), kept, held = self.held.len(), "mempool reloaded");
         }
         self.persist_mempool(true);
         Ok(())
+    }
+
+    /// Offers every held transfer to the pool again, senders' nonces in order; returns how many went
+    /// in. Those the tip makes invalid are dropped (and leave the store with the next persist);
+    /// the rest stay held.
+    fn readmit_held(&mut self) -> usize {
+        let mut held: Vec<(Txid, Transfer)> = self.held.drain().collect();
+        held.sort_by_key(|(_, t)| (t.from, t.nonce));
+        let mut kept = 0;
+        for (id, t) in held {
+            match self.mempool.add(t, &self.chain.follower().state, true) {
+                Ok(_) | Err(MempoolError::Duplicate) => kept += 1,
+                Err(MempoolError::NonceUsed { .. } | MempoolError::Invalid(_)) => {
+                    tracing::info!(txid = %id, "stored transfer dropped: the tip makes it invalid");
+                }
+                Err(e) => {
+                    tracing::debug!(txid = %id, "stored transfer held: {e}");
+                    self.held.insert(id, t);
+                }
+            }
+        }
+        kept
     }
 
     /// Makes the stored mempool equal the pool: `durable` when a caller is about to be told its
@@ -283,12 +314,13 @@ impl Node {
             .difference(&self.persisted)
             .filter_map(|id| self.mempool.get(id).map(|t| (*id, LedgerTx::Transfer(*t).to_bytes())))
             .collect();
-        let remove: Vec<Txid> = self.persisted.difference(&now).copied().collect();
+        let remove: Vec<Txid> =
+            self.persisted.iter().filter(|id| !now.contains(id) && !self.held.contains_key(id)).copied().collect();
         if add.is_empty() && remove.is_empty() {
             return;
         }
         match self.chain.store().update_mempool(&add, &remove, durable) {
-            Ok(()) => self.persisted = now,
+            Ok(()) => self.persisted = now.into_iter().chain(self.held.keys().copied()).collect(),
             Err(e) => self.fatal = Some(format!("store failure: {e}")),
         }
     }

@@ -263,6 +263,9 @@ impl Node {
             self.block_source.remove(&b.header.block_hash());
         }
         let readded = self.mempool.update(&change.disconnected, &self.chain.follower().state);
+        if !self.held.is_empty() {
+            self.readmit_held();
+        }
         self.persist_mempool(false);
         let tip = self.chain.tip();
         let root = self.chain.state_root();
