@@ -95,16 +95,67 @@ impl EngineSet {
     }
 }
 
-/// The CPU implementation named by `--cpu-impl` (`auto`: the fastest this CPU has).
+/// Which CPU implementations `--cpu-impl` selects: parsed once from the flag, decided by
+/// [`cpu_impls`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuImpls {
+    /// `auto`: the fastest this CPU has ([`CpuImpl::detect`]).
+    Auto,
+    /// `all`: every implementation this CPU has, fastest first ([`CpuImpl::available`]); a search
+    /// that hashes with one uses the fastest, as with `auto`.
+    All,
+    /// One named implementation.
+    One(CpuImpl),
+}
+
+impl FromStr for CpuImpls {
+    type Err = String;
+    /// `auto`, `all`, or an implementation name (`scalar`, `shani`, `avx2`, `avx512`); the error is
+    /// [`CpuImpl`]'s own for an unknown name.
+    fn from_str(s: &str) -> Result<CpuImpls, String> {
+        match s {
+            "auto" => Ok(CpuImpls::Auto),
+            "all" => Ok(CpuImpls::All),
+            other => other.parse().map(CpuImpls::One),
+        }
+    }
+}
+
+/// The CPU implementations `selection` stands for, fastest first (one for `auto` and a named one,
+/// every available one for `all`).
+///
+/// # Errors
+/// A named implementation this CPU lacks.
+pub fn cpu_impls(selection: CpuImpls) -> Result<Vec<CpuImpl>, BackendError> {
+    let imps = match selection {
+        CpuImpls::Auto => vec![CpuImpl::detect()],
+        CpuImpls::All => CpuImpl::available(),
+        CpuImpls::One(imp) => vec![imp],
+    };
+    if let Some(&imp) = imps.iter().find(|i| !i.is_available()) {
+        return Err(BackendError(crate::sha256::UnsupportedImpl(imp).to_string()));
+    }
+    Ok(imps)
+}
+
+/// The one implementation a search hashes with under `selection`: the named one, or (`auto`, `all`)
+/// the fastest this CPU has.
+///
+/// # Errors
+/// A named implementation this CPU lacks.
+fn search_impl(selection: CpuImpls) -> Result<CpuImpl, BackendError> {
+    let one = if selection == CpuImpls::All { CpuImpls::Auto } else { selection };
+    Ok(cpu_impls(one)?[0])
+}
+
+/// The CPU implementation named by `--cpu-impl` (`auto`: the fastest this CPU has; `all` is not a
+/// name here).
 ///
 /// # Errors
 /// An unknown name, or an implementation this CPU lacks.
 pub fn cpu_impl(name: &str) -> Result<CpuImpl, BackendError> {
-    let imp = if name == "auto" { CpuImpl::detect() } else { name.parse().map_err(BackendError)? };
-    if !imp.is_available() {
-        return Err(BackendError(crate::sha256::UnsupportedImpl(imp).to_string()));
-    }
-    Ok(imp)
+    let selection = if name == "auto" { CpuImpls::Auto } else { CpuImpls::One(name.parse().map_err(BackendError)?) };
+    search_impl(selection)
 }
 
 /// The GPU device `backend` asks for, with notes on what was left out.
@@ -147,7 +198,7 @@ pub fn open_gpu(
 }
 
 /// Opens the nonce-search engines `backend` asks for (see [`open_gpu`] for the GPU's part; the CPU
-/// takes part unless `backend` is `gpu`).
+/// takes part unless `backend` is `gpu`, and only then is `cpu_impl_name` checked, by [`cpu_impl`]).
 ///
 /// # Errors
 /// An unusable CPU implementation name, or a GPU asked for and not there.
@@ -157,12 +208,36 @@ pub fn open_search(
     adapter: Option<usize>,
     allow_software: bool,
 ) -> Result<EngineSet, BackendError> {
+    let cpu = if backend != Backend::Gpu { Some(cpu_impl(cpu_impl_name)?) } else { None };
+    open_engines(backend, cpu, adapter, allow_software)
+}
+
+/// [`open_search`] for a parsed `--cpu-impl`: the CPU (unless `backend` is `gpu`) hashes with the
+/// selected implementation, or (`auto`, `all`) the fastest.
+///
+/// # Errors
+/// A named implementation this CPU lacks (when the CPU takes part), or a GPU asked for and not there.
+pub fn open_search_with(
+    backend: Backend,
+    cpu_impls: CpuImpls,
+    adapter: Option<usize>,
+    allow_software: bool,
+) -> Result<EngineSet, BackendError> {
+    let cpu = if backend != Backend::Gpu { Some(search_impl(cpu_impls)?) } else { None };
+    open_engines(backend, cpu, adapter, allow_software)
+}
+
+/// Opens `cpu`'s scanner (when given) and the GPU search `backend` asks for.
+fn open_engines(
+    backend: Backend,
+    cpu: Option<CpuImpl>,
+    adapter: Option<usize>,
+    allow_software: bool,
+) -> Result<EngineSet, BackendError> {
     let mut notes = Vec::new();
-    let cpu = if backend != Backend::Gpu {
-        let imp = cpu_impl(cpu_impl_name)?;
-        Some((imp, imp.scanner().map_err(|e| BackendError(e.to_string()))?))
-    } else {
-        None
+    let cpu = match cpu {
+        Some(imp) => Some((imp, imp.scanner().map_err(|e| BackendError(e.to_string()))?)),
+        None => None,
     };
     let gpu = open_gpu(backend, adapter, allow_software, &mut notes)?.map(GpuSearch::new);
     Ok(EngineSet { cpu, gpu, notes })

@@ -3,15 +3,10 @@
 use std::io::{IsTerminal, Write};
 
 use clap::Args;
-use serde::Serialize;
 
 use super::{fmt_rate, CliError, EngineArgs, SearchEngineArgs};
-use crate::backend::{self, Backend};
-use crate::mine::{
-    mine_rolling_time, search_with, Progress, RollProgress, SearchOptions, SearchReport, Solution, NONCE_SPACE,
-};
+use crate::mine::{MineOptions, MineReport, Progress, RollProgress, SearchError, NONCE_SPACE};
 use crate::primitives::{BlockHeader, CompactTarget, Target, HEADER_SIZE};
-use crate::sha256::{CpuImpl, Job};
 
 /// Flags of `powkit mine`.
 #[derive(Args, Debug, Clone)]
@@ -67,47 +62,6 @@ fn parse_u32(s: &str) -> Result<u32, String> {
     u32::try_from(v).map_err(|_| format!("{v} does not fit in a 32-bit nonce (max 4294967295)"))
 }
 
-/// What `powkit mine` found.
-#[derive(Debug, Clone, Serialize)]
-pub struct MineReport {
-    /// Whether a solution was found.
-    pub found: bool,
-    /// The first (lowest) solving nonce.
-    pub nonce: Option<u32>,
-    /// Its block hash, display order.
-    pub hash: Option<String>,
-    /// The solved header in hex (its time may have been rolled).
-    pub header: Option<String>,
-    /// Every solution in the range (with `--all` only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub solutions: Option<Vec<Solution>>,
-    /// The target, 64 hex digits.
-    pub target: String,
-    /// Nonces hashed.
-    pub hashes: u64,
-    /// Wall time.
-    pub seconds: f64,
-    /// Hashes per second.
-    pub hashes_per_second: f64,
-    /// Times the time field was rolled.
-    pub time_rolls: u32,
-    /// What ran: `cpu`, `gpu` or `all`.
-    pub backend: Backend,
-    /// CPU implementation used (none when the GPU ran alone).
-    #[serde(rename = "impl")]
-    pub imp: Option<CpuImpl>,
-    /// CPU worker threads (0 when the GPU ran alone).
-    pub threads: usize,
-    /// The GPU adapter, when the GPU took part.
-    pub adapter: Option<String>,
-    /// Nonces hashed on the GPU.
-    pub gpu_hashes: u64,
-    /// GPU dispatches whose candidates overflowed their buffer (and were re-run, nothing lost).
-    pub gpu_overflows: u64,
-    /// Notes on the engines chosen.
-    pub notes: Vec<String>,
-}
-
 /// Parses the header given on the command line.
 pub fn parse_header_hex(s: &str) -> Result<BlockHeader, CliError> {
     let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
@@ -146,8 +100,8 @@ pub fn parse_target(a: &MineArgs, header: &BlockHeader) -> Result<Target, CliErr
     bits.to_target().map_err(|e| CliError::usage(format!("{whose}: {e}")))
 }
 
-/// Runs the search; `progress` sees periodic updates.
-pub fn run(a: &MineArgs, progress: Option<RollProgress<'_>>) -> Result<MineReport, CliError> {
+/// Checks the flags and turns them into [`MineOptions`].
+pub fn options(a: &MineArgs) -> Result<MineOptions, CliError> {
     let header = parse_header_hex(&a.header)?;
     let target = parse_target(a, &header)?;
     let threads = a.threads.unwrap_or_else(crate::mine::default_threads);
@@ -166,53 +120,26 @@ pub fn run(a: &MineArgs, progress: Option<RollProgress<'_>>) -> Result<MineRepor
         }
         _ => {}
     }
-    let mut set =
-        backend::open_search(a.engine.backend, &a.search.cpu_impl, a.engine.adapter, a.search.gpu_allow_software)?;
-    let opts = SearchOptions { threads, find_all: a.all, ..Default::default() };
-    let gpu_err = |e: crate::gpu::GpuError| CliError { code: 3, message: format!("GPU failed during the search: {e}") };
+    Ok(MineOptions {
+        header,
+        target,
+        start_nonce: start,
+        count: a.count,
+        all: a.all,
+        backend: a.engine.backend,
+        adapter: a.engine.adapter,
+        cpu_impl: a.search.cpu_impl.clone(),
+        allow_software: a.search.gpu_allow_software,
+        threads,
+        max_time_rolls: a.max_time_rolls,
+    })
+}
 
-    let (report, solved, rolls): (SearchReport, Option<BlockHeader>, u32) = match a.count {
-        None if !a.all => {
-            let r = mine_rolling_time(&mut set.engines(), &header, target, start, a.max_time_rolls, &opts, progress)
-                .map_err(gpu_err)?;
-            (r.search, r.header, r.time_rolls)
-        }
-        count => {
-            let count = count.unwrap_or(NONCE_SPACE - start as u64);
-            let job = Job::new(&header, target);
-            let cb = progress.map(|p| move |pr: &Progress| p(pr, 0));
-            let r = search_with(
-                &mut set.engines(),
-                &job,
-                start,
-                count,
-                &opts,
-                cb.as_ref().map(|c| c as &dyn Fn(&Progress)),
-            )
-            .map_err(gpu_err)?;
-            let solved = r.solutions.first().map(|s| BlockHeader { nonce: s.nonce, ..header });
-            (r, solved, 0)
-        }
-    };
-    let first = report.solutions.first().copied();
-    Ok(MineReport {
-        found: first.is_some(),
-        nonce: first.map(|s| s.nonce),
-        hash: first.map(|s| s.hash.to_string()),
-        header: solved.map(|h| hex::encode(h.to_bytes())),
-        solutions: a.all.then(|| report.solutions.clone()),
-        target: target.to_be_hex(),
-        hashes: report.hashes,
-        seconds: report.elapsed.as_secs_f64(),
-        hashes_per_second: report.rate(),
-        time_rolls: rolls,
-        backend: set.backend(),
-        imp: set.cpu.as_ref().map(|(i, _)| *i),
-        threads: if set.cpu.is_some() { threads } else { 0 },
-        adapter: set.adapter(),
-        gpu_hashes: report.gpu_hashes,
-        gpu_overflows: report.gpu_overflows,
-        notes: set.notes.clone(),
+/// Runs the search; `progress` sees periodic updates.
+pub fn run(a: &MineArgs, progress: Option<RollProgress<'_>>) -> Result<MineReport, CliError> {
+    crate::mine::run(&options(a)?, progress).map_err(|e| match e {
+        SearchError::Engines(e) => e.into(),
+        SearchError::Gpu(e) => CliError { code: 3, message: format!("GPU failed during the search: {e}") },
     })
 }
 

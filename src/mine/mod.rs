@@ -1,10 +1,26 @@
-//! Mining: the multi-threaded nonce search over the CPU and GPU engines ([`search`]), mining one
-//! header at an easy target ([`header`]), and powkit block templates ([`template`]).
+//! Mining: the multi-threaded nonce search over the CPU and GPU engines ([`search`]), one
+//! `powkit mine` job over a header's nonce range ([`job`]), the nonce-search benchmark ([`bench`]),
+//! mining one header at an easy target ([`header`]), and powkit block templates ([`template`]).
 
+pub mod bench;
 pub mod header;
+pub mod job;
 pub mod search;
 pub mod template;
 
 pub use header::mine_header;
+pub use job::{run, MineOptions, MineReport};
 pub use search::*;
 pub use template::template;
+
+/// Why a search run ([`run`], [`bench::bench`]) ended without a report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SearchError {
+    /// The engines asked for cannot run (an unusable CPU implementation, no GPU): the request's
+    /// fault, one line for the user.
+    #[error(transparent)]
+    Engines(#[from] crate::backend::BackendError),
+    /// The GPU failed while hashing.
+    #[error("GPU failed: {0}")]
+    Gpu(#[from] crate::gpu::GpuError),
+}
