@@ -494,6 +494,29 @@ impl RawPeer {
 }
 
 #[test]
+fn an_unknown_message_type_is_ignored_not_punished() {
+    // Issue 12, fault 7: a node must ignore message types it does not know, or no new message could
+    // ever be added to the protocol.
+    let d = tmp("unknown-message");
+    let n = Node::start(&d.join("n"), &[]);
+    let mut r = RawPeer::connect(&n.p2p, 0);
+    r.0.write_all(&encode_frame(params().magic, "futurething", &[1, 2, 3])).unwrap();
+    r.send(&Message::Ping(77));
+    let mut reader = std::io::BufReader::new(r.0.try_clone().unwrap());
+    let t = Instant::now();
+    let mut ponged = false;
+    while !ponged && t.elapsed() < Duration::from_secs(10) {
+        match powkit::net::frame::read_frame(&mut reader, params().magic) {
+            Ok(f) => ponged = f.command == "pong" && Message::decode(&f.command, &f.payload) == Ok(Message::Pong(77)),
+            Err(e) => panic!("the node closed the connection after an unknown message: {e}"),
+        }
+    }
+    assert!(ponged, "no pong after the unknown message");
+    assert_eq!(n.rpc("listbanned", json!([])), json!([]), "{}", n.log());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
 fn byzantine_peers_are_banned_and_honest_tips_and_state_roots_are_unaffected() {
     let d = tmp("byzantine");
     let h = Node::start(&d.join("h"), &[]);

@@ -10,7 +10,7 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use super::Event;
 use crate::net::frame::{encode_frame, read_frame, FrameError};
-use crate::net::message::Message;
+use crate::net::message::{Message, MessageError};
 
 /// Frames queued for one peer before it counts as too slow and is dropped.
 pub const SEND_QUEUE: usize = 512;
@@ -75,6 +75,13 @@ impl Conn {
                             let size = f.payload.len() + crate::net::frame::HEADER_LEN;
                             p.fetch_add(size, Ordering::Relaxed);
                             Event::Message { peer: id, msg, size }
+                        }
+                        // A message type this node does not know is skipped, not punished (as
+                        // Bitcoin Core does), so the protocol can grow; its frame was bounded and
+                        // checksummed like any other.
+                        Err(MessageError::UnknownCommand(command)) => {
+                            tracing::debug!(peer = id, %command, "unknown message type ignored");
+                            continue;
                         }
                         Err(e) => {
                             Event::Closed { peer: id, reason: format!("malformed message: {e}"), misbehaving: true }
