@@ -348,7 +348,8 @@ pub struct RollingReport {
 
 /// Searches `header` from `start_nonce` to the end of the nonce space, then rolls the time field
 /// forward one second at a time (at most `max_time_rolls` times), searching the whole nonce space
-/// each time, until a solution is found, the rolls run out, or the search is cancelled.
+/// each time, until a solution is found, the rolls run out, the search is cancelled, or the time
+/// field reaches `0xffffffff` (it never wraps over to 0, a time decades in the past).
 pub fn mine_rolling_time(
     engines: &mut Engines<'_>,
     header: &BlockHeader,
@@ -384,11 +385,11 @@ pub fn mine_rolling_time(
             total.elapsed = t0.elapsed();
             return Ok(RollingReport { header: Some(h), search: total, time_rolls: roll });
         }
-        if r.interrupted || roll == max_time_rolls {
+        if r.interrupted || roll == max_time_rolls || h.time == u32::MAX {
             total.elapsed = t0.elapsed();
             return Ok(RollingReport { header: None, search: total, time_rolls: roll });
         }
-        h.time = h.time.wrapping_add(1);
+        h.time += 1;
         start = 0;
     }
     unreachable!("the loop returns on its last iteration")
@@ -521,5 +522,21 @@ mod tests {
         let want = brute_force(&Job::new(&rolled, target), 0, 100_000)[0];
         assert_eq!(solved.nonce, want);
         assert!(target.is_met_by(&solved.block_hash()));
+    }
+
+    #[test]
+    fn time_rolling_stops_at_the_last_second_instead_of_wrapping() {
+        // Issue 12, fault 9: the time field used to roll from 0xffffffff over to 0.
+        let mut header = BlockHeader::from_bytes(&[4u8; 80]).unwrap();
+        header.time = u32::MAX;
+        let target = Target(U256::ONE.shl_bits(256 - 14).overflowing_sub(U256::ONE).0); // 1 in 2^14
+        let start = u32::MAX - 100;
+        assert!(brute_force(&Job::new(&header, target), start, 101).is_empty(), "pick another header");
+        let sc = CpuImpl::detect().scanner().unwrap();
+        let opts = SearchOptions { threads: 2, ..Default::default() };
+        let r = mine_rolling_time(&mut Engines::cpu(&*sc), &header, target, start, 3, &opts, None).unwrap();
+        assert_eq!(r.time_rolls, 0, "rolled past the last second");
+        assert!(r.header.is_none(), "found a header dated after a wrap: {:?}", r.header.map(|h| h.time));
+        assert_eq!(r.search.hashes, 101);
     }
 }
