@@ -241,6 +241,12 @@ fn three_nodes_one_mining_converge_and_a_transfer_reaches_every_replica() {
     assert!(found, "no block holds {txid}");
     // Malformed calls get JSON-RPC errors and the node keeps serving.
     assert!(b.call("getblockhash", json!(["x"])).unwrap_err().contains("-32602"));
+    // Issue 12, fault 6: a parameter of the wrong type or range is refused, not replaced by a
+    // default (`generate -5` used to mine one block).
+    for bad in [json!([-5]), json!([0]), json!(["2"]), json!([1, 7])] {
+        assert!(b.call("generate", bad.clone()).unwrap_err().contains("-32602"), "generate {bad}");
+    }
+    assert!(b.call("addnode", json!(["127.0.0.1:1", 5])).unwrap_err().contains("-32602"));
     assert!(b.call("nosuchmethod", json!([])).unwrap_err().contains("-32601"));
     assert!(b.call("sendrawtransaction", json!(["00ff"])).unwrap_err().contains("-22"));
     assert!(b.call("getblock", json!(["00".repeat(32)])).unwrap_err().contains("-5"));
@@ -253,6 +259,7 @@ fn three_nodes_one_mining_converge_and_a_transfer_reaches_every_replica() {
         (&b"GET / HTTP/1.1\r\n\r\n"[..], "405"),
         (&b"POST / HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n"[..], "413"),
         (&b"POST / HTTP/1.1\r\n\r\n"[..], "400"),
+        (&b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n[] "[..], "400"),
         (&b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n[]"[..], "-32600"),
         (&b"POST / HTTP/1.1\r\nContent-Length: 37\r\n\r\n{\"jsonrpc\":\"2.0\",\"id\":1,\"params\":3}  "[..], "-32600"),
     ] {

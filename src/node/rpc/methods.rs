@@ -161,7 +161,11 @@ impl Node {
             "getconnectioncount" => Ok(json!(self.peers.values().filter(|p| p.ready()).count())),
             "addnode" => {
                 let addr = str_param(0, "address")?;
-                let cmd = p(1).and_then(Value::as_str).unwrap_or("add");
+                let cmd = match p(1) {
+                    None => "add",
+                    Some(Value::String(c)) => c.as_str(),
+                    Some(_) => return Err(RpcError::params("parameter 2 (command) must be add, remove or onetry")),
+                };
                 let parsed: SocketAddr = addr.parse().map_err(|_| RpcError::params(format!("address {addr:?}: expected IP:PORT")))?;
                 let addr = parsed.to_string();
                 match cmd {
@@ -223,13 +227,15 @@ impl Node {
                 }
             }
             "generate" => {
-                let n = p(0).and_then(Value::as_u64).unwrap_or(1);
-                if n == 0 || n > 10_000 {
-                    return Err(RpcError::params("parameter 1 (blocks) must be 1..=10000"));
-                }
+                // Every parameter typed and range-checked: a wrong one is -32602, never a default.
+                let n = match p(0) {
+                    None => 1,
+                    Some(v) => v.as_u64().filter(|n| (1..=10_000).contains(n)).ok_or_else(|| RpcError::params("parameter 1 (blocks) must be 1..=10000"))?,
+                };
                 let key = match p(1) {
                     Some(Value::String(s)) => crate::ledger::keys::parse_public(s).map_err(RpcError::params)?,
-                    _ => self.miner_key.ok_or_else(|| RpcError::params("no miner key: start with --miner-key or pass a public key"))?,
+                    None => self.miner_key.ok_or_else(|| RpcError::params("no miner key: start with --miner-key or pass a public key"))?,
+                    Some(_) => return Err(RpcError::params("parameter 2 (public key) must be a string")),
                 };
                 let scanner = crate::sha256::CpuImpl::detect().scanner().map_err(|e| RpcError::internal(e.to_string()))?;
                 let mut hashes = Vec::new();

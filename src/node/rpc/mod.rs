@@ -193,6 +193,11 @@ fn read_request(stream: &TcpStream) -> Result<Vec<u8>, (u16, String)> {
                 if n > MAX_BODY {
                     return Err((413, format!("body of {n} bytes, above {MAX_BODY}")));
                 }
+                // RFC 9112 section 6.3: differing Content-Length values make the message length
+                // unknowable, an unrecoverable framing error.
+                if length.is_some_and(|m| m != n) {
+                    return Err((400, "conflicting Content-Length headers".to_string()));
+                }
                 length = Some(n);
             }
         }
