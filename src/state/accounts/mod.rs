@@ -21,7 +21,7 @@ use crate::consensus::LedgerParams;
 use crate::ledger::block::LedgerBlock;
 use crate::ledger::ids::{AccountKey, StateRoot};
 use crate::ledger::tx::LedgerTx;
-use crate::primitives::encoding::{deserialize, serialize, Decodable, DecodeError, Encodable, Reader};
+use crate::primitives::encoding::{Decodable, DecodeError, Encodable, Reader};
 
 /// An account.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -32,12 +32,22 @@ pub struct Account {
     pub nonce: u64,
 }
 
+impl Account {
+    /// The encoding as an array: 16 bytes, balance u64 LE, nonce u64 LE (stored accounts, undo
+    /// data, and the state tree's value hash all use this one encoding; the tree hashes it from the
+    /// stack, on the validation hot path).
+    pub fn to_array(&self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&self.balance.to_le_bytes());
+        b[8..].copy_from_slice(&self.nonce.to_le_bytes());
+        b
+    }
+}
+
 impl Encodable for Account {
-    /// 16 bytes: balance u64 LE, nonce u64 LE (stored accounts, undo data, and the state tree's
-    /// value hash all use this one encoding).
+    /// [`Account::to_array`].
     fn consensus_encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.balance.to_le_bytes());
-        out.extend_from_slice(&self.nonce.to_le_bytes());
+        out.extend_from_slice(&self.to_array());
     }
 }
 
@@ -64,11 +74,6 @@ impl Undo {
         let mut out = Vec::with_capacity(4 + self.previous.len() * 48);
         self.consensus_encode(&mut out);
         out
-    }
-
-    /// Decodes [`Undo::to_bytes`]; `None` if the bytes are not such an encoding.
-    pub fn from_bytes(b: &[u8]) -> Option<Undo> {
-        deserialize(b).ok()
     }
 }
 
@@ -110,7 +115,7 @@ fn tree_key(pubkey: &AccountKey) -> [u8; 32] {
 }
 
 fn value_hash(a: &Account) -> [u8; 32] {
-    Sha256::digest(serialize(a)).into()
+    Sha256::digest(a.to_array()).into()
 }
 
 impl State {
