@@ -6,6 +6,7 @@
 pub mod encoding;
 pub mod hash;
 pub mod header;
+pub mod lines;
 pub mod target;
 pub mod tx;
 pub mod uint;

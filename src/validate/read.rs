@@ -9,8 +9,15 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::primitives::lines::{read_line_bounded, LineError};
+
 /// Largest block record accepted (Bitcoin's `MAX_BLOCK_SERIALIZED_SIZE`).
 pub const MAX_BLOCK_BYTES: usize = 4_000_000;
+
+/// Longest hex line accepted, in bytes before its newline: the hex of a largest block
+/// ([`MAX_BLOCK_BYTES`] bytes, 8,000,000 digits) plus 256 bytes of whitespace around it. The limit
+/// is checked while the line is read: a longer line is refused after `MAX_HEX_LINE_BYTES + 1` bytes.
+pub const MAX_HEX_LINE_BYTES: usize = 2 * MAX_BLOCK_BYTES + 256;
 
 /// Input formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -143,6 +150,15 @@ impl Reader {
         }
     }
 
+    /// A reader over one already open input `r`, named `name` in errors and records (a file read
+    /// some other way, or bytes in memory: the fuzz targets frame records through this).
+    pub fn from_reader(name: PathBuf, r: Box<dyn BufRead + Send>, format: Format, magic: [u8; 4]) -> Reader {
+        let mut reader = Reader::new(Vec::new(), format, magic);
+        reader.current = Some((Arc::new(name), r, 0));
+        reader.opened = 1;
+        reader
+    }
+
     fn open_next(&mut self) -> Result<bool, ReadError> {
         let Some(p) = self.files.next() else { return Ok(false) };
         let f = File::open(&p).map_err(|e| err(&p, "open".into(), e.to_string()))?;
@@ -273,17 +289,29 @@ impl Reader {
     fn next_hex(&mut self) -> Result<Option<Record>, ReadError> {
         let file_index = self.index;
         let (path, r, line_no) = self.current.as_mut().expect("open");
-        let mut line = String::new();
+        let mut line = Vec::new();
         loop {
-            line.clear();
-            let n = r.read_line(&mut line).map_err(|e| err(path, format!("line {}", *line_no + 1), e.to_string()))?;
-            if n == 0 {
-                return Ok(None);
-            }
-            *line_no += 1;
+            let at = *line_no + 1;
+            let n = match read_line_bounded(r.as_mut(), &mut line, MAX_HEX_LINE_BYTES) {
+                Ok(Some(n)) => n,
+                Ok(None) => return Ok(None),
+                Err(LineError::TooLong { limit }) => {
+                    return Err(err(
+                        path,
+                        format!("line {at}"),
+                        format!(
+                            "line longer than {limit} bytes (the hex of a largest block, {MAX_BLOCK_BYTES} bytes, \
+                             plus whitespace); refused after reading {} bytes of it",
+                            limit + 1
+                        ),
+                    ))
+                }
+                Err(LineError::Io(e)) => return Err(err(path, format!("line {at}"), e.to_string())),
+            };
+            *line_no = at;
             self.bytes_read += n as u64;
-            let t = line.trim();
-            if t.is_empty() || t.starts_with('#') {
+            let t = line.trim_ascii();
+            if t.is_empty() || t[0] == b'#' {
                 continue;
             }
             if t.len() > 2 * MAX_BLOCK_BYTES {
@@ -401,5 +429,18 @@ mod tests {
         let b = r.next_record().unwrap().unwrap();
         assert_eq!((b.offset, b.kind), (4, Kind::Block));
         assert!(r.next_record().unwrap_err().to_string().contains("line 5"));
+    }
+
+    /// Issue 12, fault 9: a hex line is refused once it passes its limit, with the file, the line
+    /// and the limit named, after reading `limit + 1` bytes of it (an endless line here).
+    #[test]
+    fn an_endless_hex_line_is_refused_at_its_limit() {
+        let endless = std::io::repeat(b'0').take(1 << 40);
+        let input = std::io::Cursor::new(b"# one comment line\n".to_vec()).chain(endless);
+        let r = Box::new(std::io::BufReader::new(input));
+        let mut reader = Reader::from_reader(PathBuf::from("endless.hex"), r, Format::Hex, MAGIC);
+        let e = reader.next_record().unwrap_err().to_string();
+        assert!(e.starts_with("endless.hex: line 2: line longer than 8000256 bytes"), "{e}");
+        assert_eq!(reader.bytes_read, 19, "the endless line is not counted as read");
     }
 }
