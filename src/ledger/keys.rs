@@ -23,11 +23,18 @@ pub fn create(path: &Path) -> Result<SigningKey, String> {
     Ok(SigningKey::from(seed))
 }
 
-/// Reads a key file.
+/// Longest key file read, bytes (64 hex digits and a newline, with room for whitespace).
+pub const MAX_KEY_FILE_BYTES: u64 = 1024;
+
+/// Reads a key file (at most [`MAX_KEY_FILE_BYTES`] read, so a huge file is refused at once).
+///
+/// # Errors
+/// `PATH: ...`: unreadable, longer than [`MAX_KEY_FILE_BYTES`], or not 64 hex digits.
 pub fn load(path: &Path) -> Result<SigningKey, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = crate::primitives::lines::read_small_file(path, MAX_KEY_FILE_BYTES)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let mut seed = [0u8; 32];
-    hex::decode_to_slice(text.trim(), &mut seed)
+    hex::decode_to_slice(text.trim_ascii(), &mut seed)
         .map_err(|e| format!("{}: not a powkit key file (64 hex digits expected): {e}", path.display()))?;
     Ok(SigningKey::from(seed))
 }
@@ -62,5 +69,9 @@ mod tests {
         assert!(create(&p).is_err());
         std::fs::write(d.join("bad"), "xyz").unwrap();
         assert!(load(&d.join("bad")).unwrap_err().contains("not a powkit key file"));
+        // Issue 12, fault 9: a huge file (1 GiB, sparse, one line) is refused after 1025 bytes.
+        std::fs::File::create(d.join("huge")).unwrap().set_len(1 << 30).unwrap();
+        let e = load(&d.join("huge")).unwrap_err();
+        assert!(e.ends_with("huge: longer than 1024 bytes"), "{e}");
     }
 }

@@ -2,9 +2,11 @@
 //! `limit + 1` bytes of a line before it refuses it, so a file of one endless line (a 2 GB file with
 //! no newline) costs `limit + 1` bytes of memory, not the whole file. Every reader of line-based
 //! input from outside (hex blocks, JSON-lines signature records) goes through it.
-//! `BufRead::read_line` reads a whole line before its length can be checked.
+//! `BufRead::read_line` reads a whole line before its length can be checked. Small whole files (key
+//! files, the node's configuration) are read the same way: [`read_small_file`].
 
-use std::io::{BufRead, ErrorKind};
+use std::io::{BufRead, ErrorKind, Read};
+use std::path::Path;
 
 /// Why a line could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +64,21 @@ pub fn read_line_bounded<R: BufRead + ?Sized>(
     }
 }
 
+/// Reads the whole file at `path` when it holds at most `limit` bytes, reading at most `limit + 1`
+/// (`std::fs::read` would read a file of any size first).
+///
+/// # Errors
+/// The file's I/O errors (`NotFound` and others, as `std::fs::read` gives them), or
+/// `ErrorKind::FileTooLarge` with "longer than LIMIT bytes" when it holds more.
+pub fn read_small_file(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    std::fs::File::open(path)?.take(limit.saturating_add(1)).read_to_end(&mut out)?;
+    if out.len() as u64 > limit {
+        return Err(std::io::Error::new(ErrorKind::FileTooLarge, format!("longer than {limit} bytes")));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +122,23 @@ mod tests {
         assert!(matches!(read_line_bounded(&mut r, &mut line, 1000), Err(LineError::TooLong { limit: 1000 })));
         assert_eq!(line.len(), 1001);
         assert!(line.capacity() < 4096, "{}", line.capacity());
+    }
+
+    /// A small file is read whole; a big one (1 GiB, sparse) is refused after `limit + 1` bytes.
+    #[test]
+    fn small_files_are_read_and_big_ones_refused() {
+        let dir = std::env::temp_dir().join(format!("powkit-lines-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("f");
+        std::fs::write(&p, b"0123456789").unwrap();
+        assert_eq!(read_small_file(&p, 10).unwrap(), b"0123456789");
+        let e = read_small_file(&p, 9).unwrap_err();
+        assert_eq!((e.kind(), e.to_string()), (ErrorKind::FileTooLarge, "longer than 9 bytes".into()));
+        std::fs::File::create(&p).unwrap().set_len(1 << 30).unwrap();
+        let t0 = std::time::Instant::now();
+        assert_eq!(read_small_file(&p, 4096).unwrap_err().kind(), ErrorKind::FileTooLarge);
+        assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(read_small_file(&dir.join("absent"), 9).unwrap_err().kind(), ErrorKind::NotFound);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
