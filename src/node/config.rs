@@ -97,8 +97,9 @@ impl Settings {
     /// Reads `DATADIR/powkit.conf` (absent: all defaults).
     pub fn from_file(datadir: &Path) -> Result<Settings, String> {
         let path = datadir.join(CONFIG_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
+        // At most 1 MiB read: a huge file is refused, not read whole (issue 12, fault 9).
+        let text = match crate::primitives::lines::read_small_file(&path, 1 << 20) {
+            Ok(t) => String::from_utf8(t).map_err(|_| format!("{}: not UTF-8", path.display()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Settings::default()),
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
@@ -209,6 +210,8 @@ mod tests {
         assert!(e.contains(":2: threads must be a whole number"), "{e}");
         std::fs::write(dir.join(CONFIG_FILE), "colour = blue\n").unwrap();
         assert!(Settings::from_file(&dir).unwrap_err().contains("unknown setting \"colour\""));
+        std::fs::File::create(dir.join(CONFIG_FILE)).unwrap().set_len(1 << 30).unwrap();
+        assert!(Settings::from_file(&dir).unwrap_err().ends_with("longer than 1048576 bytes"));
         let e =
             Settings { mine: Some(true), ..Settings::default() }.resolve(Settings::default(), dir.clone()).unwrap_err();
         assert!(e.contains("--miner-key"), "{e}");
