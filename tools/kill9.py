@@ -242,7 +242,8 @@ def main():
                 "rejected_since_last_check": [{"nonce": n, "error": m} for n, m, _ in rejected[reported:]],
             }
             seen_lost = {x["txid"] for prev in rounds for x in prev["lost_txids"]}
-            rec["lost_new"] = sum(1 for a in lost if a[0] not in seen_lost)
+            new_lost = [a for a in lost if a[0] not in seen_lost]
+            rec["lost_new"] = len(new_lost)
             rounds.append(rec)
             say(f"round {r:2}: killed after {wait:5.2f} s, restarted in {restart_s:5.2f} s, height {height:4}: "
                 f"acked {len(acked):4}, in blocks {len(in_blocks):4}, in mempool {len(in_mempool):3}, "
@@ -250,7 +251,7 @@ def main():
             for n, m, _ in rejected[reported:]:
                 say(f"          a send was refused (nonce {n}): {m}")
             reported = len(rejected)
-            for a in lost[:5]:
+            for a in new_lost[:5]:
                 say(f"          lost {a[0]} (nonce {a[1]}, acknowledged in round {a[2]})")
             if lost:
                 status = 1
@@ -271,7 +272,7 @@ def main():
         "acked": len(acked),
         "lost": len(lost_any),
         "lost_txids": lost_any,
-        "rounds_with_loss": sum(1 for rec in rounds if rec["lost"]),
+        "rounds_with_loss": sum(1 for rec in rounds if rec["lost_new"]),
         "rejected_sends": len(rejected),
         "rejections": [{"nonce": n, "error": m, "round": rr} for n, m, rr in rejected],
         "final_height": rounds[-1]["height"] if rounds else None,
@@ -286,7 +287,7 @@ def main():
         print(json.dumps(summary, indent=2))
     else:
         say(f"kill9: {len(rounds)} rounds, {len(acked)} transfers acknowledged, {len(lost_any)} LOST "
-            f"({summary['rounds_with_loss']} rounds with a loss), median restart {summary['restart_s_median']} s")
+            f"(new losses in {summary['rounds_with_loss']} rounds), median restart {summary['restart_s_median']} s")
     if status == 0 and args.dir is None:
         shutil.rmtree(work, ignore_errors=True)
     elif status != 0:

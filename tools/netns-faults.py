@@ -401,6 +401,9 @@ def main():
             summary["partitions"].append(rec)
     except Setup:
         pass
+    except (KeyboardInterrupt, SystemExit):
+        fail.append("interrupted by a signal")
+        say("netns-faults: interrupted; stopping the nodes and removing the namespaces")
     except (RuntimeError, RpcError, OSError, subprocess.CalledProcessError) as e:
         fail.append(f"harness error: {e}")
         say(f"netns-faults: harness error: {e}")
