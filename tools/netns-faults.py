@@ -152,6 +152,15 @@ class Node:
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
         log.close()
         wait_node_json(self.datadir, self.proc)
+        t = time.monotonic()
+        while True:  # started = answering RPC (with its cookie, once the node writes one)
+            try:
+                self.call("getblockcount")
+                return
+            except RpcError as e:
+                if self.proc.poll() is not None or time.monotonic() - t > 30:
+                    raise RuntimeError(f"n{self.i} did not answer RPC: {e}") from None
+                time.sleep(0.05)
 
     def call(self, method, *params, timeout=5.0):
         return rpc(RPC_ADDR, method, *params, datadir=self.datadir, netns=self.ns, timeout=timeout)
