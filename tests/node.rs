@@ -18,7 +18,7 @@ use powkit::ledger::tx::{LedgerTx, Transfer};
 use powkit::ledger::AccountKey;
 use powkit::net::frame::{encode_frame, MAX_PAYLOAD};
 use powkit::net::message::{Message, Version, PROTOCOL_VERSION};
-use powkit::node::rpc::call_remote;
+use powkit::node::rpc::{call_remote, RpcAuth};
 use powkit::primitives::TxMerkleNode;
 use serde_json::{json, Value};
 
@@ -115,8 +115,9 @@ impl Node {
         std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default()
     }
 
+    /// A call authenticated with the node's cookie (rewritten at each start, so read each time).
     fn call(&self, method: &str, params: Value) -> Result<Value, String> {
-        call_remote(&self.rpc, method, params)
+        call_remote(&self.rpc, &RpcAuth::from_datadir(&self.dir)?, method, params)
     }
 
     fn rpc(&self, method: &str, params: Value) -> Value {
@@ -250,25 +251,7 @@ fn three_nodes_one_mining_converge_and_a_transfer_reaches_every_replica() {
     assert!(b.call("nosuchmethod", json!([])).unwrap_err().contains("-32601"));
     assert!(b.call("sendrawtransaction", json!(["00ff"])).unwrap_err().contains("-22"));
     assert!(b.call("getblock", json!(["00".repeat(32)])).unwrap_err().contains("-5"));
-    let mut s = TcpStream::connect(&b.rpc).unwrap();
-    s.write_all(b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\n{not json").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    assert!(resp.contains("-32700"), "{resp}");
-    for (req, want) in [
-        (&b"GET / HTTP/1.1\r\n\r\n"[..], "405"),
-        (&b"POST / HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n"[..], "413"),
-        (&b"POST / HTTP/1.1\r\n\r\n"[..], "400"),
-        (&b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n[] "[..], "400"),
-        (&b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n[]"[..], "-32600"),
-        (&b"POST / HTTP/1.1\r\nContent-Length: 37\r\n\r\n{\"jsonrpc\":\"2.0\",\"id\":1,\"params\":3}  "[..], "-32600"),
-    ] {
-        let mut s = TcpStream::connect(&b.rpc).unwrap();
-        s.write_all(req).unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        assert!(resp.contains(want), "{}: {resp}", String::from_utf8_lossy(req));
-    }
+    // Malformed HTTP and JSON-RPC framing: tests/rpc.rs.
     assert_eq!(b.info()["chain"], "powkit-regtest");
     // SIGTERM stops a node cleanly (exit 0), and it restarts on its tip.
     let mut c = c;
@@ -701,7 +684,8 @@ fn an_rpc_client_trickling_bytes_is_cut_off_at_the_deadline() {
     let mut resp = String::new();
     let _ = s.read_to_string(&mut resp);
     let took = t.elapsed();
-    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+    // 408 Request Timeout (RFC 9110 15.5.9) once the head's deadline passes (tests/rpc.rs).
+    assert!(resp.starts_with("HTTP/1.1 408"), "{resp}");
     assert!(took < Duration::from_secs(15), "held for {took:?}");
     trickle.join().unwrap();
     assert_eq!(n.info()["height"], 0);

@@ -14,6 +14,7 @@ Usage: tools/net-bench.py N [--rounds R] [--binary target/release/powkit] [--jso
 Prints medians (and every sample); standard library only.
 """
 import argparse
+import base64
 import datetime
 import json
 import os
@@ -28,9 +29,13 @@ import time
 import urllib.request
 
 
-def rpc(addr, method, params=None):
+def rpc(addr, method, params=None, datadir=None):
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
-    req = urllib.request.Request(f"http://{addr}/", data=body, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if datadir:  # the node's cookie (HTTP Basic), rewritten at each start
+        cookie = open(os.path.join(datadir, ".cookie")).read().strip()
+        headers["Authorization"] = "Basic " + base64.b64encode(cookie.encode()).decode()
+    req = urllib.request.Request(f"http://{addr}/", data=body, headers=headers)
     with urllib.request.urlopen(req, timeout=120) as r:
         v = json.loads(r.read())
     if v.get("error"):
@@ -72,7 +77,7 @@ class Node:
         self.p2p, self.rpc = v["p2p"], v["rpc"]
 
     def call(self, method, params=None):
-        return rpc(self.rpc, method, params)
+        return rpc(self.rpc, method, params, self.dir)
 
 
 def wait(pred, what, timeout=120):

@@ -14,15 +14,15 @@ $P node --chain powkit-regtest --datadir "$D/a" --listen 127.0.0.1:0 --rpc 127.0
 until [ -s "$D/a/node.json" ]; do sleep 0.05; done
 A_P2P=$(python3 -c "import json;print(json.load(open('$D/a/node.json'))['p2p'])")
 A_RPC=$(python3 -c "import json;print(json.load(open('$D/a/node.json'))['rpc'])")
-WANT=$($P rpc --rpc "$A_RPC" getblockchaininfo | python3 -c "import json,sys;v=json.load(sys.stdin);print(v['bestblockhash'],v['state_root'])")
-NTX=$($P rpc --rpc "$A_RPC" getblockchaininfo | python3 -c "import json,sys;v=json.load(sys.stdin);print(v['transactions'])")
+WANT=$($P rpc --datadir "$D/a" getblockchaininfo | python3 -c "import json,sys;v=json.load(sys.stdin);print(v['bestblockhash'],v['state_root'])")
+NTX=$($P rpc --datadir "$D/a" getblockchaininfo | python3 -c "import json,sys;v=json.load(sys.stdin);print(v['transactions'])")
 mkdir -p "$D/b"
 T0=$(date +%s.%N)
 $P node --chain powkit-regtest --datadir "$D/b" --listen 127.0.0.1:0 --rpc 127.0.0.1:0 --peer "$A_P2P" 2>"$D/b.log" &
 until [ -s "$D/b/node.json" ]; do sleep 0.05; done
 B_RPC=$(python3 -c "import json;print(json.load(open('$D/b/node.json'))['rpc'])")
 while true; do
-  GOT=$($P rpc --rpc "$B_RPC" getblockchaininfo | python3 -c "import json,sys;v=json.load(sys.stdin);print(v['bestblockhash'],v['state_root'])")
+  GOT=$($P rpc --datadir "$D/b" getblockchaininfo | python3 -c "import json,sys;v=json.load(sys.stdin);print(v['bestblockhash'],v['state_root'])")
   [ "$GOT" = "$WANT" ] && break
   sleep 0.05
 done

@@ -52,8 +52,10 @@ pub enum Command {
     Tx(ledger::TxCommand),
     /// Run a node: P2P sync, fork choice, replicated state, mempool, mining, JSON-RPC.
     Node(node::NodeArgs),
-    /// Call a running node's JSON-RPC (e.g. `powkit rpc getblockchaininfo`).
+    /// Call a running node's JSON-RPC (e.g. `powkit rpc --datadir DIR getblockchaininfo`).
     Rpc(node::RpcArgs),
+    /// Make a JSON-RPC user for `powkit node --rpcauth` (prints the entry and a new password).
+    RpcAuth(node::RpcAuthArgs),
 }
 
 /// A command's failure: the exit code and one clear line for the user.
@@ -97,6 +99,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Tx(c) => ledger::tx_main(&c),
         Command::Node(a) => node::main(&a),
         Command::Rpc(a) => node::rpc_main(&a),
+        Command::RpcAuth(a) => node::rpc_auth_main(&a),
     };
     match result {
         Ok(code) => code,

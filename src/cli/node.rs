@@ -8,6 +8,7 @@ use clap::Args;
 use super::{Backend, CliError};
 use crate::consensus::Network;
 use crate::node::config::{parse_backend, Settings};
+use crate::node::rpc::{RpcAuth, RpcAuthEntry};
 
 /// Flags of `powkit node` (each overrides `DATADIR/powkit.conf`).
 #[derive(Args, Debug, Clone)]
@@ -26,8 +27,18 @@ pub struct NodeArgs {
     #[arg(long = "peer")]
     pub peers: Vec<String>,
     /// JSON-RPC address, IP:PORT or `none`. Default 127.0.0.1:18632 (regtest) / 127.0.0.1:8632.
+    /// Callers authenticate with the cookie the node writes at each start (DATADIR/.cookie, mode
+    /// 0600) or an --rpcauth user. Beyond loopback only with --rpc-allow-remote and --rpcauth.
     #[arg(long)]
     pub rpc: Option<String>,
+    /// A JSON-RPC user, USER:SALT$HASH as Bitcoin Core's rpcauth (make one with `powkit rpc-auth
+    /// USER`); repeatable.
+    #[arg(long = "rpcauth")]
+    pub rpcauth: Vec<String>,
+    /// Allow --rpc on an address beyond loopback (needs an --rpcauth user; plain HTTP, so only on
+    /// a network you trust or behind a TLS proxy).
+    #[arg(long)]
+    pub rpc_allow_remote: bool,
     /// Mine on the tip (needs --miner-key).
     #[arg(long)]
     pub mine: bool,
@@ -60,9 +71,23 @@ pub struct NodeArgs {
 /// Flags of `powkit rpc`.
 #[derive(Args, Debug, Clone)]
 pub struct RpcArgs {
-    /// The node's JSON-RPC address (default 127.0.0.1:18632, powkit-regtest's).
-    #[arg(long, default_value = "127.0.0.1:18632")]
-    pub rpc: String,
+    /// The node's data directory: its cookie (DATADIR/.cookie) authenticates the call and, without
+    /// --rpc, its DATADIR/node.json gives the address (as `bitcoin-cli -datadir`).
+    #[arg(long)]
+    pub datadir: Option<PathBuf>,
+    /// The node's JSON-RPC address (default: DATADIR/node.json's, else 127.0.0.1:18632,
+    /// powkit-regtest's).
+    #[arg(long)]
+    pub rpc: Option<String>,
+    /// A cookie file to authenticate with (default DATADIR/.cookie).
+    #[arg(long)]
+    pub rpc_cookie_file: Option<PathBuf>,
+    /// A user to authenticate as (a node's --rpcauth user), with --rpc-password.
+    #[arg(long, requires = "rpc_password")]
+    pub rpc_user: Option<String>,
+    /// The --rpc-user's password.
+    #[arg(long, requires = "rpc_user")]
+    pub rpc_password: Option<String>,
     /// The method.
     pub method: String,
     /// Parameters: each parsed as JSON when it parses (numbers, true, objects), else a string.
@@ -93,6 +118,13 @@ pub fn main(a: &NodeArgs) -> Result<i32, CliError> {
         listen: a.listen.clone(),
         peers: a.peers.clone(),
         rpc: a.rpc.clone(),
+        rpcauth: a
+            .rpcauth
+            .iter()
+            .map(|s| s.parse())
+            .collect::<Result<Vec<RpcAuthEntry>, String>>()
+            .map_err(CliError::usage)?,
+        rpc_allow_remote: a.rpc_allow_remote.then_some(true),
         mine: a.mine.then_some(true),
         miner_key: a.miner_key.clone(),
         backend: a.backend,
@@ -107,6 +139,65 @@ pub fn main(a: &NodeArgs) -> Result<i32, CliError> {
     Ok(0)
 }
 
+/// Flags of `powkit rpc-auth`.
+#[derive(Args, Debug, Clone)]
+pub struct RpcAuthArgs {
+    /// The user name.
+    pub user: String,
+    /// Print JSON: {"user", "password", "rpcauth"}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Prints a new `--rpcauth` entry for a user and its password (shown once; the node keeps only a
+/// salted HMAC of it).
+pub fn rpc_auth_main(a: &RpcAuthArgs) -> Result<i32, CliError> {
+    if a.user.is_empty() || a.user.contains([':', '$']) || a.user.chars().any(char::is_whitespace) {
+        return Err(CliError::usage(format!("user {:?}: must be non-empty, without ':', '$' or spaces", a.user)));
+    }
+    let (entry, password) = RpcAuthEntry::generate(&a.user);
+    if a.json {
+        println!("{}", serde_json::json!({"user": a.user, "password": password, "rpcauth": entry.to_string()}));
+    } else {
+        println!("rpcauth={entry}");
+        println!("password={password}");
+        eprintln!("Start the node with --rpcauth '{entry}' (or `rpcauth = {entry}` in powkit.conf);");
+        eprintln!("call it with --rpc-user {} --rpc-password PASSWORD.", a.user);
+    }
+    Ok(0)
+}
+
+/// The address and credentials `powkit rpc` uses.
+fn rpc_target(a: &RpcArgs) -> Result<(String, RpcAuth), CliError> {
+    let addr = match (&a.rpc, &a.datadir) {
+        (Some(r), _) => r.clone(),
+        (None, Some(d)) => {
+            let path = d.join("node.json");
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                CliError::usage(format!("{}: {e} (is a node running with this data directory?)", path.display()))
+            })?;
+            let v: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| CliError::usage(format!("{}: {e}", path.display())))?;
+            v["rpc"]
+                .as_str()
+                .ok_or_else(|| CliError::usage(format!("{}: the node serves no JSON-RPC", path.display())))?
+                .to_string()
+        }
+        (None, None) => "127.0.0.1:18632".to_string(),
+    };
+    let auth = match (&a.rpc_user, &a.rpc_password, &a.rpc_cookie_file, &a.datadir) {
+        (Some(u), Some(p), _, _) => RpcAuth::new(u.clone(), p.clone()),
+        (_, _, Some(f), _) => RpcAuth::from_cookie_file(f).map_err(CliError::usage)?,
+        (_, _, None, Some(d)) => RpcAuth::from_datadir(d).map_err(CliError::usage)?,
+        _ => {
+            return Err(CliError::usage(
+                "no credentials: give --datadir DIR (the node's cookie), --rpc-cookie-file FILE or --rpc-user and --rpc-password",
+            ))
+        }
+    };
+    Ok((addr, auth))
+}
+
 /// One JSON-RPC call; prints the result as JSON.
 pub fn rpc_main(a: &RpcArgs) -> Result<i32, CliError> {
     let params: Vec<serde_json::Value> = a
@@ -114,7 +205,8 @@ pub fn rpc_main(a: &RpcArgs) -> Result<i32, CliError> {
         .iter()
         .map(|p| serde_json::from_str(p).unwrap_or_else(|_| serde_json::Value::String(p.clone())))
         .collect();
-    match crate::node::rpc::call_remote(&a.rpc, &a.method, serde_json::Value::Array(params)) {
+    let (addr, auth) = rpc_target(a)?;
+    match crate::node::rpc::call_remote(&addr, &auth, &a.method, serde_json::Value::Array(params)) {
         Ok(v) => {
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             Ok(0)

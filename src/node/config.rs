@@ -1,12 +1,14 @@
 //! The node's settings: `DATADIR/powkit.conf` (one `key = value` per line, `#` comments), with
 //! command-line flags taking precedence over the file, and the file over the defaults.
 //!
-//! Keys: `chain`, `listen`, `peer` (repeatable), `rpc`, `mine`, `miner_key`, `backend`, `threads`,
-//! `ban_seconds`, `mempool_bytes`, `max_peers`, `low_work_headers`. `listen = none` turns listening off.
+//! Keys: `chain`, `listen`, `peer` (repeatable), `rpc`, `rpcauth` (repeatable), `rpc_allow_remote`,
+//! `mine`, `miner_key`, `backend`, `threads`, `ban_seconds`, `mempool_bytes`, `max_peers`,
+//! `low_work_headers`. `listen = none` turns listening off.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use super::rpc::RpcAuthEntry;
 use crate::backend::Backend;
 use crate::consensus::{LedgerNetwork, Network};
 
@@ -23,6 +25,10 @@ pub struct NodeConfig {
     pub peers: Vec<String>,
     /// JSON-RPC address (`None`: no RPC).
     pub rpc: Option<SocketAddr>,
+    /// JSON-RPC users besides the cookie's (`USER:SALT$HASH`, Bitcoin Core's `rpcauth`).
+    pub rpcauth: Vec<RpcAuthEntry>,
+    /// Whether `rpc` may be beyond loopback (with an `rpcauth` user).
+    pub rpc_allow_remote: bool,
     /// Mine.
     pub mine: bool,
     /// The key whose account the mined coinbases pay.
@@ -52,6 +58,10 @@ pub struct Settings {
     pub peers: Vec<String>,
     /// `rpc` (`none` for no RPC).
     pub rpc: Option<String>,
+    /// `rpcauth` (repeatable).
+    pub rpcauth: Vec<RpcAuthEntry>,
+    /// `rpc_allow_remote`.
+    pub rpc_allow_remote: Option<bool>,
     /// `mine`.
     pub mine: Option<bool>,
     /// `miner_key`.
@@ -115,18 +125,21 @@ impl Settings {
             let num = |what: &str| -> Result<u64, String> {
                 v.parse::<u64>().map_err(|_| format!("{}: {what} must be a whole number, got {v:?}", at()))
             };
+            let boolean = |what: &str| -> Result<bool, String> {
+                match v {
+                    "true" | "1" | "yes" => Ok(true),
+                    "false" | "0" | "no" => Ok(false),
+                    _ => Err(format!("{}: {what} must be true or false, got {v:?}", at())),
+                }
+            };
             match k {
                 "chain" => s.chain = Some(v.parse().map_err(|e| format!("{}: {e}", at()))?),
                 "listen" => s.listen = Some(v.into()),
                 "peer" => s.peers.push(v.into()),
                 "rpc" => s.rpc = Some(v.into()),
-                "mine" => {
-                    s.mine = Some(match v {
-                        "true" | "1" | "yes" => true,
-                        "false" | "0" | "no" => false,
-                        _ => return Err(format!("{}: mine must be true or false, got {v:?}", at())),
-                    })
-                }
+                "rpcauth" => s.rpcauth.push(v.parse().map_err(|e| format!("{}: {e}", at()))?),
+                "rpc_allow_remote" => s.rpc_allow_remote = Some(boolean("rpc_allow_remote")?),
+                "mine" => s.mine = Some(boolean("mine")?),
                 "miner_key" => s.miner_key = Some(v.into()),
                 "backend" => s.backend = Some(parse_backend(v).map_err(|e| format!("{}: {e}", at()))?),
                 "threads" => s.threads = Some(num("threads")? as usize),
@@ -157,6 +170,11 @@ impl Settings {
         let rpc = addr("rpc", self.rpc.or(file.rpc), rpc_port)?;
         let backend = self.backend.or(file.backend).unwrap_or(Backend::Cpu);
         let peers = if self.peers.is_empty() { file.peers } else { self.peers };
+        let rpcauth = if self.rpcauth.is_empty() { file.rpcauth } else { self.rpcauth };
+        let rpc_allow_remote = self.rpc_allow_remote.or(file.rpc_allow_remote).unwrap_or(false);
+        if let Some(a) = rpc {
+            super::rpc::check_bind(a, rpc_allow_remote, rpcauth.len())?;
+        }
         let mine = self.mine.or(file.mine).unwrap_or(false);
         let miner_key = self.miner_key.or(file.miner_key);
         if mine && miner_key.is_none() {
@@ -172,6 +190,8 @@ impl Settings {
             listen,
             peers,
             rpc,
+            rpcauth,
+            rpc_allow_remote,
             mine,
             miner_key,
             backend,

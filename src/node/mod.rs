@@ -104,6 +104,8 @@ pub enum Event {
         /// Where the answer goes.
         reply: Sender<Result<Value, RpcError>>,
     },
+    /// A step of the `generate` call (its nonce search runs on the RPC thread).
+    Generate(rpc::Generate),
     /// The miner solved a job.
     Mined {
         /// The block.
@@ -175,17 +177,10 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
             .spawn(move || accept_loop(l, events, stop))
             .map_err(|e| e.to_string())?;
     }
-    let mut rpc_addr = None;
     let rpc_active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    if let Some(addr) = cfg.rpc {
-        let l = TcpListener::bind(addr).map_err(|e| format!("JSON-RPC on {addr}: {e}"))?;
-        rpc_addr = Some(l.local_addr().map_err(|e| e.to_string())?);
-        let (events, stop, active) = (tx.clone(), stop.clone(), rpc_active.clone());
-        std::thread::Builder::new()
-            .name("rpc-listen".into())
-            .spawn(move || rpc::serve(l, events, stop, active))
-            .map_err(|e| e.to_string())?;
-    }
+    // Holds the cookie until the node returns (a clean shutdown removes it).
+    let rpc_server = rpc::start(&cfg, tx.clone(), stop.clone(), rpc_active.clone())?;
+    let rpc_addr = rpc_server.as_ref().map(|s| s.addr);
     let miner = if cfg.mine { Some(miner::Miner::start(cfg.backend, cfg.threads, tx.clone())?) } else { None };
     let info = json!({
         "pid": std::process::id(),
@@ -367,6 +362,7 @@ impl Node {
                 let r = self.rpc(&method, &params);
                 let _ = reply.send(r);
             }
+            Event::Generate(step) => self.generate_step(step),
             Event::Mined { block, job } => {
                 if job != self.job {
                     return;

@@ -208,7 +208,7 @@ pub(super) fn accept_loop(l: TcpListener, events: Sender<Event>, stop: Arc<Atomi
     }
 }
 
-fn dial(addr: String, events: Sender<Event>) {
+pub(super) fn dial(addr: String, events: Sender<Event>) {
     let ev = match addr.parse::<SocketAddr>() {
         Err(_) => Event::DialFailed { addr: addr.clone(), why: "not an IP:PORT address".into() },
         Ok(sa) => match TcpStream::connect_timeout(&sa, Duration::from_secs(3)) {

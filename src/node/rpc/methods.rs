@@ -1,6 +1,11 @@
 //! The JSON-RPC method table: what each call asks of the chain thread and what it answers (run on
 //! the chain thread, so it reads and changes the node directly). The transport is the parent
 //! module.
+//!
+//! Every parameter is typed and range-checked: a wrong type, a value out of range, an unknown
+//! named parameter or one too many is -32602, never replaced by a default (issue 12, fault 6).
+//! Parameters go by position or by name ([`METHODS`]); `null` is the same as leaving an optional
+//! parameter out, as in Bitcoin Core.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -8,18 +13,109 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::RpcError;
+use super::{Generate, RpcError};
 use crate::chain::Accepted;
+use crate::consensus::LedgerNetwork;
 use crate::ledger::block::LedgerBlock;
+use crate::ledger::ids::AccountKey;
 use crate::ledger::tx::LedgerTx;
 use crate::node::mempool::MempoolError;
 use crate::node::Node;
 use crate::primitives::{BlockHash, Txid};
 use crate::store::BlockStatus;
 
+/// Most nodes `addnode add` keeps (each is redialed whenever lost).
+pub const MAX_ADDED_NODES: usize = 64;
+
+/// Every method and its parameters' names in order (`params` by position or by name).
+pub const METHODS: &[(&str, &[&str])] = &[
+    ("getblockchaininfo", &[]),
+    ("getbestblockhash", &[]),
+    ("getblockcount", &[]),
+    ("getblockhash", &["height"]),
+    ("getblock", &["blockhash", "verbose"]),
+    ("getblockheader", &["blockhash", "verbose"]),
+    ("getaccount", &["pubkey"]),
+    ("sendrawtransaction", &["hexstring"]),
+    ("getrawmempool", &[]),
+    ("getmempoolentry", &["txid"]),
+    ("getmempoolinfo", &[]),
+    ("getpeerinfo", &[]),
+    ("getconnectioncount", &[]),
+    ("addnode", &["node", "command"]),
+    ("listbanned", &[]),
+    ("getmininginfo", &[]),
+    ("submitblock", &["hexdata"]),
+    ("generate", &["nblocks", "pubkey"]),
+    ("stop", &[]),
+];
+
+/// `params` as positions for a method of [`METHODS`]: an array as it is, an object by the
+/// method's names; `null` entries dropped from the end (left out). Methods not in the table pass
+/// through unchanged.
+///
+/// # Errors
+/// -32602: more parameters than the method takes, or a name it does not take.
+pub(in crate::node) fn positional(method: &str, params: &Value) -> Result<Value, RpcError> {
+    let Some((_, names)) = METHODS.iter().find(|(m, _)| *m == method) else { return Ok(params.clone()) };
+    let mut v = match params {
+        Value::Object(o) => {
+            let mut v = vec![Value::Null; names.len()];
+            for (k, x) in o {
+                let i = names.iter().position(|n| n == k).ok_or_else(|| {
+                    RpcError::params(format!("{method} has no parameter {k:?} (it takes: {})", names.join(", ")))
+                })?;
+                v[i] = x.clone();
+            }
+            v
+        }
+        Value::Array(a) => a.clone(),
+        _ => return Err(RpcError::params("params must be an array or an object")),
+    };
+    while v.last().is_some_and(Value::is_null) {
+        v.pop();
+    }
+    if v.len() > names.len() {
+        return Err(RpcError::params(format!(
+            "{method} takes {} parameter{}{}, got {}",
+            names.len(),
+            if names.len() == 1 { "" } else { "s" },
+            if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) },
+            v.len()
+        )));
+    }
+    Ok(Value::Array(v))
+}
+
+/// `getblock`'s and `getblockheader`'s `verbose`: a boolean, or 0/1 (absent: true).
+fn verbose_param(v: Option<&Value>) -> Result<bool, RpcError> {
+    match v {
+        None | Some(Value::Null) => Ok(true),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(n) if n.as_u64() == Some(0) => Ok(false),
+        Some(n) if n.as_u64() == Some(1) => Ok(true),
+        Some(other) => Err(RpcError::params(format!("parameter 2 (verbose) must be a boolean or 0/1, got {other}"))),
+    }
+}
+
+/// `addnode`'s `node`: an IP:PORT a peer could listen on (not port 0, not an unspecified,
+/// multicast or broadcast address). Host names are not resolved.
+fn addnode_address(s: &str) -> Result<SocketAddr, RpcError> {
+    let a: SocketAddr = s.parse().map_err(|_| RpcError::params(format!("address {s:?}: expected IP:PORT")))?;
+    let ip = a.ip();
+    let broadcast = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast());
+    if a.port() == 0 || ip.is_unspecified() || ip.is_multicast() || broadcast {
+        return Err(RpcError::params(format!(
+            "address {s:?}: not a peer's address (port 0, unspecified, multicast or broadcast)"
+        )));
+    }
+    Ok(a)
+}
+
 impl Node {
     /// Answers one JSON-RPC call.
     pub(in crate::node) fn rpc(&mut self, method: &str, params: &Value) -> Result<Value, RpcError> {
+        let params = &positional(method, params)?;
         let p = |i: usize| -> Option<&Value> {
             match params {
                 Value::Array(a) => a.get(i),
@@ -58,20 +154,18 @@ impl Node {
             "getbestblockhash" => Ok(json!(self.chain.tip().to_string())),
             "getblockcount" => Ok(json!(self.chain.height())),
             "getblockhash" => {
-                let h = p(0).and_then(Value::as_u64).ok_or_else(|| RpcError::params("parameter 1 (height) must be a whole number"))?;
-                match u32::try_from(h).ok().and_then(|h| self.chain.hash_at(h)) {
+                let h = p(0)
+                    .and_then(Value::as_u64)
+                    .and_then(|h| u32::try_from(h).ok())
+                    .ok_or_else(|| RpcError::params("parameter 1 (height) must be a whole number 0..=4294967295"))?;
+                match self.chain.hash_at(h) {
                     Some(hash) => Ok(json!(hash.to_string())),
                     None => Err(RpcError { code: -8, message: format!("block height {h} out of range (tip {})", self.chain.height()) }),
                 }
             }
             "getblock" | "getblockheader" => {
                 let hash = hash_param(0)?;
-                let verbose = match p(1) {
-                    None => true,
-                    Some(Value::Bool(b)) => *b,
-                    Some(Value::Number(n)) => n.as_u64() != Some(0),
-                    Some(_) => return Err(RpcError::params("parameter 2 (verbose) must be a boolean or 0/1")),
-                };
+                let verbose = verbose_param(p(1))?;
                 let e = *self.chain.entry(&hash).ok_or_else(|| RpcError::not_found(format!("block {hash} not found")))?;
                 let confirmations =
                     if self.chain.on_main(&hash) { self.chain.height() as i64 - e.height as i64 + 1 } else { -1 };
@@ -163,22 +257,48 @@ impl Node {
                 let addr = str_param(0, "address")?;
                 let cmd = match p(1) {
                     None => "add",
-                    Some(Value::String(c)) => c.as_str(),
-                    Some(_) => return Err(RpcError::params("parameter 2 (command) must be add, remove or onetry")),
+                    Some(Value::String(c)) if ["add", "remove", "onetry"].contains(&c.as_str()) => c.as_str(),
+                    Some(other) => {
+                        return Err(RpcError::params(format!("parameter 2 (command) must be add, remove or onetry, got {other}")))
+                    }
                 };
-                let parsed: SocketAddr = addr.parse().map_err(|_| RpcError::params(format!("address {addr:?}: expected IP:PORT")))?;
-                let addr = parsed.to_string();
+                let addr = addnode_address(&addr)?.to_string();
+                // Forget failed-dial times of addresses no longer wanted (a onetry's), so the
+                // table stays as small as the list.
+                self.dialing.retain(|a, _| self.wanted.contains(a));
                 match cmd {
-                    "add" | "onetry" => {
-                        if !self.wanted.contains(&addr) {
-                            self.wanted.push(addr.clone());
+                    "add" => {
+                        if self.wanted.contains(&addr) {
+                            return Err(RpcError { code: -23, message: format!("node {addr} already added") });
                         }
-                        self.dialing.remove(&addr);
+                        if self.wanted.len() >= MAX_ADDED_NODES {
+                            return Err(RpcError {
+                                code: -8,
+                                message: format!("{MAX_ADDED_NODES} nodes already added: remove one first"),
+                            });
+                        }
+                        self.wanted.push(addr.clone());
                         self.banned.remove(&addr);
                         self.dial_wanted();
                         Ok(Value::Null)
                     }
-                    "remove" => {
+                    "onetry" => {
+                        // One dial, not kept: a lost connection is not redialed.
+                        let connected = self.peers.values().any(|p| p.dialed.as_deref() == Some(&addr));
+                        if !connected {
+                            self.banned.remove(&addr);
+                            let events = self.events.clone();
+                            std::thread::Builder::new()
+                                .name("dial".into())
+                                .spawn(move || super::super::peers::dial(addr, events))
+                                .map_err(|e| RpcError::internal(format!("starting a dial: {e}")))?;
+                        }
+                        Ok(Value::Null)
+                    }
+                    _ => {
+                        if !self.wanted.contains(&addr) {
+                            return Err(RpcError { code: -24, message: format!("node {addr} has not been added") });
+                        }
                         self.wanted.retain(|w| *w != addr);
                         let ids: Vec<u64> = self.peers.iter().filter(|(_, p)| p.dialed.as_deref() == Some(&addr)).map(|(i, _)| *i).collect();
                         for id in ids {
@@ -186,7 +306,6 @@ impl Node {
                         }
                         Ok(Value::Null)
                     }
-                    other => Err(RpcError::params(format!("command {other:?}: expected add, remove or onetry"))),
                 }
             }
             "listbanned" => Ok(Value::Array(
@@ -226,39 +345,70 @@ impl Node {
                     Err(e) => Err(RpcError { code: -25, message: e.to_string() }),
                 }
             }
-            "generate" => {
-                // Every parameter typed and range-checked: a wrong one is -32602, never a default.
-                let n = match p(0) {
-                    None => 1,
-                    Some(v) => v.as_u64().filter(|n| (1..=10_000).contains(n)).ok_or_else(|| RpcError::params("parameter 1 (blocks) must be 1..=10000"))?,
-                };
-                let key = match p(1) {
-                    Some(Value::String(s)) => crate::ledger::keys::parse_public(s).map_err(RpcError::params)?,
-                    None => self.miner_key.ok_or_else(|| RpcError::params("no miner key: start with --miner-key or pass a public key"))?,
-                    Some(_) => return Err(RpcError::params("parameter 2 (public key) must be a string")),
-                };
-                let scanner = crate::sha256::CpuImpl::detect().scanner().map_err(|e| RpcError::internal(e.to_string()))?;
-                let mut hashes = Vec::new();
-                for _ in 0..n {
-                    let mut b = self.template(key).map_err(RpcError::internal)?;
-                    b.header = crate::mine::mine_header(b.header, scanner.as_ref())
-                        .ok_or_else(|| RpcError::internal("no nonce meets the target at this time"))?;
-                    let hash = b.header.block_hash();
-                    self.submit(&b, None).map_err(|e| RpcError::internal(format!("generated block rejected: {e}")))?;
-                    if self.fatal.is_some() {
-                        return Err(RpcError::internal("store failure"));
-                    }
-                    self.blocks_mined += 1;
-                    hashes.push(json!(hash.to_string()));
-                }
-                Ok(Value::Array(hashes))
-            }
             "stop" => {
                 self.stop.store(true, Ordering::Relaxed);
                 Ok(json!("powkit node stopping"))
             }
             other => Err(RpcError { code: -32601, message: format!("method {other:?} not found") }),
         }
+    }
+
+    /// One step of `generate` (the nonce search between steps runs on the RPC thread: see
+    /// [`Generate`]).
+    pub(in crate::node) fn generate_step(&mut self, step: Generate) {
+        match step {
+            Generate::Start { params, reply } => {
+                let _ = reply.send(self.generate_start(&params));
+            }
+            Generate::Template { key, reply } => {
+                let _ = reply.send(self.template(key).map_err(RpcError::internal));
+            }
+            Generate::Submit { block, reply } => {
+                // The tip moved while the block was mined (a peer's block): mine on the new one.
+                if block.header.prev_blockhash != self.chain.tip() {
+                    let _ = reply.send(Ok(false));
+                    return;
+                }
+                let r = match self.submit(&block, None) {
+                    Err(e) => Err(RpcError::internal(format!("generated block rejected: {e}"))),
+                    Ok(_) if self.fatal.is_some() => Err(RpcError::internal("store failure")),
+                    Ok(_) => {
+                        self.blocks_mined += 1;
+                        self.template_due = Some(Instant::now());
+                        Ok(true)
+                    }
+                };
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    /// `generate [nblocks [pubkey]]`'s checks: regtest only; `nblocks` 1..=10000 (default 1);
+    /// `pubkey` a public key (default the node's `--miner-key`).
+    fn generate_start(&mut self, params: &Value) -> Result<(u64, AccountKey), RpcError> {
+        if self.params.network != LedgerNetwork::PowkitRegtest {
+            return Err(RpcError {
+                code: -32601,
+                message: format!("generate is for powkit-regtest only; this node runs {}", self.params.name),
+            });
+        }
+        let params = positional("generate", params)?;
+        let p = |i: usize| params.as_array().and_then(|a| a.get(i));
+        let n = match p(0) {
+            None => 1,
+            Some(v) => v
+                .as_u64()
+                .filter(|n| (1..=10_000).contains(n))
+                .ok_or_else(|| RpcError::params(format!("parameter 1 (nblocks) must be 1..=10000, got {v}")))?,
+        };
+        let key = match p(1) {
+            Some(Value::String(s)) => crate::ledger::keys::parse_public(s).map_err(RpcError::params)?,
+            None => self
+                .miner_key
+                .ok_or_else(|| RpcError::params("no miner key: start with --miner-key or pass a public key"))?,
+            Some(other) => return Err(RpcError::params(format!("parameter 2 (pubkey) must be a string, got {other}"))),
+        };
+        Ok((n, key))
     }
 }
 
