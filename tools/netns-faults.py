@@ -69,8 +69,9 @@ def sh(*cmd, stdin=None, check=True):
 class Net:
     """The hub and four node namespaces, named PREFIX-hub and PREFIX-n0..n3."""
 
-    def __init__(self, prefix):
+    def __init__(self, prefix, rto_max_ms=None):
         self.prefix = prefix
+        self.rto_max_ms = rto_max_ms
         self.hub = f"{prefix}-hub"
         self.ns = [f"{prefix}-n{i}" for i in range(4)]
         self.made = []
@@ -90,6 +91,10 @@ class Net:
             sh("ip", "-n", self.hub, "link", "set", f"h{i}", "up")
             sh("ip", "-n", ns, "addr", "add", f"{ip_of(i)}/24", "dev", "eth0")
             sh("ip", "-n", ns, "link", "set", "eth0", "up")
+        if self.rto_max_ms is not None:
+            for ns in self.ns:
+                sh("ip", "netns", "exec", ns, "sh", "-c",
+                   f"echo {int(self.rto_max_ms)} > /proc/sys/net/ipv4/tcp_rto_max_ms")
         # nftables must work here (the partition and the loss depend on it).
         self.nft(0, "add table inet pkprobe\ndelete table inet pkprobe\n")
 
@@ -247,6 +252,9 @@ def main():
     ap.add_argument("--block-interval", type=float, default=2.0,
                     help="seconds between the majority's blocks during a partition; the minority's: twice that (2)")
     ap.add_argument("--probes", type=int, default=3, help="blocks mined per node in the lossy-link phase (3)")
+    ap.add_argument("--tcp-rto-max-ms", type=int, default=None,
+                    help="diagnosis only: cap TCP's retransmission backoff in the nodes' namespaces "
+                         "(sysctl net.ipv4.tcp_rto_max_ms, Linux >= 6.15; default: the kernel's, 120000)")
     ap.add_argument("--log", default="debug", help="the nodes' log level (debug)")
     ap.add_argument("--dir", default=None, help="work directory (default: a temporary one, removed on success)")
     a = ap.parse_args()
@@ -264,9 +272,10 @@ def main():
     partitions = [float(x) for x in a.partitions.split(",") if x.strip()]
     work = a.dir or tempfile.mkdtemp(prefix="powkit-netns-")
     os.makedirs(work, exist_ok=True)
-    net = Net(a.prefix)
+    net = Net(a.prefix, a.tcp_rto_max_ms)
     nodes, proxy = [], None
-    summary = {"delay_ms": a.delay_ms, "loss_pct": a.loss_pct, "require_s": a.require_s, "work_dir": work,
+    summary = {"delay_ms": a.delay_ms, "loss_pct": a.loss_pct, "tcp_rto_max_ms": a.tcp_rto_max_ms,
+               "require_s": a.require_s, "work_dir": work,
                "partitions": [], "failures": []}
     fail = summary["failures"]
     status = 0
