@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use serde_json::{json, Value};
 
@@ -189,12 +188,13 @@ impl Node {
                     other => Err(RpcError::params(format!("command {other:?}: expected add, remove or onetry"))),
                 }
             }
-            "listbanned" => Ok(Value::Array(
-                self.banned
-                    .iter()
-                    .map(|(k, until)| json!({"address": k, "seconds_left": until.saturating_duration_since(Instant::now()).as_secs()}))
-                    .collect(),
-            )),
+            // Bans (the P2P layer's, src/node/peers.rs): address, until (unix time), reason.
+            "listbanned" => Ok(self.list_bans()),
+            "setban" => self.setban(params),
+            "clearbanned" => {
+                self.banned.clear();
+                Ok(Value::Null)
+            }
             "getmininginfo" => {
                 let tip = self.chain.tip();
                 let bits = self.chain.entry(&tip).expect("tip").header.bits;
