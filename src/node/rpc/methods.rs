@@ -57,10 +57,15 @@ impl Node {
             "getbestblockhash" => Ok(json!(self.chain.tip().to_string())),
             "getblockcount" => Ok(json!(self.chain.height())),
             "getblockhash" => {
-                let h = p(0).and_then(Value::as_u64).ok_or_else(|| RpcError::params("parameter 1 (height) must be a whole number"))?;
+                let h = p(0)
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| RpcError::params("parameter 1 (height) must be a whole number"))?;
                 match u32::try_from(h).ok().and_then(|h| self.chain.hash_at(h)) {
                     Some(hash) => Ok(json!(hash.to_string())),
-                    None => Err(RpcError { code: -8, message: format!("block height {h} out of range (tip {})", self.chain.height()) }),
+                    None => Err(RpcError {
+                        code: -8,
+                        message: format!("block height {h} out of range (tip {})", self.chain.height()),
+                    }),
                 }
             }
             "getblock" | "getblockheader" => {
@@ -71,7 +76,8 @@ impl Node {
                     Some(Value::Number(n)) => n.as_u64() != Some(0),
                     Some(_) => return Err(RpcError::params("parameter 2 (verbose) must be a boolean or 0/1")),
                 };
-                let e = *self.chain.entry(&hash).ok_or_else(|| RpcError::not_found(format!("block {hash} not found")))?;
+                let e =
+                    *self.chain.entry(&hash).ok_or_else(|| RpcError::not_found(format!("block {hash} not found")))?;
                 let confirmations =
                     if self.chain.on_main(&hash) { self.chain.height() as i64 - e.height as i64 + 1 } else { -1 };
                 let mut v = json!({
@@ -107,13 +113,19 @@ impl Node {
                 let s = str_param(0, "public key")?;
                 let pk = crate::ledger::keys::parse_public(&s).map_err(RpcError::params)?;
                 let a = self.chain.follower().state.account(&pk);
-                let pending = self.mempool.txids().iter().filter(|id| self.mempool.get(id).is_some_and(|t| t.from == pk)).count() as u64;
-                Ok(json!({"pubkey": pk.to_string(), "balance": a.balance, "nonce": a.nonce, "pending": pending, "next_nonce": a.nonce + pending}))
+                let pending =
+                    self.mempool.txids().iter().filter(|id| self.mempool.get(id).is_some_and(|t| t.from == pk)).count()
+                        as u64;
+                Ok(
+                    json!({"pubkey": pk.to_string(), "balance": a.balance, "nonce": a.nonce, "pending": pending, "next_nonce": a.nonce + pending}),
+                )
             }
             "sendrawtransaction" => {
                 let s = str_param(0, "transaction hex")?;
-                let bytes = hex::decode(s.trim()).map_err(|e| RpcError { code: -22, message: format!("transaction hex: {e}") })?;
-                let tx = LedgerTx::from_bytes(&bytes).map_err(|e| RpcError { code: -22, message: format!("transaction: {e}") })?;
+                let bytes = hex::decode(s.trim())
+                    .map_err(|e| RpcError { code: -22, message: format!("transaction hex: {e}") })?;
+                let tx = LedgerTx::from_bytes(&bytes)
+                    .map_err(|e| RpcError { code: -22, message: format!("transaction: {e}") })?;
                 let LedgerTx::Transfer(t) = tx else {
                     return Err(RpcError { code: -26, message: "a coinbase cannot be sent".into() });
                 };
@@ -127,31 +139,40 @@ impl Node {
             "getmempoolentry" => {
                 let s = str_param(0, "txid")?;
                 // Exactly 64 digits: parsing trims surrounding whitespace, which this method refuses.
-                let id = s.parse::<Txid>().ok().filter(|_| s.len() == 64).ok_or_else(|| RpcError::params(format!("txid {s:?}: expected 64 hex digits")))?;
+                let id = s
+                    .parse::<Txid>()
+                    .ok()
+                    .filter(|_| s.len() == 64)
+                    .ok_or_else(|| RpcError::params(format!("txid {s:?}: expected 64 hex digits")))?;
                 let t = self.mempool.get(&id).ok_or_else(|| RpcError::not_found("transaction not in the mempool"))?;
                 Ok(tx_json(&LedgerTx::Transfer(*t)))
             }
-            "getmempoolinfo" => Ok(json!({"size": self.mempool.len(), "bytes": self.mempool.bytes(), "max_bytes": self.cfg.mempool_bytes})),
+            "getmempoolinfo" => Ok(
+                json!({"size": self.mempool.len(), "bytes": self.mempool.bytes(), "max_bytes": self.cfg.mempool_bytes}),
+            ),
             "getpeerinfo" => {
                 let mut v: Vec<(u64, Value)> = self
                     .peers
                     .iter()
                     .map(|(id, p)| {
-                        (*id, json!({
-                            "id": id,
-                            "addr": p.conn.addr.to_string(),
-                            "inbound": p.dialed.is_none(),
-                            "handshake": p.ready(),
-                            "version": p.version.as_ref().map(|v| v.protocol),
-                            "subver": p.version.as_ref().map(|v| v.user_agent.clone()),
-                            "startingheight": p.version.as_ref().map(|v| v.height),
-                            "best_known": p.best_known.map(|b| b.to_string()),
-                            "synced_height": p.best_known.and_then(|b| self.chain.entry(&b)).map(|e| e.height),
-                            "blocks_in_flight": p.in_flight.len(),
-                            "blocks_received": p.blocks_received,
-                            "pingtime_ms": p.ping_ms,
-                            "conntime_s": p.connected_at.elapsed().as_secs(),
-                        }))
+                        (
+                            *id,
+                            json!({
+                                "id": id,
+                                "addr": p.conn.addr.to_string(),
+                                "inbound": p.dialed.is_none(),
+                                "handshake": p.ready(),
+                                "version": p.version.as_ref().map(|v| v.protocol),
+                                "subver": p.version.as_ref().map(|v| v.user_agent.clone()),
+                                "startingheight": p.version.as_ref().map(|v| v.height),
+                                "best_known": p.best_known.map(|b| b.to_string()),
+                                "synced_height": p.best_known.and_then(|b| self.chain.entry(&b)).map(|e| e.height),
+                                "blocks_in_flight": p.in_flight.len(),
+                                "blocks_received": p.blocks_received,
+                                "pingtime_ms": p.ping_ms,
+                                "conntime_s": p.connected_at.elapsed().as_secs(),
+                            }),
+                        )
                     })
                     .collect();
                 v.sort_by_key(|(id, _)| *id);
@@ -165,7 +186,8 @@ impl Node {
                     Some(Value::String(c)) => c.as_str(),
                     Some(_) => return Err(RpcError::params("parameter 2 (command) must be add, remove or onetry")),
                 };
-                let parsed: SocketAddr = addr.parse().map_err(|_| RpcError::params(format!("address {addr:?}: expected IP:PORT")))?;
+                let parsed: SocketAddr =
+                    addr.parse().map_err(|_| RpcError::params(format!("address {addr:?}: expected IP:PORT")))?;
                 let addr = parsed.to_string();
                 match cmd {
                     "add" | "onetry" => {
@@ -179,7 +201,12 @@ impl Node {
                     }
                     "remove" => {
                         self.wanted.retain(|w| *w != addr);
-                        let ids: Vec<u64> = self.peers.iter().filter(|(_, p)| p.dialed.as_deref() == Some(&addr)).map(|(i, _)| *i).collect();
+                        let ids: Vec<u64> = self
+                            .peers
+                            .iter()
+                            .filter(|(_, p)| p.dialed.as_deref() == Some(&addr))
+                            .map(|(i, _)| *i)
+                            .collect();
                         for id in ids {
                             self.disconnect(id, "removed by addnode");
                         }
@@ -214,12 +241,16 @@ impl Node {
             }
             "submitblock" => {
                 let s = str_param(0, "block hex")?;
-                let bytes = hex::decode(s.trim()).map_err(|e| RpcError { code: -22, message: format!("block hex: {e}") })?;
-                let block = LedgerBlock::from_bytes(&bytes).map_err(|e| RpcError { code: -22, message: format!("block: {e}") })?;
+                let bytes =
+                    hex::decode(s.trim()).map_err(|e| RpcError { code: -22, message: format!("block hex: {e}") })?;
+                let block = LedgerBlock::from_bytes(&bytes)
+                    .map_err(|e| RpcError { code: -22, message: format!("block: {e}") })?;
                 let hash = block.header.block_hash();
                 match self.submit(&block, None) {
                     Ok(Accepted::New) => match self.chain.entry(&hash).map(|e| e.status) {
-                        Some(BlockStatus::Invalid) => Err(RpcError { code: -25, message: "invalid: it breaks a state rule (see the log)".into() }),
+                        Some(BlockStatus::Invalid) => {
+                            Err(RpcError { code: -25, message: "invalid: it breaks a state rule (see the log)".into() })
+                        }
                         _ => Ok(Value::Null),
                     },
                     Ok(Accepted::Duplicate) => Ok(json!("duplicate")),
@@ -230,14 +261,20 @@ impl Node {
                 // Every parameter typed and range-checked: a wrong one is -32602, never a default.
                 let n = match p(0) {
                     None => 1,
-                    Some(v) => v.as_u64().filter(|n| (1..=10_000).contains(n)).ok_or_else(|| RpcError::params("parameter 1 (blocks) must be 1..=10000"))?,
+                    Some(v) => v
+                        .as_u64()
+                        .filter(|n| (1..=10_000).contains(n))
+                        .ok_or_else(|| RpcError::params("parameter 1 (blocks) must be 1..=10000"))?,
                 };
                 let key = match p(1) {
                     Some(Value::String(s)) => crate::ledger::keys::parse_public(s).map_err(RpcError::params)?,
-                    None => self.miner_key.ok_or_else(|| RpcError::params("no miner key: start with --miner-key or pass a public key"))?,
+                    None => self
+                        .miner_key
+                        .ok_or_else(|| RpcError::params("no miner key: start with --miner-key or pass a public key"))?,
                     Some(_) => return Err(RpcError::params("parameter 2 (public key) must be a string")),
                 };
-                let scanner = crate::sha256::CpuImpl::detect().scanner().map_err(|e| RpcError::internal(e.to_string()))?;
+                let scanner =
+                    crate::sha256::CpuImpl::detect().scanner().map_err(|e| RpcError::internal(e.to_string()))?;
                 let mut hashes = Vec::new();
                 for _ in 0..n {
                     let mut b = self.template(key).map_err(RpcError::internal)?;
