@@ -8,8 +8,9 @@
 //! state, so no lock guards it.
 //!
 //! The chain thread's jobs live in one file each, all `impl Node` blocks: `peers` (the peer table:
-//! handshake, misbehaviour scores, bans, eviction, dialing; the persisted ban list is `banlist`), `sync` (headers-first sync, block download, tip changes), `relay`
-//! (`inv`/`getdata`, transaction relay, tip announcements), `rpc::methods` (the JSON-RPC method
+//! handshake, misbehaviour scores, bans, eviction, dialing; the persisted ban list is `banlist`),
+//! `sync` (headers-first sync, block download, tip changes), `relay` (`inv`/`getdata`, transaction
+//! relay, orphan transfers, tip announcements), `rpc::methods` (the JSON-RPC method
 //! table) and [`miner`] (block templates and jobs). This file keeps the event loop, the message
 //! dispatch, the periodic tick and the mempool's persistence.
 
@@ -567,7 +568,6 @@ impl Node {
             let announced = p.version.as_ref().map(|v| v.height).unwrap_or(0);
             if announced > best_height
                 && p.in_flight.is_empty()
-                && p.headers_asked.is_none()
                 && p.headers_last.is_none_or(|t| now.duration_since(t) >= HEADERS_RETRY)
             {
                 reask.push(*id);

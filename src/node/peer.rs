@@ -145,11 +145,6 @@ impl Conn {
         self.epoch.elapsed().saturating_sub(at)
     }
 
-    /// Bytes queued for the peer and not yet written to its socket.
-    pub fn queued_bytes(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
-    }
-
     /// Queues a message; false when the queue is full (the peer is not reading) or closed.
     pub fn send(&self, msg: &Message) -> bool {
         self.send_raw(msg.command(), &msg.payload())

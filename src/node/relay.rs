@@ -200,7 +200,8 @@ impl Node {
             batch.sort_by_key(|(_, t)| (t.from, t.nonce));
             let mut progress = false;
             for (id, t) in batch {
-                match self.admit(t, None, false) {
+                // Signatures were checked when they arrived; not durable: nobody waits on them.
+                match self.admit(t, None, false, false) {
                     Ok(_) => {
                         self.orphans.remove(&id);
                         progress = true;
@@ -221,19 +222,28 @@ impl Node {
     /// Takes a transfer into the mempool and relays it: from RPC (`from: None`, made durable
     /// before the caller is answered) or from peer `from`.
     pub(super) fn accept_tx(&mut self, t: Transfer, from: Option<u64>) -> Result<Txid, MempoolError> {
-        let r = self.admit(t, from, true);
+        let r = self.admit(t, from, true, from.is_none());
         if r.is_ok() && !self.orphans.is_empty() {
             self.retry_orphans(Some(t.from));
         }
         r
     }
 
-    fn admit(&mut self, t: Transfer, from: Option<u64>, verify_signature: bool) -> Result<Txid, MempoolError> {
+    /// [`Mempool::add`](super::mempool::Mempool::add), then persistence (`durable`: synced before
+    /// returning, for an RPC caller about to be told it was accepted) and relay to every ready peer
+    /// but `from`.
+    fn admit(
+        &mut self,
+        t: Transfer,
+        from: Option<u64>,
+        verify_signature: bool,
+        durable: bool,
+    ) -> Result<Txid, MempoolError> {
         let r = self.mempool.add(t, &self.chain.follower().state, verify_signature);
         match &r {
             Ok(txid) => {
                 tracing::debug!(txid = %txid, "transaction accepted");
-                self.persist_mempool(from.is_none());
+                self.persist_mempool(durable);
                 let ids: Vec<u64> =
                     self.peers.iter().filter(|(i, p)| p.ready() && Some(**i) != from).map(|(i, _)| *i).collect();
                 for i in ids {
