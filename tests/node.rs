@@ -962,6 +962,7 @@ fn connections_declaring_4_mb_frames_before_the_handshake_hold_no_memory() {
         .collect();
     std::thread::sleep(Duration::from_millis(1000));
     let after = vm_rss_kb(pid);
+    eprintln!("node RSS {before} kB before, {after} kB after 60 connections declaring 4 MB frames (2 MB sent each)");
     assert!(after < before + 64 * 1024, "RSS {before} kB before, {after} kB after 60 declared 4 MB frames");
     drop(conns);
     // The node still serves.
