@@ -455,6 +455,7 @@ impl RawPeer {
             nonce: 42,
             listen_port,
             user_agent: "/test/".into(),
+            services: 0,
         });
         s.write_all(&encode_frame(params().magic, "version", &v.payload())).unwrap();
         s.write_all(&encode_frame(params().magic, "verack", &[])).unwrap();
@@ -689,5 +690,437 @@ fn an_rpc_client_trickling_bytes_is_cut_off_at_the_deadline() {
     assert!(took < Duration::from_secs(15), "held for {took:?}");
     trickle.join().unwrap();
     assert_eq!(n.info()["height"], 0);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+// --- Issue 12: the P2P layer (faults 2, 3, 4 and 7; bans) ----------------------------------------
+
+/// `n` blocks paying `miner`, built on `f`'s tip (block times from genesis + `t`).
+fn branch(f: &mut Follower, miner: &ed25519_zebra::SigningKey, n: u32, t: u32) -> Vec<LedgerBlock> {
+    let t0 = params().genesis.header.time;
+    (0..n)
+        .map(|i| {
+            let b = mine(template(f, pk(miner), vec![], t0 + t + i), false);
+            f.connect(&b, &b.header.block_hash(), CLOCK_PAST_EVERY_HEADER).unwrap();
+            b
+        })
+        .collect()
+}
+
+fn mempool_len(n: &Node) -> usize {
+    n.rpc("getrawmempool", json!([])).as_array().unwrap().len()
+}
+
+fn try_send(s: &mut TcpStream, m: &Message) -> bool {
+    s.write_all(&encode_frame(params().magic, m.command(), &m.payload())).is_ok()
+}
+
+/// Serves a raw peer's side of a connection on a thread: `getdata` for a block in `blocks` gets
+/// the block while `serving` is set (`notfound` otherwise), `ping` gets its `pong`; the rest is
+/// ignored. Returns when the node closes the connection.
+fn serve_blocks(
+    r: RawPeer,
+    blocks: Vec<LedgerBlock>,
+    serving: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    use std::sync::atomic::Ordering;
+    std::thread::spawn(move || {
+        let map: std::collections::HashMap<[u8; 32], LedgerBlock> =
+            blocks.into_iter().map(|b| (b.header.block_hash().0, b)).collect();
+        let mut w = r.0.try_clone().unwrap();
+        r.0.set_read_timeout(None).unwrap();
+        let mut reader = std::io::BufReader::new(r.0);
+        while let Ok(f) = powkit::net::frame::read_frame(&mut reader, params().magic) {
+            match Message::decode(&f.command, &f.payload) {
+                Ok(Message::GetData(items)) => {
+                    let mut missing = Vec::new();
+                    for i in items {
+                        match map.get(&i.hash) {
+                            Some(b) if serving.load(Ordering::Relaxed) => {
+                                try_send(&mut w, &Message::Block(Box::new(b.clone())));
+                            }
+                            _ => missing.push(i),
+                        }
+                    }
+                    if !missing.is_empty() {
+                        try_send(&mut w, &Message::NotFound(missing));
+                    }
+                }
+                Ok(Message::Ping(n)) => {
+                    try_send(&mut w, &Message::Pong(n));
+                }
+                _ => {}
+            }
+        }
+    })
+}
+
+#[test]
+fn a_reorganizing_node_is_not_banned_by_its_follower() {
+    // Issue 12, fault 2: B reorganizes onto a longer branch and used to announce each newly
+    // connected block to its follower C as a one-header `headers` although C lacked the parent;
+    // after 8 such "unconnecting" headers C banned B, and C never converged.
+    let d = tmp("reorg-announce");
+    let kb = d.join("b.key");
+    new_key(&kb);
+    let b = Node::start(&d.join("b"), &["--miner-key", kb.to_str().unwrap()]);
+    let c = Node::start(&d.join("c"), &["--peer", &b.p2p]);
+    b.rpc("generate", json!([2]));
+    wait_until("C follows B's branch", Duration::from_secs(30), || converged(&[&b, &c], 2), &[&b, &c]);
+    // A heavier branch from genesis, offered to B by a raw peer that serves its blocks.
+    let mut f = Follower::new(params());
+    let x = branch(&mut f, &key(9), 24, 1);
+    let mut r = RawPeer::connect(&b.p2p, 43001);
+    r.send(&Message::Headers(x.iter().map(|b| b.header).collect()));
+    let serving = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let _server = serve_blocks(r, x, serving);
+    wait_until("B and C on the heavier branch", Duration::from_secs(60), || converged(&[&b, &c], 24), &[&b, &c]);
+    assert_eq!(c.rpc("listbanned", json!([])), json!([]), "C banned B:\n{}", c.log());
+    assert_eq!(b.rpc("listbanned", json!([])), json!([]), "B banned someone:\n{}", b.log());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_node_with_1000_pool_transfers_serves_them_all_to_a_new_peer() {
+    // Issue 12, fault 3: the mempool offer to a new peer answered with one frame per transfer
+    // overflowed the 512-frame send queue (the peer was dropped), and was offered in txid order, so
+    // the receiver refused every transfer whose predecessor had not arrived yet.
+    let d = tmp("pool-offer");
+    let ka = d.join("a.key");
+    new_key(&ka);
+    let a = Node::start(&d.join("a"), &["--miner-key", ka.to_str().unwrap()]);
+    a.rpc("generate", json!([1]));
+    let sk = powkit::ledger::keys::load(&ka).unwrap();
+    let mut r = RawPeer::connect(&a.p2p, 0);
+    for nonce in 0..1000 {
+        r.send(&Message::Tx(LedgerTx::Transfer(pay(&sk, pk(&key(3)), 1, nonce))));
+    }
+    wait_until("1000 transfers in A's pool", Duration::from_secs(60), || mempool_len(&a) == 1000, &[&a]);
+    drop(r);
+    let b = Node::start(&d.join("b"), &["--peer", &a.p2p]);
+    wait_until("B holds A's 1000 transfers", Duration::from_secs(30), || mempool_len(&b) == 1000, &[&a, &b]);
+    assert!(!a.log().contains("send queue full"), "A dropped a peer:\n{}", a.log());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_node_holding_headers_without_blocks_syncs_from_its_next_peer() {
+    // Issue 12, fault 3: a node that had a peer's headers but not its blocks asked its next, healthy
+    // peer for headers after its best header, got nothing, and waited for a new announcement.
+    let d = tmp("headers-only");
+    let mut f = Follower::new(params());
+    let x = branch(&mut f, &key(9), 5, 1);
+    let a = Node::start(&d.join("a"), &[]);
+    let mut ra = RawPeer::connect(&a.p2p, 0);
+    for b in &x {
+        ra.send(&Message::Block(Box::new(b.clone())));
+    }
+    wait_until("A holds the blocks", Duration::from_secs(30), || converged(&[&a], 5), &[&a]);
+    let n = Node::start(&d.join("n"), &[]);
+    let mut rn = RawPeer::connect(&n.p2p, 0);
+    rn.send(&Message::Headers(x.iter().map(|b| b.header).collect()));
+    wait_until(
+        "N holds the headers",
+        Duration::from_secs(10),
+        || n.call("getblockheader", json!([x[4].header.block_hash().to_string()])).is_ok(),
+        &[&n],
+    );
+    drop(rn);
+    n.rpc("addnode", json!([a.p2p]));
+    wait_until("N syncs from A", Duration::from_secs(15), || converged(&[&a, &n], 5), &[&a, &n]);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn transfers_that_arrive_before_their_funding_block_are_kept() {
+    // Issue 12, fault 3: transfers that arrived before the block funding them (or before their
+    // predecessor) were dropped and never asked for again.
+    let d = tmp("orphan-tx");
+    let n = Node::start(&d.join("n"), &[]);
+    let mut f = Follower::new(params());
+    let b1 = branch(&mut f, &key(1), 1, 1).remove(0);
+    let mut r = RawPeer::connect(&n.p2p, 0);
+    r.send(&Message::Tx(LedgerTx::Transfer(pay(&key(1), pk(&key(2)), 5, 1))));
+    r.send(&Message::Tx(LedgerTx::Transfer(pay(&key(1), pk(&key(2)), 5, 0))));
+    std::thread::sleep(Duration::from_millis(300));
+    r.send(&Message::Block(Box::new(b1)));
+    wait_until("both transfers in the pool", Duration::from_secs(10), || mempool_len(&n) == 2, &[&n]);
+    assert_eq!(n.rpc("listbanned", json!([])), json!([]));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_peer_that_answered_notfound_is_asked_again_once_it_announces_the_block() {
+    // Issue 12, fault 3: a peer that once answered `notfound` for a block was never asked for it
+    // again, even after it announced having it.
+    let d = tmp("notfound");
+    let n = Node::start(&d.join("n"), &[]);
+    let mut f = Follower::new(params());
+    let x = branch(&mut f, &key(9), 2, 1);
+    let mut r = RawPeer::connect(&n.p2p, 0);
+    let mut w = r.0.try_clone().unwrap();
+    r.send(&Message::Headers(x.iter().map(|b| b.header).collect()));
+    let serving = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _server = serve_blocks(r, x.clone(), serving.clone());
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(n.info()["height"], 0);
+    serving.store(true, std::sync::atomic::Ordering::Relaxed);
+    let inv =
+        powkit::net::message::Inv { kind: powkit::net::message::InvKind::Block, hash: x[1].header.block_hash().0 };
+    assert!(try_send(&mut w, &Message::Inv(vec![inv])));
+    wait_until("N fetches the blocks after the announcement", Duration::from_secs(10), || converged(&[&n], 2), &[&n]);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_silent_peer_is_pinged_within_seconds_and_dropped_well_before_90_s() {
+    // Issue 12, fault 4: a connection that died silently was noticed only after the 90 s ping
+    // timeout; pings now go every 5 s and 20 s without a byte from the peer end the connection.
+    let d = tmp("liveness");
+    let n = Node::start(&d.join("n"), &[]);
+    let r = RawPeer::connect(&n.p2p, 0);
+    let t = Instant::now();
+    r.0.set_read_timeout(Some(Duration::from_secs(40))).unwrap();
+    let mut reader = std::io::BufReader::new(r.0.try_clone().unwrap());
+    let mut pinged = None;
+    let closed = loop {
+        match powkit::net::frame::read_frame(&mut reader, params().magic) {
+            Ok(fr) if fr.command == "ping" => {
+                pinged.get_or_insert(t.elapsed());
+            }
+            Ok(_) => {}
+            Err(_) => break t.elapsed(),
+        }
+    };
+    let pinged = pinged.expect("never pinged");
+    eprintln!("silent peer: first ping after {pinged:?}, connection closed after {closed:?}");
+    assert!(pinged < Duration::from_secs(8), "first ping after {pinged:?}");
+    assert!(closed < Duration::from_secs(30), "a silent peer kept for {closed:?}");
+    wait_until("the timeout logged", Duration::from_secs(5), || n.log().contains("timeout: nothing received"), &[&n]);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn idle_connections_that_never_send_version_do_not_keep_an_honest_node_out() {
+    // Issue 12, fault 7: 64 connections that never send `version` took every inbound slot.
+    let d = tmp("idle-slots");
+    let n = Node::start(&d.join("n"), &[]);
+    let idle: Vec<TcpStream> = (0..64).map(|_| TcpStream::connect(&n.p2p).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let b = Node::start(&d.join("b"), &["--peer", &n.p2p]);
+    wait_until(
+        "the honest node connected",
+        Duration::from_secs(4),
+        || n.rpc("getconnectioncount", json!([])).as_u64().unwrap() >= 1,
+        &[&n, &b],
+    );
+    drop(idle);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+fn vm_rss_kb(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = s.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn connections_declaring_4_mb_frames_before_the_handshake_hold_no_memory() {
+    // Issue 12, fault 7: frames were buffered at their declared length before the handshake (60
+    // connections held 243 MB).
+    let d = tmp("big-frames");
+    let n = Node::start(&d.join("n"), &[]);
+    let pid = n.child.as_ref().unwrap().id();
+    let before = vm_rss_kb(pid);
+    let mut head = encode_frame(params().magic, "block", &[]);
+    head[16..20].copy_from_slice(&4_000_000u32.to_le_bytes());
+    let body = vec![7u8; 2_000_000];
+    let conns: Vec<TcpStream> = (0..60)
+        .map(|_| {
+            let mut s = TcpStream::connect(&n.p2p).unwrap();
+            s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = s.write_all(&head);
+            let _ = s.write_all(&body);
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1000));
+    let after = vm_rss_kb(pid);
+    eprintln!("node RSS {before} kB before, {after} kB after 60 connections declaring 4 MB frames (2 MB sent each)");
+    assert!(after < before + 64 * 1024, "RSS {before} kB before, {after} kB after 60 declared 4 MB frames");
+    drop(conns);
+    // The node still serves.
+    assert_eq!(n.info()["height"], 0);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn bans_persist_across_a_restart() {
+    // Issue 12: bans lived in memory and a restart forgot them.
+    let d = tmp("ban-persist");
+    let mut n = Node::start(&d.join("n"), &[]);
+    let mut r = RawPeer::connect(&n.p2p, 44001);
+    r.0.write_all(&[0u8; 64]).unwrap();
+    assert!(r.closed_by_node());
+    let banned =
+        |n: &Node| n.rpc("listbanned", json!([])).as_array().unwrap().iter().any(|b| b["address"] == "127.0.0.1:44001");
+    assert!(banned(&n));
+    n.kill();
+    n.spawn();
+    assert!(banned(&n), "the ban was forgotten: {}", n.rpc("listbanned", json!([])));
+    let mut again = RawPeer::connect(&n.p2p, 44001);
+    assert!(again.closed_by_node(), "a banned peer reconnected after the restart");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn setban_bans_and_disconnects_and_clearbanned_lifts_every_ban() {
+    // Issue 12: `setban ADDR add|remove [seconds]` and `clearbanned`, with `listbanned` showing
+    // address, until (unix time) and reason.
+    let d = tmp("setban");
+    let a = Node::start(&d.join("a"), &[]);
+    let n = Node::start(&d.join("n"), &["--peer", &a.p2p]);
+    wait_until("N connected to A", Duration::from_secs(10), || n.rpc("getconnectioncount", json!([])) == 1, &[&a, &n]);
+    n.rpc("setban", json!([a.p2p, "add", 120]));
+    let bans = n.rpc("listbanned", json!([]));
+    let b = &bans.as_array().unwrap()[0];
+    assert_eq!(b["address"], a.p2p.as_str(), "{bans}");
+    assert_eq!(b["reason"], "setban", "{bans}");
+    assert!(b["until"].as_i64().unwrap() > 0 && b["seconds_left"].as_i64().unwrap() <= 120, "{bans}");
+    wait_until(
+        "the banned peer disconnected",
+        Duration::from_secs(5),
+        || n.rpc("getconnectioncount", json!([])) == 0,
+        &[&n],
+    );
+    // A banned `--peer` is not redialed.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(a.log().matches("inbound=true").count(), 1, "the banned peer was redialed:\n{}", a.log());
+    assert!(n.call("setban", json!(["nonsense", "add"])).unwrap_err().contains("-30"));
+    assert!(n.call("setban", json!([a.p2p, "add", -1])).unwrap_err().contains("-32602"));
+    assert!(n.call("setban", json!(["10.9.9.9", "remove"])).unwrap_err().contains("-30"));
+    n.rpc("setban", json!(["10.9.9.9", "add"]));
+    assert_eq!(n.rpc("listbanned", json!([])).as_array().unwrap().len(), 2);
+    n.rpc("setban", json!([a.p2p, "remove"]));
+    assert_eq!(n.rpc("listbanned", json!([])).as_array().unwrap().len(), 1);
+    n.rpc("clearbanned", json!([]));
+    assert_eq!(n.rpc("listbanned", json!([])), json!([]));
+    wait_until(
+        "N redials A once unbanned",
+        Duration::from_secs(10),
+        || n.rpc("getconnectioncount", json!([])) == 1,
+        &[&a, &n],
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn the_handshake_negotiates_features_between_version_and_verack() {
+    // Issue 12: `version` carries the protocol version and a services bitfield, and feature
+    // messages (`sendheaders`) go between `version` and `verack`; older protocols are refused
+    // without a ban.
+    let d = tmp("features");
+    let n = Node::start(&d.join("n"), &[]);
+    let r = RawPeer::connect(&n.p2p, 0);
+    let mut reader = std::io::BufReader::new(r.0.try_clone().unwrap());
+    let mut seen = Vec::new();
+    while seen.last().map(String::as_str) != Some("verack") {
+        let f = powkit::net::frame::read_frame(&mut reader, params().magic).unwrap();
+        if f.command == "version" {
+            let Ok(Message::Version(v)) = Message::decode(&f.command, &f.payload) else { panic!("bad version") };
+            assert_eq!(v.protocol, PROTOCOL_VERSION);
+            assert_eq!(v.services & powkit::net::message::NODE_NETWORK, powkit::net::message::NODE_NETWORK);
+        }
+        seen.push(f.command);
+    }
+    assert_eq!(seen, ["version", "sendheaders", "verack"]);
+    // A protocol 1 peer is disconnected, not banned.
+    let mut s = TcpStream::connect(&n.p2p).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let v = Version {
+        protocol: 1,
+        chain_id: params().chain_id,
+        genesis: params().genesis.header.block_hash(),
+        height: 0,
+        nonce: 43,
+        listen_port: 45001,
+        user_agent: "/old/".into(),
+        services: 0,
+    };
+    let p = Message::Version(v).payload();
+    s.write_all(&encode_frame(params().magic, "version", &p[..p.len() - 8])).unwrap();
+    assert!(RawPeer(s).closed_by_node(), "a protocol 1 peer was kept");
+    assert_eq!(n.rpc("listbanned", json!([])), json!([]));
+    assert!(n.log().contains("older than the oldest spoken"), "{}", n.log());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Reads frames until `command` arrives (true) or the connection ends or goes quiet for 10 s.
+fn wait_for(r: &RawPeer, command: &str) -> bool {
+    let mut reader = std::io::BufReader::new(r.0.try_clone().unwrap());
+    while let Ok(f) = powkit::net::frame::read_frame(&mut reader, params().magic) {
+        if f.command == command {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn a_full_node_evicts_an_unproven_inbound_peer_and_keeps_the_one_that_relayed_a_block() {
+    // Issue 12, fault 7: inbound eviction when full, protecting peers that proved useful (Bitcoin
+    // Core's AttemptToEvictConnection as the model). Before, a full node refused every newcomer.
+    let d = tmp("evict");
+    std::fs::create_dir_all(d.join("n")).unwrap();
+    std::fs::write(d.join("n").join("powkit.conf"), "max_peers = 4\n").unwrap();
+    let n = Node::start(&d.join("n"), &[]);
+    let mut f = Follower::new(params());
+    let b1 = branch(&mut f, &key(9), 1, 1).remove(0);
+    let mut useful = RawPeer::connect(&n.p2p, 0);
+    useful.send(&Message::Block(Box::new(b1)));
+    wait_until("the relayed block accepted", Duration::from_secs(10), || converged(&[&n], 1), &[&n]);
+    let mut others: Vec<RawPeer> = (0..3).map(|_| RawPeer::connect(&n.p2p, 0)).collect();
+    wait_until("four inbound peers", Duration::from_secs(5), || n.rpc("getconnectioncount", json!([])) == 4, &[&n]);
+    for i in 0..3 {
+        let newcomer = RawPeer::connect(&n.p2p, 0);
+        assert!(wait_for(&newcomer, "verack"), "newcomer {i} refused by a full node:\n{}", n.log());
+        others.push(newcomer);
+    }
+    useful.send(&Message::Ping(5));
+    assert!(wait_for(&useful, "pong"), "the peer that relayed a block was evicted:\n{}", n.log());
+    assert!(n.rpc("getconnectioncount", json!([])).as_u64().unwrap() <= 4);
+    assert!(n.log().contains("evicted: the inbound slots are full"));
+    drop(others);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn an_ambiguous_protocol_slip_scores_instead_of_banning() {
+    // Issue 12: misbehaviour as documented scores with causes, not instant bans for anything
+    // ambiguous: a second `version` scores 10 and is ignored (it used to ban at once).
+    let d = tmp("score");
+    let n = Node::start(&d.join("n"), &[]);
+    let mut r = RawPeer::connect(&n.p2p, 46001);
+    let v = Version {
+        protocol: PROTOCOL_VERSION,
+        chain_id: params().chain_id,
+        genesis: params().genesis.header.block_hash(),
+        height: 0,
+        nonce: 42,
+        listen_port: 46001,
+        user_agent: "/test/".into(),
+        services: 0,
+    };
+    r.send(&Message::Version(v));
+    r.send(&Message::Ping(9));
+    assert!(wait_for(&r, "pong"), "the connection ended:\n{}", n.log());
+    assert_eq!(n.rpc("listbanned", json!([])), json!([]));
+    assert!(n.log().contains("misbehaving: a second version message (+10)"), "{}", n.log());
+    // A malformed payload is unambiguous: banned at once, the cause as the reason.
+    r.0.write_all(&encode_frame(params().magic, "inv", &[0xfd])).unwrap();
+    assert!(r.closed_by_node());
+    let bans = n.rpc("listbanned", json!([]));
+    assert!(bans[0]["reason"].as_str().unwrap().contains("malformed message"), "{bans}");
+    assert!(bans[0]["reason"].as_str().unwrap().contains("a second version message (+10)"), "{bans}");
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -42,11 +42,14 @@ pub enum FrameError {
     /// The command field is not 1..=12 characters of `[a-z0-9_]` followed by zero padding.
     #[error("malformed command field {0}")]
     Command(String),
-    /// The declared length is above the limit.
-    #[error("payload of {len} bytes declared, above the limit of {MAX_PAYLOAD}")]
+    /// The declared length is above the limit ([`MAX_PAYLOAD`], or the lower one in force before
+    /// the handshake).
+    #[error("payload of {len} bytes declared, above the limit of {max}")]
     Oversized {
         /// Declared length.
         len: u32,
+        /// The limit in force.
+        max: u32,
     },
     /// The payload does not match its checksum.
     #[error("checksum mismatch for {command} ({len} bytes)")]
@@ -98,6 +101,19 @@ pub fn write_frame(w: &mut dyn Write, magic: [u8; 4], command: &str, payload: &[
 
 /// Reads one message, checking magic, command, length limit (before reading the payload) and checksum.
 pub fn read_frame(r: &mut dyn Read, magic: [u8; 4]) -> Result<Frame, FrameError> {
+    read_frame_limited(r, magic, MAX_PAYLOAD)
+}
+
+/// [`read_frame`] with a lower payload limit `max` (at most [`MAX_PAYLOAD`]): a node allows only
+/// small frames before the handshake (docs/PROTOCOL.md, "Per-peer bounds"). The payload is read
+/// incrementally, so a declared length costs memory only as its bytes arrive: a peer that declares
+/// 4 MB and sends 10 bytes holds 10 bytes, not 4 MB.
+///
+/// Errors: [`FrameError::Oversized`] when the declared length is above `max` (nothing more is read),
+/// [`FrameError::Io`] when the stream ends inside the frame, and the other variants as for
+/// [`read_frame`].
+pub fn read_frame_limited(r: &mut dyn Read, magic: [u8; 4], max: u32) -> Result<Frame, FrameError> {
+    let max = max.min(MAX_PAYLOAD);
     let mut head = [0u8; HEADER_LEN];
     r.read_exact(&mut head)?;
     if head[..4] != magic {
@@ -105,11 +121,18 @@ pub fn read_frame(r: &mut dyn Read, magic: [u8; 4]) -> Result<Frame, FrameError>
     }
     let command = parse_command(head[4..16].try_into().expect("12 bytes"))?;
     let len = u32::from_le_bytes(head[16..20].try_into().expect("4 bytes"));
-    if len > MAX_PAYLOAD {
-        return Err(FrameError::Oversized { len });
+    if len > max {
+        return Err(FrameError::Oversized { len, max });
     }
-    let mut payload = vec![0u8; len as usize];
-    r.read_exact(&mut payload)?;
+    // Grows with the bytes that arrive (at most 64 KiB ahead of them), never at the declared length.
+    let mut payload = Vec::with_capacity((len as usize).min(1 << 16));
+    r.take(u64::from(len)).read_to_end(&mut payload)?;
+    if payload.len() != len as usize {
+        return Err(FrameError::Io(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the stream ended {} bytes into a {len}-byte {command} payload", payload.len()),
+        )));
+    }
     if head[20..24] != checksum(&payload) {
         return Err(FrameError::Checksum { command, len: payload.len() });
     }
@@ -144,6 +167,19 @@ mod tests {
     }
 
     #[test]
+    fn a_lower_limit_refuses_larger_frames_before_reading_them() {
+        let f = encode_frame(MAGIC, "block", &[0; 5000]);
+        assert!(matches!(
+            read_frame_limited(&mut &f[..], MAGIC, 4096),
+            Err(FrameError::Oversized { len: 5000, max: 4096 })
+        ));
+        assert_eq!(read_frame_limited(&mut &f[..], MAGIC, 5000).unwrap().payload.len(), 5000);
+        // A stream that ends inside the payload is an I/O error naming how far it got.
+        let e = read_frame_limited(&mut &f[..100], MAGIC, 5000).unwrap_err();
+        assert!(matches!(e, FrameError::Io(_)) && e.to_string().contains("76 bytes into a 5000-byte block"), "{e}");
+    }
+
+    #[test]
     fn each_malformation_is_named() {
         let good = encode_frame(MAGIC, "ping", &[5; 8]);
         let mut b = good.clone();
@@ -156,7 +192,7 @@ mod tests {
         }
         let mut b = good.clone();
         b[16..20].copy_from_slice(&(MAX_PAYLOAD + 1).to_le_bytes());
-        assert!(matches!(read(&b), Err(FrameError::Oversized { len }) if len == MAX_PAYLOAD + 1));
+        assert!(matches!(read(&b), Err(FrameError::Oversized { len, .. }) if len == MAX_PAYLOAD + 1));
         let mut b = good.clone();
         b[30] ^= 1;
         assert!(matches!(read(&b), Err(FrameError::Checksum { .. })));

@@ -7,8 +7,14 @@ use crate::ledger::tx::LedgerTx;
 use crate::primitives::encoding::{write_compact_size, Decodable, DecodeError, Encodable, Reader};
 use crate::primitives::{BlockHash, BlockHeader};
 
-/// The protocol version this code speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol version this code speaks (docs/PROTOCOL.md, "Handshake"). 2: `version` carries
+/// `services`, and feature messages (`sendheaders`) may come between `version` and `verack`.
+pub const PROTOCOL_VERSION: u32 = 2;
+/// The oldest protocol version a node talks to: a peer announcing less is disconnected (not
+/// banned). Version 1 decoders refuse the longer version 2 `version`, so the two cannot talk.
+pub const MIN_PROTOCOL_VERSION: u32 = 2;
+/// `services` bit: the sender stores and serves full blocks (Bitcoin Core's `NODE_NETWORK`).
+pub const NODE_NETWORK: u64 = 1;
 /// Most block locator hashes in `getheaders`.
 pub const MAX_LOCATOR: u64 = 64;
 /// Most headers in one `headers` message.
@@ -53,6 +59,8 @@ pub struct Version {
     pub listen_port: u16,
     /// Free text, at most 64 bytes of UTF-8.
     pub user_agent: String,
+    /// Feature bits ([`NODE_NETWORK`]; unknown bits are ignored). Protocol 2 on; 0 when absent.
+    pub services: u64,
 }
 
 /// A protocol message.
@@ -86,6 +94,9 @@ pub enum Message {
     Block(Box<LedgerBlock>),
     /// `tx`.
     Tx(LedgerTx),
+    /// `sendheaders` (BIP 130): the sender prefers new blocks announced with `headers` (when it has
+    /// their parent) over `inv`. A feature message: sent between `version` and `verack`.
+    SendHeaders,
 }
 
 /// Why a payload was rejected.
@@ -138,7 +149,7 @@ impl Decodable for Inv {
 
 impl Encodable for Version {
     /// Protocol, chain id, genesis hash, height, nonce, listen port (little-endian), then the user
-    /// agent as CompactSize-prefixed bytes (cut to [`MAX_USER_AGENT`]).
+    /// agent as CompactSize-prefixed bytes (cut to [`MAX_USER_AGENT`]), then services u64.
     fn consensus_encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.protocol.to_le_bytes());
         out.extend_from_slice(&self.chain_id.to_le_bytes());
@@ -149,6 +160,7 @@ impl Encodable for Version {
         let ua = &self.user_agent.as_bytes()[..self.user_agent.len().min(MAX_USER_AGENT as usize)];
         write_compact_size(out, ua.len() as u64);
         out.extend_from_slice(ua);
+        out.extend_from_slice(&self.services.to_le_bytes());
     }
 }
 
@@ -168,7 +180,14 @@ impl Decodable for Version {
             what: "user agent",
             why: "not UTF-8",
         })?;
-        Ok(Version { protocol, chain_id, genesis, height, nonce, listen_port, user_agent })
+        // Protocol 2 appended `services`; a version 1 payload ends before it. Fields a later
+        // version appends after it are skipped, so `version` can grow without breaking anyone.
+        if protocol < 2 {
+            return Ok(Version { protocol, chain_id, genesis, height, nonce, listen_port, user_agent, services: 0 });
+        }
+        let services = r.u64_le("services")?;
+        let _future_fields = r.take(r.remaining(), "later version fields")?;
+        Ok(Version { protocol, chain_id, genesis, height, nonce, listen_port, user_agent, services })
     }
 }
 
@@ -201,6 +220,7 @@ impl Message {
             Message::NotFound(_) => "notfound",
             Message::Block(_) => "block",
             Message::Tx(_) => "tx",
+            Message::SendHeaders => "sendheaders",
         }
     }
 
@@ -209,7 +229,7 @@ impl Message {
         let mut out = Vec::new();
         match self {
             Message::Version(v) => v.consensus_encode(&mut out),
-            Message::Verack => {}
+            Message::Verack | Message::SendHeaders => {}
             Message::Ping(n) | Message::Pong(n) => out.extend_from_slice(&n.to_le_bytes()),
             Message::GetHeaders { locator, stop } => {
                 write_compact_size(&mut out, locator.len() as u64);
@@ -248,6 +268,7 @@ impl Message {
             "notfound" => "notfound",
             "block" => "block",
             "tx" => "tx",
+            "sendheaders" => "sendheaders",
             other => return Err(MessageError::UnknownCommand(other.to_string())),
         };
         let err = |err| MessageError::Decode { command: name, err };
@@ -269,6 +290,7 @@ impl Message {
         Ok(match name {
             "version" => Message::Version(Version::consensus_decode(r)?),
             "verack" => Message::Verack,
+            "sendheaders" => Message::SendHeaders,
             "ping" => Message::Ping(r.u64_le("ping nonce")?),
             "pong" => Message::Pong(r.u64_le("pong nonce")?),
             "getheaders" => {
@@ -307,6 +329,7 @@ mod tests {
                 nonce: 99,
                 listen_port: 8433,
                 user_agent: "powkit/0.1".into(),
+                services: NODE_NETWORK,
             }),
             Message::Verack,
             Message::Ping(5),
@@ -316,6 +339,7 @@ mod tests {
             Message::Inv(vec![Inv { kind: InvKind::Block, hash: [1; 32] }, Inv { kind: InvKind::Tx, hash: [2; 32] }]),
             Message::GetData(vec![Inv { kind: InvKind::Block, hash: [3; 32] }]),
             Message::NotFound(vec![]),
+            Message::SendHeaders,
             Message::Tx(g.txs[0]),
             Message::Block(Box::new(g)),
         ]
@@ -338,7 +362,9 @@ mod tests {
             let p = m.payload();
             let mut long = p.clone();
             long.push(0);
-            assert!(Message::decode(m.command(), &long).is_err(), "{} with a trailing byte", m.command());
+            // `version` alone may grow: later protocols append fields that older nodes skip.
+            let grows = m.command() == "version";
+            assert_eq!(Message::decode(m.command(), &long).is_err(), !grows, "{} with a trailing byte", m.command());
             if !p.is_empty() {
                 assert!(Message::decode(m.command(), &p[..p.len() - 1]).is_err(), "{} truncated", m.command());
             }
@@ -357,11 +383,43 @@ mod tests {
     }
 
     #[test]
+    fn version_accepts_protocol_1_payloads_and_skips_later_fields() {
+        let v = match &samples()[0] {
+            Message::Version(v) => v.clone(),
+            _ => unreachable!(),
+        };
+        let p = Message::Version(v.clone()).payload();
+        // Protocol 1: no services.
+        let mut old = p[..p.len() - 8].to_vec();
+        old[..4].copy_from_slice(&1u32.to_le_bytes());
+        let want = Version { protocol: 1, services: 0, ..v.clone() };
+        assert_eq!(Message::decode("version", &old).unwrap(), Message::Version(want));
+        // Protocol 2 without its services is truncated.
+        assert!(Message::decode("version", &p[..p.len() - 8]).is_err());
+        // A later protocol's appended fields are skipped.
+        let mut longer = p.clone();
+        longer.extend_from_slice(&[9; 20]);
+        assert_eq!(Message::decode("version", &longer).unwrap(), Message::Version(v));
+    }
+
+    #[test]
     fn random_payloads_never_panic() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(9);
-        let cmds =
-            ["version", "verack", "ping", "pong", "getheaders", "headers", "inv", "getdata", "notfound", "block", "tx"];
+        let cmds = [
+            "version",
+            "verack",
+            "ping",
+            "pong",
+            "getheaders",
+            "headers",
+            "inv",
+            "getdata",
+            "notfound",
+            "block",
+            "tx",
+            "sendheaders",
+        ];
         for _ in 0..20_000 {
             let n = rng.gen_range(0..200);
             let p: Vec<u8> = (0..n).map(|_| rng.gen()).collect();

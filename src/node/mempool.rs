@@ -124,6 +124,14 @@ impl Mempool {
         v
     }
 
+    /// Every txid in dependency order: by sender, each sender's by nonce (so a receiver taking
+    /// them in this order never meets a nonce gap).
+    pub fn txids_in_order(&self) -> Vec<Txid> {
+        let mut senders: Vec<&AccountKey> = self.by_sender.keys().collect();
+        senders.sort_unstable();
+        senders.into_iter().flat_map(|s| self.by_sender[s].values().copied()).collect()
+    }
+
     fn pending_spend(&self, sender: &AccountKey) -> u64 {
         self.by_sender
             .get(sender)

@@ -8,11 +8,13 @@
 //! state, so no lock guards it.
 //!
 //! The chain thread's jobs live in one file each, all `impl Node` blocks: `peers` (the peer table:
-//! handshake, bans, dialing), `sync` (headers-first sync, block download, tip changes), `relay`
-//! (`inv`/`getdata`, transaction relay, tip announcements), `rpc::methods` (the JSON-RPC method
+//! handshake, misbehaviour scores, bans, eviction, dialing; the persisted ban list is `banlist`),
+//! `sync` (headers-first sync, block download, tip changes), `relay` (`inv`/`getdata`, transaction
+//! relay, orphan transfers, tip announcements), `rpc::methods` (the JSON-RPC method
 //! table) and [`miner`] (block templates and jobs). This file keeps the event loop, the message
 //! dispatch, the periodic tick and the mempool's persistence.
 
+mod banlist;
 pub mod config;
 pub mod mempool;
 pub mod miner;
@@ -36,7 +38,7 @@ use crate::consensus::LedgerParams;
 use crate::ledger::block::LedgerBlock;
 use crate::ledger::ids::AccountKey;
 use crate::ledger::tx::{LedgerTx, Transfer};
-use crate::net::message::{InvKind, Message, MAX_HEADERS};
+use crate::net::message::{InvKind, Message, MAX_HEADERS, MIN_PROTOCOL_VERSION};
 use crate::primitives::{BlockHash, Txid};
 pub use config::NodeConfig;
 use mempool::{Mempool, MempoolError};
@@ -54,10 +56,26 @@ pub const MAX_LOW_WORK_HEADERS: u64 = 2 * MAX_HEADERS;
 pub const MAX_BLOCKS_PER_GETDATA: usize = 16;
 /// Events queued for the chain thread before senders wait.
 pub const EVENT_QUEUE: usize = 4096;
-/// Handshake deadline.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Interval between pings, and how long a pong may take.
-pub const PING_INTERVAL: Duration = Duration::from_secs(30);
+/// Handshake deadline: an inbound slot held by a connection that has not finished its handshake
+/// is reclaimed after this (an honest handshake takes a few round trips).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Interval between pings (docs/PROTOCOL.md, "Liveness").
+pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+/// A peer from which no byte arrived for this long, or whose ping is unanswered this long, is
+/// disconnected: four ping intervals, so three lost or slow pongs are tolerated, while a
+/// connection that died silently in a partition is noticed within 20 s (not 90 s).
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(20);
+/// A peer that answered `notfound` for a block is asked for it again after this, or as soon as it
+/// announces the block.
+pub const NOT_FOUND_RETRY: Duration = Duration::from_secs(30);
+/// Transfers held because they arrived before what they depend on (their predecessor by nonce, or
+/// the block that funds them): at most this many, each at most [`ORPHAN_EXPIRY`].
+pub const MAX_ORPHAN_TXS: usize = 1000;
+/// How long an orphan transfer is held.
+pub const ORPHAN_EXPIRY: Duration = Duration::from_secs(20 * 60);
+/// How often a peer that announced (in `version`) more blocks than we have is asked for headers
+/// again while nothing else makes progress with it.
+pub const HEADERS_RETRY: Duration = Duration::from_secs(10);
 
 /// What the chain thread hears.
 pub enum Event {
@@ -128,7 +146,7 @@ struct Node {
     peers: HashMap<u64, Peer>,
     next_id: u64,
     events: Sender<Event>,
-    banned: HashMap<String, Instant>,
+    banned: banlist::BanList,
     wanted: Vec<String>,
     dialing: HashMap<String, Instant>,
     nonce: u64,
@@ -148,6 +166,10 @@ struct Node {
     /// after every tip move, dropped only when the tip makes them invalid (nonce used, bad
     /// signature or chain id).
     held: HashMap<Txid, Transfer>,
+    /// Transfers from peers that arrived before what they depend on (signature checked), retried
+    /// after each tip move and each accepted transfer of the same sender; bounded by
+    /// [`MAX_ORPHAN_TXS`] and [`ORPHAN_EXPIRY`].
+    orphans: HashMap<Txid, (Transfer, Instant)>,
     last_progress: Instant,
 }
 
@@ -197,7 +219,7 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
         peers: HashMap::new(),
         next_id: 1,
         events: tx,
-        banned: HashMap::new(),
+        banned: banlist::BanList::load(&cfg.datadir, unix_now()),
         wanted: cfg.peers.clone(),
         dialing: HashMap::new(),
         nonce: rand::random(),
@@ -213,6 +235,7 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
         fatal: None,
         persisted: HashSet::new(),
         held: HashMap::new(),
+        orphans: HashMap::new(),
         last_progress: Instant::now(),
         cfg,
     };
@@ -385,11 +408,21 @@ impl Node {
         match (&msg, p.ready()) {
             (Message::Version(v), _) => {
                 if p.version.is_some() {
-                    return self.punish(id, "a second version message");
+                    // Ambiguous (a confused implementation more than an attack): ignored, scored.
+                    return self.misbehaving(id, 10, "a second version message");
                 }
                 if v.chain_id != self.params.chain_id || v.genesis != self.params.genesis.header.block_hash() {
                     return self
                         .disconnect(id, &format!("another chain (chain id {:#x}, genesis {})", v.chain_id, v.genesis));
+                }
+                if v.protocol < MIN_PROTOCOL_VERSION {
+                    return self.disconnect(
+                        id,
+                        &format!(
+                            "protocol version {} is older than the oldest spoken ({MIN_PROTOCOL_VERSION})",
+                            v.protocol
+                        ),
+                    );
                 }
                 if v.nonce == self.nonce {
                     if let Some(d) = p.dialed.clone() {
@@ -409,17 +442,27 @@ impl Node {
                     let m = self.version_msg();
                     self.send(id, &m);
                 }
+                // Feature negotiation: our feature messages go after its `version` and before our
+                // `verack` (docs/PROTOCOL.md, "Handshake").
+                self.send(id, &Message::SendHeaders);
                 self.send(id, &Message::Verack);
                 self.maybe_start(id);
             }
             (Message::Verack, _) => {
                 if p.verack {
-                    return self.punish(id, "a second verack");
+                    return self.misbehaving(id, 10, "a second verack");
                 }
                 p.verack = true;
                 self.maybe_start(id);
             }
-            (_, false) => self.punish(id, &format!("{} before the handshake", msg.command())),
+            (Message::SendHeaders, _) => {
+                if p.version.is_some() {
+                    p.prefers_headers = true;
+                } else {
+                    self.misbehaving(id, 10, "sendheaders before version");
+                }
+            }
+            (_, false) => self.misbehaving(id, 10, &format!("{} before the handshake (ignored)", msg.command())),
             (Message::Ping(n), true) => {
                 let n = *n;
                 self.send(id, &Message::Pong(n));
@@ -434,6 +477,9 @@ impl Node {
             }
             (Message::GetHeaders { locator, stop }, true) => {
                 let hs = self.chain.headers_after(locator, stop, MAX_HEADERS as usize);
+                if let Some(last) = hs.last() {
+                    p.best_header_sent = Some(last.block_hash());
+                }
                 self.send(id, &Message::Headers(hs));
             }
             (Message::Headers(_), true) => {
@@ -451,11 +497,11 @@ impl Node {
             (Message::NotFound(items), true) => {
                 for i in items {
                     if i.kind == InvKind::Block {
-                        p.in_flight.remove(&BlockHash(i.hash));
-                        if p.not_found.len() >= 10_000 {
-                            p.not_found.clear();
+                        let h = BlockHash(i.hash);
+                        // Only blocks we asked it for: anything else cannot grow the set.
+                        if p.in_flight.remove(&h).is_some() {
+                            p.not_found.insert(h, Instant::now());
                         }
-                        p.not_found.insert(BlockHash(i.hash));
                     }
                 }
                 self.request_blocks();
@@ -473,31 +519,63 @@ impl Node {
 
     fn tick(&mut self) {
         let now = Instant::now();
-        self.banned.retain(|_, until| *until > now);
+        self.banned.expire(unix_now());
         self.dial_wanted();
         // Timeouts and pings.
         let mut drop = Vec::new();
         let mut rerequest = false;
+        let best_height = self.chain.entry(&self.chain.best_header()).map(|e| e.height).unwrap_or(0);
+        let mut reask = Vec::new();
         for (id, p) in self.peers.iter_mut() {
-            if !p.ready() && now.duration_since(p.connected_at) > HANDSHAKE_TIMEOUT {
-                drop.push((*id, "no handshake in time".to_string()));
+            if !p.ready() {
+                if now.duration_since(p.connected_at) > HANDSHAKE_TIMEOUT {
+                    drop.push((*id, format!("no handshake within {} s", HANDSHAKE_TIMEOUT.as_secs())));
+                }
+                continue;
+            }
+            let silent = p.conn.since_last_recv();
+            if silent > PEER_TIMEOUT {
+                drop.push((*id, format!("timeout: nothing received for {} s", silent.as_secs())));
                 continue;
             }
             if let Some((_, at)) = p.ping {
-                if now.duration_since(at) > PING_INTERVAL * 2 {
-                    drop.push((*id, "ping timeout".to_string()));
+                if now.duration_since(at) > PEER_TIMEOUT {
+                    drop.push((*id, format!("ping timeout: no pong in {} s", PEER_TIMEOUT.as_secs())));
                     continue;
                 }
             }
             let before = p.in_flight.len();
             p.in_flight.retain(|_, at| now.duration_since(*at) < BLOCK_TIMEOUT);
             rerequest |= p.in_flight.len() != before;
-            if p.ready() && p.ping.is_none() && now.duration_since(p.last_ping) > PING_INTERVAL {
+            let nf = p.not_found.len();
+            p.not_found.retain(|_, at| now.duration_since(*at) < NOT_FOUND_RETRY);
+            rerequest |= p.not_found.len() != nf;
+            if p.ping.is_none() && now.duration_since(p.last_ping) >= PING_INTERVAL {
                 let n: u64 = rand::random();
                 p.ping = Some((n, now));
                 p.last_ping = now;
-                let _ = p.conn.send(&Message::Ping(n));
+                if !p.conn.send(&Message::Ping(n)) {
+                    drop.push((*id, "ping not sent: send queue full or connection closed".to_string()));
+                    continue;
+                }
             }
+            // Sync liveness: a peer that announced more blocks than we have headers for is asked
+            // again now and then, so no sync waits for a new announcement.
+            let announced = p.version.as_ref().map(|v| v.height).unwrap_or(0);
+            if announced > best_height
+                && p.in_flight.is_empty()
+                && p.headers_last.is_none_or(|t| now.duration_since(t) >= HEADERS_RETRY)
+            {
+                reask.push(*id);
+            }
+        }
+        for id in reask {
+            self.ask_headers(id, None);
+        }
+        let expired = self.orphans.len();
+        self.orphans.retain(|_, (_, at)| now.duration_since(*at) < ORPHAN_EXPIRY);
+        if self.orphans.len() != expired {
+            tracing::debug!(expired = expired - self.orphans.len(), "orphan transfers expired");
         }
         for (id, why) in drop {
             self.disconnect(id, &why);

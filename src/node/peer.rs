@@ -1,26 +1,47 @@
 //! One TCP connection: a reader thread that turns frames into [`Event`]s for the chain thread and a
 //! writer thread that drains a bounded queue of encoded frames. Neither touches the chain state.
 
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::Sender;
 
 use super::Event;
-use crate::net::frame::{encode_frame, read_frame, FrameError};
+use crate::net::frame::{encode_frame, read_frame_limited, FrameError, MAX_PAYLOAD};
 use crate::net::message::{Message, MessageError};
 
-/// Frames queued for one peer before it counts as too slow and is dropped.
-pub const SEND_QUEUE: usize = 512;
 /// Bytes queued for one peer before it counts as too slow and is dropped: one full `getdata`
-/// answer of largest blocks fits, with room for one more.
+/// answer of largest blocks fits, with room for one more. The queue is bounded in bytes only, so
+/// many small frames (a mempool's worth of `tx` answers) never overflow it while a peer reads.
 pub const SEND_QUEUE_BYTES: usize =
     (super::MAX_BLOCKS_PER_GETDATA + 1) * (crate::net::frame::MAX_PAYLOAD as usize + crate::net::frame::HEADER_LEN);
 /// Bytes of one peer's received messages waiting for the chain thread before its reader thread
 /// waits (so TCP pushes back on that peer alone).
 pub const RECV_QUEUE_BYTES: usize = 8 << 20;
+/// Largest payload accepted before the peer has sent both `version` and `verack`: a `version` is
+/// about 140 bytes, so 4 KiB leaves room for growth while a connection that has not identified
+/// itself cannot make the node hold more.
+pub const MAX_HANDSHAKE_PAYLOAD: u32 = 4096;
+
+/// A reader that records when its last byte arrived (milliseconds since `epoch`).
+struct Tracked<R> {
+    inner: R,
+    last: Arc<AtomicU64>,
+    epoch: Instant,
+}
+
+impl<R: Read> Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.last.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
+        Ok(n)
+    }
+}
 
 /// The chain thread's handle on a connection.
 pub struct Conn {
@@ -30,6 +51,10 @@ pub struct Conn {
     pub addr: SocketAddr,
     out: Sender<Vec<u8>>,
     queued: Arc<AtomicUsize>,
+    /// When the last byte from the peer arrived, ms since `epoch` (liveness: any byte counts, so a
+    /// large block arriving slowly keeps the connection alive).
+    last_recv: Arc<AtomicU64>,
+    epoch: Instant,
     /// Bytes of this peer's messages handed to the chain thread and not yet handled.
     pub pending: Arc<AtomicUsize>,
     stream: TcpStream,
@@ -46,7 +71,8 @@ impl Conn {
         events: Sender<Event>,
     ) -> std::io::Result<Conn> {
         stream.set_nodelay(true)?;
-        let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(SEND_QUEUE);
+        // Bounded in bytes by `send_raw`, not in frames.
+        let (tx, rx) = crossbeam_channel::unbounded::<Vec<u8>>();
         let mut w = stream.try_clone()?;
         let queued = Arc::new(AtomicUsize::new(0));
         let q = queued.clone();
@@ -63,15 +89,23 @@ impl Conn {
         let r = stream.try_clone()?;
         let pending = Arc::new(AtomicUsize::new(0));
         let p = pending.clone();
+        let epoch = Instant::now();
+        let last_recv = Arc::new(AtomicU64::new(0));
+        let last = last_recv.clone();
         std::thread::Builder::new().name(format!("peer{id}-recv")).spawn(move || {
-            let mut r = BufReader::with_capacity(1 << 16, r);
+            let mut r = Tracked { inner: BufReader::with_capacity(1 << 16, r), last, epoch };
+            // What the peer itself has sent of the handshake: until both, frames stay small.
+            let (mut got_version, mut got_verack) = (false, false);
             loop {
                 while p.load(Ordering::Relaxed) > RECV_QUEUE_BYTES {
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
-                let ev = match read_frame(&mut r, magic) {
+                let limit = if got_version && got_verack { MAX_PAYLOAD } else { MAX_HANDSHAKE_PAYLOAD };
+                let ev = match read_frame_limited(&mut r, magic, limit) {
                     Ok(f) => match Message::decode(&f.command, &f.payload) {
                         Ok(msg) => {
+                            got_version |= matches!(msg, Message::Version(_));
+                            got_verack |= matches!(msg, Message::Verack);
                             let size = f.payload.len() + crate::net::frame::HEADER_LEN;
                             p.fetch_add(size, Ordering::Relaxed);
                             Event::Message { peer: id, msg, size }
@@ -90,6 +124,10 @@ impl Conn {
                     Err(FrameError::Io(e)) => {
                         Event::Closed { peer: id, reason: format!("connection closed: {e}"), misbehaving: false }
                     }
+                    // Not a broken stream but a large frame too early: closed without blame.
+                    Err(e @ FrameError::Oversized { .. }) if limit < MAX_PAYLOAD => {
+                        Event::Closed { peer: id, reason: format!("before the handshake: {e}"), misbehaving: false }
+                    }
                     Err(e) => Event::Closed { peer: id, reason: format!("bad frame: {e}"), misbehaving: true },
                 };
                 let last = matches!(ev, Event::Closed { .. });
@@ -98,7 +136,13 @@ impl Conn {
                 }
             }
         })?;
-        Ok(Conn { id, addr, out: tx, queued, pending, stream, magic })
+        Ok(Conn { id, addr, out: tx, queued, last_recv, epoch, pending, stream, magic })
+    }
+
+    /// How long ago the last byte from the peer arrived (since the connection opened, if none).
+    pub fn since_last_recv(&self) -> std::time::Duration {
+        let at = std::time::Duration::from_millis(self.last_recv.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(at)
     }
 
     /// Queues a message; false when the queue is full (the peer is not reading) or closed.
@@ -107,7 +151,7 @@ impl Conn {
     }
 
     /// Queues a message from its command and an already-encoded payload; false when the queue
-    /// holds [`SEND_QUEUE`] frames or [`SEND_QUEUE_BYTES`] bytes already.
+    /// would hold more than [`SEND_QUEUE_BYTES`] bytes, or the connection is closed.
     pub fn send_raw(&self, command: &str, payload: &[u8]) -> bool {
         let frame = encode_frame(self.magic, command, payload);
         let n = frame.len();
@@ -115,9 +159,9 @@ impl Conn {
             return false;
         }
         self.queued.fetch_add(n, Ordering::Relaxed);
-        match self.out.try_send(frame) {
+        match self.out.send(frame) {
             Ok(()) => true,
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+            Err(_) => {
                 self.queued.fetch_sub(n, Ordering::Relaxed);
                 false
             }

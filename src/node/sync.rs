@@ -20,39 +20,50 @@ impl Node {
         let v = p.version.as_ref().expect("ready");
         tracing::info!(peer = id, addr = %p.conn.addr, height = v.height, agent = %v.user_agent, "handshake done");
         self.ask_headers(id, None);
-        // Offer the mempool.
-        let txids = self.mempool.txids();
-        for chunk in txids.chunks(1000) {
-            let items = chunk.iter().map(|h| Inv { kind: InvKind::Tx, hash: h.0 }).collect();
-            self.send(id, &Message::Inv(items));
-        }
+        // Offer the mempool in dependency order (each sender's transfers by nonce), so the peer
+        // can take each one as it arrives; `inv` of at most 1,000 txids (33 kB) per message, and its
+        // `getdata` answers are bounded in bytes by the send queue.
+        let items: Vec<Inv> =
+            self.mempool.txids_in_order().into_iter().map(|h| Inv { kind: InvKind::Tx, hash: h.0 }).collect();
+        self.send_inv(id, &items);
     }
 
-    /// Sends `getheaders` (default locator: from the best header), one at a time per peer: while
-    /// one is out (up to 10 s), another request is remembered and sent after the answer, so
-    /// several announcements do not start parallel header streams.
+    /// Sends `getheaders` (default locator: from the parent of the best header), one at a time per
+    /// peer: while one is out (up to 10 s), another request is remembered and sent after the
+    /// answer, so several announcements do not start parallel header streams.
+    ///
+    /// The locator starts one below the best header so that a peer that has the best header
+    /// answers with at least that header: that is how we learn it has the blocks (a node that
+    /// held a peer's headers but not its blocks used to get an empty answer from every other peer
+    /// and stall until a new block was announced).
     pub(super) fn ask_headers(&mut self, id: u64, locator: Option<Vec<BlockHash>>) {
         let Some(p) = self.peers.get_mut(&id) else { return };
         if p.headers_asked.is_some_and(|at| at.elapsed() < Duration::from_secs(10)) {
             p.headers_wanted = true;
             return;
         }
-        p.headers_asked = Some(Instant::now());
+        let now = Instant::now();
+        p.headers_asked = Some(now);
+        p.headers_last = Some(now);
         p.headers_wanted = false;
-        let locator = locator.unwrap_or_else(|| self.chain.locator_from(&self.chain.best_header()));
+        let locator = locator.unwrap_or_else(|| {
+            let best = self.chain.best_header();
+            let from = match self.chain.entry(&best) {
+                Some(e) if e.height > 0 => e.header.prev_blockhash,
+                _ => best,
+            };
+            self.chain.locator_from(&from)
+        });
         self.send(id, &Message::GetHeaders { locator, stop: BlockHash([0; 32]) });
     }
 
     pub(super) fn headers(&mut self, id: u64, hs: Vec<crate::primitives::BlockHeader>) {
-        let wanted = match self.peers.get_mut(&id) {
-            Some(p) => {
-                p.headers_asked = None;
-                std::mem::take(&mut p.headers_wanted)
-            }
+        let (wanted, asked) = match self.peers.get_mut(&id) {
+            Some(p) => (std::mem::take(&mut p.headers_wanted), p.headers_asked.take()),
             None => return,
         };
         let full = hs.len() == MAX_HEADERS as usize;
-        let last = self.accept_headers(id, &hs);
+        let last = self.accept_headers(id, &hs, asked);
         let Some(p) = self.peers.get_mut(&id) else { return };
         // Headers that did not connect ask for a fresh locator-based request.
         let wanted = wanted || std::mem::take(&mut p.headers_wanted);
@@ -65,14 +76,20 @@ impl Node {
     }
 
     /// Checks and indexes a `headers` message; returns its last hash (None: empty, refused, or
-    /// not connecting).
-    fn accept_headers(&mut self, id: u64, hs: &[crate::primitives::BlockHeader]) -> Option<BlockHash> {
+    /// not connecting). `asked`: when our `getheaders` to this peer went out, if one was
+    /// outstanding when the message arrived.
+    fn accept_headers(
+        &mut self,
+        id: u64,
+        hs: &[crate::primitives::BlockHeader],
+        asked: Option<Instant>,
+    ) -> Option<BlockHash> {
         if hs.is_empty() {
             return None;
         }
         for w in hs.windows(2) {
             if w[1].prev_blockhash != w[0].block_hash() {
-                self.punish(id, "non-contiguous headers");
+                self.misbehaving(id, 20, "non-contiguous headers (ignored)");
                 return None;
             }
         }
@@ -90,12 +107,19 @@ impl Node {
                 }
                 Err(HeaderError::UnknownParent(_)) if i == 0 => {
                     let p = self.peers.get_mut(&id).expect("peer");
-                    p.unconnecting += 1;
-                    if p.unconnecting > 8 {
-                        self.punish(id, "headers that never connect to the chain");
+                    p.headers_wanted = true;
+                    if asked.is_some() {
+                        // An announcement racing our request (an honest peer that reorganized
+                        // announces blocks whose parents our request will bring): not counted, and
+                        // the request is still out.
+                        p.headers_asked = asked;
                         return None;
                     }
-                    p.headers_wanted = true;
+                    p.unconnecting += 1;
+                    if p.unconnecting > 8 {
+                        p.unconnecting = 0;
+                        self.misbehaving(id, 20, "9 headers messages in a row that do not connect, none asked for");
+                    }
                     return None;
                 }
                 Err(HeaderError::Invalid(e)) if e.depends_on_local_clock() => {
@@ -103,7 +127,10 @@ impl Node {
                     break;
                 }
                 Err(e) => {
-                    self.punish(id, &format!("header {}: {e}", h.block_hash()));
+                    let score = e.misbehavior_score();
+                    if score > 0 {
+                        self.misbehaving(id, score, &format!("header {}: {e}", h.block_hash()));
+                    }
                     return None;
                 }
             }
@@ -125,6 +152,11 @@ impl Node {
     /// known block when it has more work than the one recorded.
     pub(super) fn peer_has(&mut self, id: u64, hash: BlockHash) {
         let Some(p) = self.peers.get_mut(&id) else { return };
+        // It has them now, whatever it answered before.
+        if !p.not_found.is_empty() {
+            let chain = &self.chain;
+            p.not_found.retain(|h, _| !chain.is_ancestor(h, &hash));
+        }
         let better = p
             .best_known
             .and_then(|b| self.chain.entry(&b))
@@ -169,7 +201,7 @@ impl Node {
             for h in needed {
                 let mut best: Option<(usize, u64)> = None;
                 for (id, p) in &self.peers {
-                    if !p.ready() || p.in_flight.len() >= MAX_BLOCKS_IN_FLIGHT || p.not_found.contains(&h) {
+                    if !p.ready() || p.in_flight.len() >= MAX_BLOCKS_IN_FLIGHT || p.not_found.contains_key(&h) {
                         continue;
                     }
                     let has = p.best_known.is_some_and(|b| self.chain.is_ancestor(&h, &b));
@@ -235,7 +267,12 @@ impl Node {
             }
         }
         match self.submit(&block, Some(id)) {
-            Ok(_) => {
+            Ok(accepted) => {
+                if matches!(accepted, Accepted::New) {
+                    if let Some(p) = self.peers.get_mut(&id) {
+                        p.last_block_at = Some(Instant::now());
+                    }
+                }
                 self.peer_has(id, hash);
                 self.request_blocks();
             }
@@ -265,6 +302,9 @@ impl Node {
         let readded = self.mempool.update(&change.disconnected, &self.chain.follower().state);
         if !self.held.is_empty() {
             self.readmit_held();
+        }
+        if !self.orphans.is_empty() {
+            self.retry_orphans(None);
         }
         self.persist_mempool(false);
         let tip = self.chain.tip();

@@ -9,7 +9,6 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use serde_json::{json, Value};
 
@@ -44,6 +43,8 @@ pub const METHODS: &[(&str, &[&str])] = &[
     ("getconnectioncount", &[]),
     ("addnode", &["node", "command"]),
     ("listbanned", &[]),
+    ("setban", &["subnet", "command", "bantime"]),
+    ("clearbanned", &[]),
     ("getmininginfo", &[]),
     ("submitblock", &["hexdata"]),
     ("generate", &["nblocks", "pubkey"]),
@@ -160,13 +161,17 @@ impl Node {
                     .ok_or_else(|| RpcError::params("parameter 1 (height) must be a whole number 0..=4294967295"))?;
                 match self.chain.hash_at(h) {
                     Some(hash) => Ok(json!(hash.to_string())),
-                    None => Err(RpcError { code: -8, message: format!("block height {h} out of range (tip {})", self.chain.height()) }),
+                    None => Err(RpcError {
+                        code: -8,
+                        message: format!("block height {h} out of range (tip {})", self.chain.height()),
+                    }),
                 }
             }
             "getblock" | "getblockheader" => {
                 let hash = hash_param(0)?;
                 let verbose = verbose_param(p(1))?;
-                let e = *self.chain.entry(&hash).ok_or_else(|| RpcError::not_found(format!("block {hash} not found")))?;
+                let e =
+                    *self.chain.entry(&hash).ok_or_else(|| RpcError::not_found(format!("block {hash} not found")))?;
                 let confirmations =
                     if self.chain.on_main(&hash) { self.chain.height() as i64 - e.height as i64 + 1 } else { -1 };
                 let mut v = json!({
@@ -202,13 +207,19 @@ impl Node {
                 let s = str_param(0, "public key")?;
                 let pk = crate::ledger::keys::parse_public(&s).map_err(RpcError::params)?;
                 let a = self.chain.follower().state.account(&pk);
-                let pending = self.mempool.txids().iter().filter(|id| self.mempool.get(id).is_some_and(|t| t.from == pk)).count() as u64;
-                Ok(json!({"pubkey": pk.to_string(), "balance": a.balance, "nonce": a.nonce, "pending": pending, "next_nonce": a.nonce + pending}))
+                let pending =
+                    self.mempool.txids().iter().filter(|id| self.mempool.get(id).is_some_and(|t| t.from == pk)).count()
+                        as u64;
+                Ok(
+                    json!({"pubkey": pk.to_string(), "balance": a.balance, "nonce": a.nonce, "pending": pending, "next_nonce": a.nonce + pending}),
+                )
             }
             "sendrawtransaction" => {
                 let s = str_param(0, "transaction hex")?;
-                let bytes = hex::decode(s.trim()).map_err(|e| RpcError { code: -22, message: format!("transaction hex: {e}") })?;
-                let tx = LedgerTx::from_bytes(&bytes).map_err(|e| RpcError { code: -22, message: format!("transaction: {e}") })?;
+                let bytes = hex::decode(s.trim())
+                    .map_err(|e| RpcError { code: -22, message: format!("transaction hex: {e}") })?;
+                let tx = LedgerTx::from_bytes(&bytes)
+                    .map_err(|e| RpcError { code: -22, message: format!("transaction: {e}") })?;
                 let LedgerTx::Transfer(t) = tx else {
                     return Err(RpcError { code: -26, message: "a coinbase cannot be sent".into() });
                 };
@@ -222,31 +233,40 @@ impl Node {
             "getmempoolentry" => {
                 let s = str_param(0, "txid")?;
                 // Exactly 64 digits: parsing trims surrounding whitespace, which this method refuses.
-                let id = s.parse::<Txid>().ok().filter(|_| s.len() == 64).ok_or_else(|| RpcError::params(format!("txid {s:?}: expected 64 hex digits")))?;
+                let id = s
+                    .parse::<Txid>()
+                    .ok()
+                    .filter(|_| s.len() == 64)
+                    .ok_or_else(|| RpcError::params(format!("txid {s:?}: expected 64 hex digits")))?;
                 let t = self.mempool.get(&id).ok_or_else(|| RpcError::not_found("transaction not in the mempool"))?;
                 Ok(tx_json(&LedgerTx::Transfer(*t)))
             }
-            "getmempoolinfo" => Ok(json!({"size": self.mempool.len(), "bytes": self.mempool.bytes(), "max_bytes": self.cfg.mempool_bytes})),
+            "getmempoolinfo" => Ok(
+                json!({"size": self.mempool.len(), "bytes": self.mempool.bytes(), "max_bytes": self.cfg.mempool_bytes}),
+            ),
             "getpeerinfo" => {
                 let mut v: Vec<(u64, Value)> = self
                     .peers
                     .iter()
                     .map(|(id, p)| {
-                        (*id, json!({
-                            "id": id,
-                            "addr": p.conn.addr.to_string(),
-                            "inbound": p.dialed.is_none(),
-                            "handshake": p.ready(),
-                            "version": p.version.as_ref().map(|v| v.protocol),
-                            "subver": p.version.as_ref().map(|v| v.user_agent.clone()),
-                            "startingheight": p.version.as_ref().map(|v| v.height),
-                            "best_known": p.best_known.map(|b| b.to_string()),
-                            "synced_height": p.best_known.and_then(|b| self.chain.entry(&b)).map(|e| e.height),
-                            "blocks_in_flight": p.in_flight.len(),
-                            "blocks_received": p.blocks_received,
-                            "pingtime_ms": p.ping_ms,
-                            "conntime_s": p.connected_at.elapsed().as_secs(),
-                        }))
+                        (
+                            *id,
+                            json!({
+                                "id": id,
+                                "addr": p.conn.addr.to_string(),
+                                "inbound": p.dialed.is_none(),
+                                "handshake": p.ready(),
+                                "version": p.version.as_ref().map(|v| v.protocol),
+                                "subver": p.version.as_ref().map(|v| v.user_agent.clone()),
+                                "startingheight": p.version.as_ref().map(|v| v.height),
+                                "best_known": p.best_known.map(|b| b.to_string()),
+                                "synced_height": p.best_known.and_then(|b| self.chain.entry(&b)).map(|e| e.height),
+                                "blocks_in_flight": p.in_flight.len(),
+                                "blocks_received": p.blocks_received,
+                                "pingtime_ms": p.ping_ms,
+                                "conntime_s": p.connected_at.elapsed().as_secs(),
+                            }),
+                        )
                     })
                     .collect();
                 v.sort_by_key(|(id, _)| *id);
@@ -259,7 +279,9 @@ impl Node {
                     None => "add",
                     Some(Value::String(c)) if ["add", "remove", "onetry"].contains(&c.as_str()) => c.as_str(),
                     Some(other) => {
-                        return Err(RpcError::params(format!("parameter 2 (command) must be add, remove or onetry, got {other}")))
+                        return Err(RpcError::params(format!(
+                            "parameter 2 (command) must be add, remove or onetry, got {other}"
+                        )))
                     }
                 };
                 let addr = addnode_address(&addr)?.to_string();
@@ -300,7 +322,12 @@ impl Node {
                             return Err(RpcError { code: -24, message: format!("node {addr} has not been added") });
                         }
                         self.wanted.retain(|w| *w != addr);
-                        let ids: Vec<u64> = self.peers.iter().filter(|(_, p)| p.dialed.as_deref() == Some(&addr)).map(|(i, _)| *i).collect();
+                        let ids: Vec<u64> = self
+                            .peers
+                            .iter()
+                            .filter(|(_, p)| p.dialed.as_deref() == Some(&addr))
+                            .map(|(i, _)| *i)
+                            .collect();
                         for id in ids {
                             self.disconnect(id, "removed by addnode");
                         }
@@ -308,12 +335,13 @@ impl Node {
                     }
                 }
             }
-            "listbanned" => Ok(Value::Array(
-                self.banned
-                    .iter()
-                    .map(|(k, until)| json!({"address": k, "seconds_left": until.saturating_duration_since(Instant::now()).as_secs()}))
-                    .collect(),
-            )),
+            // Bans (the P2P layer's, src/node/peers.rs): address, until (unix time), reason.
+            "listbanned" => Ok(self.list_bans()),
+            "setban" => self.setban(params),
+            "clearbanned" => {
+                self.banned.clear();
+                Ok(Value::Null)
+            }
             "getmininginfo" => {
                 let tip = self.chain.tip();
                 let bits = self.chain.entry(&tip).expect("tip").header.bits;
@@ -333,12 +361,16 @@ impl Node {
             }
             "submitblock" => {
                 let s = str_param(0, "block hex")?;
-                let bytes = hex::decode(s.trim()).map_err(|e| RpcError { code: -22, message: format!("block hex: {e}") })?;
-                let block = LedgerBlock::from_bytes(&bytes).map_err(|e| RpcError { code: -22, message: format!("block: {e}") })?;
+                let bytes =
+                    hex::decode(s.trim()).map_err(|e| RpcError { code: -22, message: format!("block hex: {e}") })?;
+                let block = LedgerBlock::from_bytes(&bytes)
+                    .map_err(|e| RpcError { code: -22, message: format!("block: {e}") })?;
                 let hash = block.header.block_hash();
                 match self.submit(&block, None) {
                     Ok(Accepted::New) => match self.chain.entry(&hash).map(|e| e.status) {
-                        Some(BlockStatus::Invalid) => Err(RpcError { code: -25, message: "invalid: it breaks a state rule (see the log)".into() }),
+                        Some(BlockStatus::Invalid) => {
+                            Err(RpcError { code: -25, message: "invalid: it breaks a state rule (see the log)".into() })
+                        }
                         _ => Ok(Value::Null),
                     },
                     Ok(Accepted::Duplicate) => Ok(json!("duplicate")),
