@@ -246,7 +246,7 @@ def main():
     ap.add_argument("--json", action="store_true", help="print a JSON summary on stdout (progress on stderr)")
     ap.add_argument("--partitions", default="30,100", help="partition lengths in seconds, comma-separated (30,100)")
     ap.add_argument("--delay-ms", type=float, default=200.0, help="one-way delay on the n0-n1 link (200)")
-    ap.add_argument("--loss-pct", type=int, default=10, help="packet loss each way on the n0-n1 link, % (10)")
+    ap.add_argument("--loss-pct", type=int, default=10, help="packet loss each way on the n0-n1 link, %% (10)")
     ap.add_argument("--require-s", type=float, default=5.0, help="convergence after heal must take at most this (5)")
     ap.add_argument("--timeout-s", type=float, default=150.0, help="give up waiting for convergence after (150)")
     ap.add_argument("--block-interval", type=float, default=2.0,

@@ -15,6 +15,15 @@ use serde_json::{json, Value};
 use super::banlist::{self, key_of};
 use super::rpc::RpcError;
 use super::{peer, unix_now, Event, Node};
+
+/// How soon a wanted address whose connection was lost or whose dial failed is dialed again: one
+/// second, so a healed partition reconnects within about a second plus the handshake.
+const REDIAL_EVERY: Duration = Duration::from_secs(1);
+
+/// How long one dial waits for TCP's handshake: long enough for one SYN retransmission (the first
+/// comes after 1 s), short enough that a dial begun during a partition gives way to a fresh one soon
+/// after it heals.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(2_500);
 use crate::chain::BAN_SCORE;
 use crate::net::message::{Message, Version, NODE_NETWORK, PROTOCOL_VERSION};
 use crate::primitives::BlockHash;
@@ -352,7 +361,7 @@ impl Node {
             if connected.contains(&addr) || self.banned.is_banned(&addr, unix_now()) {
                 continue;
             }
-            let due = self.dialing.get(&addr).is_none_or(|t| now.duration_since(*t) >= Duration::from_secs(2));
+            let due = self.dialing.get(&addr).is_none_or(|t| now.duration_since(*t) >= REDIAL_EVERY);
             if !due {
                 continue;
             }
@@ -385,7 +394,7 @@ pub(super) fn accept_loop(l: TcpListener, events: Sender<Event>, stop: Arc<Atomi
 pub(super) fn dial(addr: String, events: Sender<Event>) {
     let ev = match addr.parse::<SocketAddr>() {
         Err(_) => Event::DialFailed { addr: addr.clone(), why: "not an IP:PORT address".into() },
-        Ok(sa) => match TcpStream::connect_timeout(&sa, Duration::from_secs(3)) {
+        Ok(sa) => match TcpStream::connect_timeout(&sa, CONNECT_TIMEOUT) {
             Ok(stream) => Event::Connected { stream, addr: sa, dialed: Some(addr) },
             Err(e) => Event::DialFailed { addr, why: e.to_string() },
         },

@@ -9,6 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use serde_json::{json, Value};
 
