@@ -15,7 +15,8 @@
 # To replay one input: cargo +nightly fuzz run -s none TARGET FILE.
 # Environment: FUZZ_SANITIZER (default none: safe Rust, and twice the executions of address;
 # address, memory... as cargo fuzz takes them), FUZZ_JOBS (targets run at once, default 1),
-# FUZZ_NICE (niceness, default 0), FUZZ_TARGET_DIR (cargo's target directory for the fuzz build,
+# FUZZ_NICE (niceness, default 0), FUZZ_ARGS (more libFuzzer flags, e.g. -malloc_limit_mb=64, for
+# the runs and the minimizing), FUZZ_TARGET_DIR (cargo's target directory for the fuzz build,
 # default fuzz/target; CI keeps it outside the clone so the nightly build is reused).
 # Prints a table: target, seconds, executions, crashes; exits 1 if any target crashed.
 set -euo pipefail
@@ -58,7 +59,7 @@ run_one() {
   mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"
   start=$(date +%s)
   nice -n "$nice" "$bin_dir/$t" -artifact_prefix="fuzz/artifacts/$t/" -max_total_time="$secs" -timeout=10 \
-    -rss_limit_mb=2048 -print_final_stats=1 "fuzz/corpus/$t" "fuzz/seeds/$t" >"fuzz/logs/$t.log" 2>&1 || rc=$?
+    -rss_limit_mb=2048 -print_final_stats=1 ${FUZZ_ARGS:-} "fuzz/corpus/$t" "fuzz/seeds/$t" >"fuzz/logs/$t.log" 2>&1 || rc=$?
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "fuzz/logs/$t.log" | grep -o '[0-9]*$' | tail -1)
   if [ "$rc" -eq 0 ]; then
     echo "$t $(($(date +%s) - start)) ${execs:-?} 0" >"fuzz/logs/$t.result"
@@ -72,8 +73,8 @@ run_one() {
   fi
   # Minimize (at most a minute); keep the original when minimizing fails.
   min="fuzz/artifacts/$t/minimized-$(basename "$crash")"
-  nice -n "$nice" "$bin_dir/$t" -minimize_crash=1 -max_total_time=60 -timeout=10 -exact_artifact_path="$min" \
-    "$crash" >"fuzz/logs/$t.tmin.log" 2>&1 || true
+  nice -n "$nice" "$bin_dir/$t" -minimize_crash=1 -max_total_time=60 -timeout=10 ${FUZZ_ARGS:-} \
+    -exact_artifact_path="$min" "$crash" >"fuzz/logs/$t.tmin.log" 2>&1 || true
   [ -s "$min" ] || min=$crash
   dest="tests/fuzz_regressions/$t/$(basename "$crash")"
   mkdir -p "tests/fuzz_regressions/$t"
