@@ -12,8 +12,9 @@ use std::io::{BufReader, Cursor};
 use std::path::PathBuf;
 
 use powkit::ledger::{LedgerBlock, LedgerTx};
-use powkit::net::frame::{encode_frame, read_frame};
+use powkit::net::frame::{encode_frame, read_frame, read_frame_limited};
 use powkit::net::message::Message;
+use powkit::node::rpc::{parse_http_request, parse_json_request, HttpError, JsonRequest, MAX_BATCH, MAX_BODY};
 use powkit::primitives::encoding::{serialize, Decodable, Encodable, Reader};
 use powkit::primitives::{Block, Transaction};
 use powkit::validate::read::{self, Format, Kind};
@@ -24,7 +25,7 @@ const BITCOIN_MAGIC: [u8; 4] = [0xf9, 0xbe, 0xb4, 0xd9];
 const POWKIT_MAGIC: [u8; 4] = [0x70, 0x6b, 0x77, 0xff];
 
 /// The commands `Message::decode` knows, and one it does not.
-const COMMANDS: [&str; 12] = [
+const COMMANDS: [&str; 13] = [
     "version",
     "verack",
     "ping",
@@ -37,6 +38,7 @@ const COMMANDS: [&str; 12] = [
     "block",
     "tx",
     "getaddr",
+    "sendheaders",
 ];
 
 /// Decodes one `T` from the front of `data`; when that succeeds, its encoding must be exactly the
@@ -113,6 +115,18 @@ pub fn p2p_frame(data: &[u8]) {
         assert!(encode_frame(POWKIT_MAGIC, &f.command, &f.payload) == data[start..start + used], "frame round trip");
         p2p_payload(&f.command, &f.payload);
     }
+    // The small-frame reader a node uses before the handshake (4 KiB) agrees with `read_frame`
+    // on frames within its limit and refuses the rest without reading their payload.
+    let mut a = data;
+    let mut b = data;
+    match (read_frame(&mut a, POWKIT_MAGIC), read_frame_limited(&mut b, POWKIT_MAGIC, 4096)) {
+        (Ok(x), Ok(y)) => {
+            assert!(x.command == y.command && x.payload == y.payload && a.len() == b.len(), "limited reader disagrees")
+        }
+        (Ok(x), Err(_)) => assert!(x.payload.len() > 4096, "limited reader refused a {}-byte payload", x.payload.len()),
+        (Err(_), Ok(y)) => panic!("limited reader accepted a {}-byte frame read_frame refused", y.payload.len()),
+        (Err(_), Err(_)) => {}
+    }
 }
 
 /// One P2P message: the first byte picks the command (`COMMANDS`), the rest is the payload.
@@ -123,10 +137,23 @@ pub fn p2p_message(data: &[u8]) {
 
 /// `Message::decode`; a message decoded has the command it was decoded as, and its payload is
 /// exactly the one it was decoded from (one encoding per message).
+///
+/// `version` is the one extensible message (docs/PROTOCOL.md, "Handshake"): fields a later protocol
+/// appends are skipped, and a protocol 1 payload ends before `services`. For it the property is
+/// that the encoding decodes to the same value and, from protocol 2 on, is a prefix of the payload.
 fn p2p_payload(command: &str, payload: &[u8]) {
     if let Ok(m) = Message::decode(command, payload) {
         assert_eq!(m.command(), command);
-        assert!(m.payload() == payload, "{command}: decoding then encoding does not give back the payload");
+        let again = m.payload();
+        if let Message::Version(v) = &m {
+            let back = Message::decode(command, &again).expect("a decoded version encodes to a decodable one");
+            assert!(back == m, "version: the encoding decodes to another value");
+            if v.protocol >= 2 {
+                assert!(payload.starts_with(&again), "version: the encoding is not a prefix of the payload");
+            }
+        } else {
+            assert!(again == payload, "{command}: decoding then encoding does not give back the payload");
+        }
     }
 }
 
@@ -179,7 +206,7 @@ pub fn json_lines(data: &[u8]) {
 pub type Check = fn(&[u8]);
 
 /// Every target by name (tools/fuzz.sh's list; `rpc_request` joins once it is enabled).
-pub const TARGETS: [(&str, Check); 9] = [
+pub const TARGETS: [(&str, Check); 10] = [
     ("bitcoin_block", bitcoin_block),
     ("bitcoin_tx", bitcoin_tx),
     ("ledger_block", ledger_block),
@@ -189,4 +216,26 @@ pub const TARGETS: [(&str, Check); 9] = [
     ("blk_records", blk_records),
     ("hex_lines", hex_lines),
     ("json_lines", json_lines),
+    ("rpc_request", rpc_request),
 ];
+
+/// A JSON-RPC request as the node's RPC server reads it: the first byte picks HTTP framing
+/// (`parse_http_request`: request line, headers, `Content-Length`, body; at most `MAX_BODY`
+/// bytes of body) or the JSON-RPC body (`parse_json_request`: one call or a batch of at most
+/// `MAX_BATCH`). Any input gives a request or an error, never a panic; a parsed request keeps
+/// within the limits.
+pub fn rpc_request(data: &[u8]) {
+    let Some((&pick, input)) = data.split_first() else { return };
+    if pick % 2 == 0 {
+        match parse_http_request(input) {
+            Ok(r) => {
+                assert!(r.body.len() <= MAX_BODY, "body of {} bytes accepted", r.body.len());
+                assert!(r.body.len() <= input.len(), "body longer than the input");
+            }
+            Err(HttpError::Invalid { status, .. }) => assert!((400..600).contains(&status), "status {status}"),
+            Err(HttpError::Incomplete { .. }) => {}
+        }
+    } else if let Ok(JsonRequest::Batch(calls)) = parse_json_request(input) {
+        assert!(!calls.is_empty() && calls.len() <= MAX_BATCH, "batch of {} calls accepted", calls.len());
+    }
+}

@@ -22,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL=(bitcoin_block bitcoin_tx ledger_block ledger_tx p2p_frame p2p_message blk_records hex_lines json_lines)
+ALL=(bitcoin_block bitcoin_tx ledger_block ledger_tx p2p_frame p2p_message blk_records hex_lines json_lines rpc_request)
 secs=${1:-60}
 [ $# -gt 0 ] && shift
 case $secs in '' | *[!0-9]*) echo "fuzz.sh: SECONDS_PER_TARGET must be a whole number, got '$secs'" >&2; exit 2 ;; esac

@@ -149,7 +149,8 @@ impl Decodable for Inv {
 
 impl Encodable for Version {
     /// Protocol, chain id, genesis hash, height, nonce, listen port (little-endian), then the user
-    /// agent as CompactSize-prefixed bytes (cut to [`MAX_USER_AGENT`]), then services u64.
+    /// agent as CompactSize-prefixed bytes (cut to [`MAX_USER_AGENT`]), then services u64 from
+    /// protocol 2 on (a protocol 1 `version` ends at the user agent, as its decoder expects).
     fn consensus_encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.protocol.to_le_bytes());
         out.extend_from_slice(&self.chain_id.to_le_bytes());
@@ -160,7 +161,9 @@ impl Encodable for Version {
         let ua = &self.user_agent.as_bytes()[..self.user_agent.len().min(MAX_USER_AGENT as usize)];
         write_compact_size(out, ua.len() as u64);
         out.extend_from_slice(ua);
-        out.extend_from_slice(&self.services.to_le_bytes());
+        if self.protocol >= 2 {
+            out.extend_from_slice(&self.services.to_le_bytes());
+        }
     }
 }
 
