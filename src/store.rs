@@ -246,7 +246,13 @@ impl Store {
                 .map_err(|x| self.err(x))?
                 .insert(&hash.0[..], &serialize(&rec)[..])
                 .map_err(|x| self.err(x))?;
-            wtx.open_table(ACCOUNTS).map_err(|x| self.err(x))?;
+            let mut accounts = wtx.open_table(ACCOUNTS).map_err(|x| self.err(x))?;
+            // The state after genesis: a chain spec's initial allocations.
+            for &(key, balance) in &self.params.allocations {
+                let a = Account { balance, nonce: 0 };
+                accounts.insert(&key.0[..], &serialize(&a)[..]).map_err(|x| self.err(x))?;
+            }
+            drop(accounts);
             wtx.open_table(UNDO).map_err(|x| self.err(x))?;
             let mut meta = wtx.open_table(META).map_err(|x| self.err(x))?;
             meta.insert("chain", self.params.name.as_bytes()).map_err(|x| self.err(x))?;

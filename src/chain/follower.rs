@@ -32,13 +32,18 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// At genesis (whose coinbase pays nothing: the state is empty).
+    /// At genesis (whose coinbase pays nothing: the state is the chain's initial allocations,
+    /// empty for the built-in chains).
     pub fn new(params: &'static LedgerParams) -> Follower {
         let g = &params.genesis.header;
         let work = g.bits.block_work();
+        let mut state = State::new();
+        for &(key, balance) in &params.allocations {
+            state.load(key, crate::state::accounts::Account { balance, nonce: 0 });
+        }
         Follower {
             params,
-            state: State::new(),
+            state,
             height: 0,
             tip: g.block_hash(),
             tip_time: g.time,

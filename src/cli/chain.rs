@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use super::CliError;
 use crate::consensus::params::ledger::CONSENSUS_VERSION;
-use crate::consensus::params::spec::ChainSpec;
+use crate::consensus::params::spec::{Allocation, ChainSpec};
 use crate::consensus::{BitcoinNetwork, LedgerNetwork, LedgerParams, Network};
 use crate::primitives::BlockHeader;
 
@@ -58,6 +58,10 @@ pub struct NewArgs {
     /// Launch time, the genesis block's time (Unix seconds; default: now).
     #[arg(long)]
     pub launch_time: Option<u32>,
+    /// An initial allocation, KEY:AMOUNT (a public key in hex, base units), held by the state
+    /// after genesis; repeatable.
+    #[arg(long = "allocate", value_name = "KEY:AMOUNT")]
+    pub allocations: Vec<String>,
     /// Print the spec as JSON instead of a summary.
     #[arg(long)]
     pub json: bool,
@@ -212,7 +216,15 @@ fn new_spec(a: &NewArgs) -> Result<i32, CliError> {
         launch_time: a.launch_time.unwrap_or(now.min(u32::MAX as u64) as u32),
         genesis_nonce: 0,
         genesis_hash: String::new(),
+        allocations: Vec::with_capacity(a.allocations.len()),
     };
+    for x in &a.allocations {
+        let (key, amount) = x
+            .split_once(':')
+            .and_then(|(k, v)| Some((k, v.parse::<u64>().ok()?)))
+            .ok_or_else(|| CliError::usage(format!("--allocate {x:?}: expected KEY:AMOUNT (hex key, base units)")))?;
+        spec.allocations.push(Allocation { key: key.to_string(), amount });
+    }
     let bad = |e: crate::consensus::SpecError| CliError::usage(format!("powkit chain new: {}: {}", e.field, e.why));
     // Every field but the genesis first, so that a bad one is named before any mining.
     let genesis = spec.genesis().map_err(bad)?;
@@ -234,7 +246,7 @@ fn new_spec(a: &NewArgs) -> Result<i32, CliError> {
         println!("{json}");
     } else {
         println!(
-            "wrote chain spec {} to {}: magic {}, chain id {:#x}, spacing {} s, half-life {} s, limit {}, launch {}, genesis {}",
+            "wrote chain spec {} to {}: magic {}, chain id {:#x}, spacing {} s, half-life {} s, limit {}, launch {}, {} allocations, genesis {}",
             spec.name,
             a.out.display(),
             spec.magic,
@@ -243,6 +255,7 @@ fn new_spec(a: &NewArgs) -> Result<i32, CliError> {
             spec.half_life,
             spec.pow_limit,
             spec.launch_time,
+            spec.allocations.len(),
             spec.genesis_hash
         );
     }

@@ -56,6 +56,9 @@ pub struct LedgerParams {
     pub halving_interval: u32,
     /// The genesis block (mined deterministically from the fields above, see [`genesis_block`]).
     pub genesis: LedgerBlock,
+    /// The state after genesis: balances (base units, nonce 0) given to public keys at launch.
+    /// Empty for the built-in chains; a chain spec's `allocations` (committed in its genesis).
+    pub allocations: Vec<(crate::ledger::AccountKey, u64)>,
 }
 
 /// The consensus version of this powkit's chains (docs/CONSENSUS.md, "Consensus versions"):
@@ -149,6 +152,7 @@ impl LedgerParams {
             initial_subsidy: 50 * 100_000_000,
             halving_interval: 210_000,
             genesis: genesis_block(genesis_time, limit_bits, genesis_nonce),
+            allocations: Vec::new(),
         })
     }
 }

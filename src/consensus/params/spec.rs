@@ -52,6 +52,23 @@ pub struct ChainSpec {
     pub genesis_nonce: u32,
     /// The genesis block's hash (display order), derived from the fields above.
     pub genesis_hash: String,
+    /// Initial allocations: balances the state holds after genesis (none by default; at most
+    /// [`MAX_ALLOCATIONS`], distinct keys, each amount at least 1, their sum within a u64).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allocations: Vec<Allocation>,
+}
+
+/// Most initial allocations a spec may hold (they are written to the state at genesis).
+pub const MAX_ALLOCATIONS: usize = 100_000;
+
+/// One initial allocation: `amount` base units to the public key `key` (64 hex digits).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Allocation {
+    /// The Ed25519 public key, 64 hex digits.
+    pub key: String,
+    /// Base units.
+    pub amount: u64,
 }
 
 /// Why a spec was refused: the file, the field, and why. Displays as
@@ -105,6 +122,7 @@ impl ChainSpec {
         check_spacing(self.target_spacing).map_err(|why| err("target_spacing", why))?;
         check_half_life(self.half_life, self.target_spacing).map_err(|why| err("half_life", why))?;
         let bits = parse_pow_limit(&self.pow_limit).map_err(|why| err("pow_limit", why))?;
+        parse_allocations(&self.allocations).map_err(|why| err("allocations", why))?;
         let mut g = genesis_block(self.launch_time, bits, self.genesis_nonce);
         if let LedgerTx::Coinbase(cb) = &mut g.txs[0] {
             cb.recipient = AccountKey(self.commitment());
@@ -115,7 +133,8 @@ impl ChainSpec {
 
     /// SHA-256 of `"powkit/chain-spec/v2"` then every consensus field: name (its length as one
     /// byte, then its bytes), magic (4 bytes as written), chain id (u32 LE), target spacing and
-    /// half-life (i64 LE), the limit's bits (u32 LE) and the launch time (u32 LE). Only called on
+    /// half-life (i64 LE), the limit's bits (u32 LE), the launch time (u32 LE) and the allocations
+    /// (their count u32 LE, then each key's 32 bytes and amount u64 LE, in spec order). Only called on
     /// a spec whose fields passed their checks ([`ChainSpec::genesis`]).
     pub fn commitment(&self) -> [u8; 32] {
         let mut m = b"powkit/chain-spec/v2".to_vec();
@@ -127,6 +146,12 @@ impl ChainSpec {
         m.extend_from_slice(&self.half_life.to_le_bytes());
         m.extend_from_slice(&parse_pow_limit(&self.pow_limit).map(|b| b.0).unwrap_or_default().to_le_bytes());
         m.extend_from_slice(&self.launch_time.to_le_bytes());
+        let allocations = parse_allocations(&self.allocations).unwrap_or_default();
+        m.extend_from_slice(&(allocations.len() as u32).to_le_bytes());
+        for (key, amount) in allocations {
+            m.extend_from_slice(&key.0);
+            m.extend_from_slice(&amount.to_le_bytes());
+        }
         crate::sha256::reference::sha256(&m)
     }
 
@@ -174,8 +199,33 @@ impl ChainSpec {
         )
         .map_err(|e| err("pow_limit", e.to_string()))?;
         p.genesis = genesis;
+        p.allocations = parse_allocations(&self.allocations).map_err(|why| err("allocations", why))?;
         Ok(p)
     }
+}
+
+/// At most [`MAX_ALLOCATIONS`] allocations to distinct, well-formed public keys, each of at least 1
+/// base unit, summing to at most `u64::MAX` (the state's balances are u64, consensus rule
+/// `credit_does_not_overflow`).
+fn parse_allocations(list: &[Allocation]) -> Result<Vec<(AccountKey, u64)>, String> {
+    if list.len() > MAX_ALLOCATIONS {
+        return Err(format!("{} allocations, at most {MAX_ALLOCATIONS}", list.len()));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(list.len());
+    let mut sum = 0u64;
+    let mut out = Vec::with_capacity(list.len());
+    for (i, a) in list.iter().enumerate() {
+        let key: AccountKey = a.key.parse().map_err(|e| format!("[{i}].key {:?}: {e}", a.key))?;
+        if a.amount == 0 {
+            return Err(format!("[{i}].amount is 0"));
+        }
+        if !seen.insert(key) {
+            return Err(format!("[{i}].key {} appears twice", a.key));
+        }
+        sum = sum.checked_add(a.amount).ok_or_else(|| format!("[{i}]: the amounts' sum exceeds 2^64 - 1"))?;
+        out.push((key, a.amount));
+    }
+    Ok(out)
 }
 
 /// 1 to 32 characters `a-z`, `0-9`, `-`, and not the name of a built-in chain (of either family).
@@ -275,6 +325,7 @@ mod tests {
             launch_time: 1_795_900_000,
             genesis_nonce: 0,
             genesis_hash: String::new(),
+            allocations: vec![Allocation { key: "ab".repeat(32), amount: 1_000 }],
         };
         let scanner = crate::sha256::CpuImpl::detect().scanner().unwrap();
         let h = crate::mine::mine_header(s.genesis().unwrap().header, scanner.as_ref()).unwrap();
@@ -294,6 +345,7 @@ mod tests {
         assert_eq!(p.genesis.merkle_root(), (p.genesis.header.merkle_root.0, false));
         let LedgerTx::Coinbase(cb) = &p.genesis.txs[0] else { panic!("a coinbase") };
         assert_eq!((cb.recipient, cb.amount), (AccountKey(s.commitment()), 0));
+        assert_eq!(p.allocations, vec![(AccountKey([0xab; 32]), 1_000)]);
         // JSON round trip.
         let back: ChainSpec = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
@@ -327,6 +379,12 @@ mod tests {
             ("genesis_hash", |s| s.chain_id += 1),
             ("genesis_hash", |s| s.magic = "a1b2c3d5".into()),
             ("genesis_hash", |s| s.name = "testnet-b".into()),
+            ("genesis_hash", |s| s.allocations[0].amount += 1),
+            ("genesis_hash", |s| s.allocations.clear()),
+            ("allocations", |s| s.allocations[0].amount = 0),
+            ("allocations", |s| s.allocations[0].key = "zz".into()),
+            ("allocations", |s| s.allocations.push(s.allocations[0].clone())),
+            ("allocations", |s| s.allocations.push(Allocation { key: "cd".repeat(32), amount: u64::MAX })),
             ("genesis_hash", |s| s.genesis_hash = "00".repeat(32)),
         ];
         for (field, edit) in cases {
