@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::ledger::{genesis_block, LedgerNetwork, LedgerParams, CONSENSUS_VERSION};
 use super::{BitcoinNetwork, Network};
 use crate::ledger::{AccountKey, LedgerBlock, LedgerTx};
-use crate::primitives::{CompactTarget, Target, TxMerkleNode, U256};
+use crate::primitives::{CompactTarget, TxMerkleNode, U256};
 
 /// Shortest target spacing a spec may ask for, in seconds.
 pub const MIN_SPACING: i64 = 1;
@@ -304,7 +304,6 @@ fn parse_pow_limit(s: &str) -> Result<CompactTarget, String> {
     if target.0 < hardest {
         return Err(format!("{s} is harder than 1d00ffff (the genesis must be minable in one nonce range)"));
     }
-    let _: Target = target;
     Ok(bits)
 }
 
