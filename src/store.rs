@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableTable, TableDefinition};
 
+use crate::consensus::ledger::{AsertAnchor, ASERT_ANCHOR_HEIGHT};
 use crate::consensus::LedgerParams;
 use crate::ledger::block::LedgerBlock;
 use crate::ledger::ids::AccountKey;
@@ -162,6 +163,8 @@ pub struct StoredState {
     pub state: State,
     /// The last up-to-11 block times, oldest first.
     pub times: Vec<u32>,
+    /// The main chain's ASERT anchor (its block at height 1), `None` at genesis.
+    pub anchor: Option<AsertAnchor>,
 }
 
 /// An open store.
@@ -207,12 +210,25 @@ impl Store {
             }
         };
         match chain {
-            Some(name) if name == params.name.as_bytes() => Ok(store),
+            Some(name) if name == params.name.as_bytes() => {
+                store.genesis_is_this_chains()?;
+                Ok(store)
+            }
             Some(name) => {
                 Err(store.err(format!("holds chain {:?}, not {}", String::from_utf8_lossy(&name), params.name)))
             }
             None => Err(store.err("not a powkit store (no chain recorded)")),
         }
+    }
+
+    /// Refuses a store whose genesis is not `params`' (consensus rule `genesis_matches_chain`): one
+    /// made by a powkit before consensus version 2, or for another chain spec of the same name.
+    fn genesis_is_this_chains(&self) -> Result<(), StoreError> {
+        let rtx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let main = rtx.open_table(MAIN).map_err(|e| self.err(e))?;
+        let g = main.get(0).map_err(|e| self.err(e))?.ok_or_else(|| self.err("no genesis recorded"))?;
+        let got = BlockHash(g.value().try_into().map_err(|_| self.err("a corrupt genesis record"))?);
+        crate::consensus::ledger::genesis_matches_chain(&got, self.params).map_err(|e| self.err(e))
     }
 
     fn init(&self) -> Result<(), StoreError> {
@@ -230,7 +246,13 @@ impl Store {
                 .map_err(|x| self.err(x))?
                 .insert(&hash.0[..], &serialize(&rec)[..])
                 .map_err(|x| self.err(x))?;
-            wtx.open_table(ACCOUNTS).map_err(|x| self.err(x))?;
+            let mut accounts = wtx.open_table(ACCOUNTS).map_err(|x| self.err(x))?;
+            // The state after genesis: a chain spec's initial allocations.
+            for &(key, balance) in &self.params.allocations {
+                let a = Account { balance, nonce: 0 };
+                accounts.insert(&key.0[..], &serialize(&a)[..]).map_err(|x| self.err(x))?;
+            }
+            drop(accounts);
             wtx.open_table(UNDO).map_err(|x| self.err(x))?;
             let mut meta = wtx.open_table(META).map_err(|x| self.err(x))?;
             meta.insert("chain", self.params.name.as_bytes()).map_err(|x| self.err(x))?;
@@ -285,7 +307,13 @@ impl Store {
             let b = self.block_at(h)?.ok_or_else(|| self.err(format!("main chain block {h} missing")))?;
             times.push(b.header.time);
         }
-        Ok(StoredState { tip, state, times })
+        let anchor = match tip.height {
+            0 => None,
+            _ => Some(AsertAnchor::of(
+                &self.block_at(ASERT_ANCHOR_HEIGHT)?.ok_or_else(|| self.err("main chain block 1 missing"))?.header,
+            )),
+        };
+        Ok(StoredState { tip, state, times, anchor })
     }
 
     /// Commits a block just connected on the tip (`undo` from that connect; `tip` and `state` after

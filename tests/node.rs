@@ -535,7 +535,16 @@ fn byzantine_peers_are_banned_and_honest_tips_and_state_roots_are_unaffected() {
     let want = h.info();
     assert_eq!(want["state_root"], hex::encode(f.state.root().0));
     // The next valid block, and broken variants of it.
-    let mut ff = Follower::restore(p, f.state.clone(), f.height, f.tip, vec![t0 + 1, t0 + 2, t0 + 3], f.chainwork, 0);
+    let mut ff = Follower::restore(
+        p,
+        f.state.clone(),
+        f.height,
+        f.tip,
+        vec![t0 + 1, t0 + 2, t0 + 3],
+        f.anchor(),
+        f.chainwork,
+        0,
+    );
     let valid4 = mine(template(&mut ff, pk(&k1), vec![pay(&k1, pk(&k2), 5, 1)], t0 + 4), false);
     let mut bad_pow = valid4.clone();
     while bad_pow.header.block_hash().0[31] < 0x80 {

@@ -4,7 +4,9 @@
 
 use std::collections::VecDeque;
 
-use crate::consensus::ledger::{check_header_contextual, next_bits, ConsensusError, ParentContext};
+use crate::consensus::ledger::{
+    check_header_contextual, next_bits, AsertAnchor, ConsensusError, ParentContext, ASERT_ANCHOR_HEIGHT,
+};
 use crate::consensus::LedgerParams;
 use crate::ledger::block::LedgerBlock;
 use crate::primitives::{BlockHash, CompactTarget, U256};
@@ -22,6 +24,7 @@ pub struct Follower {
     pub tip: BlockHash,
     tip_time: u32,
     times: VecDeque<u32>,
+    anchor: Option<AsertAnchor>,
     /// Work of the chain up to the tip.
     pub chainwork: U256,
     /// Transactions connected (coinbases included), genesis excluded.
@@ -29,23 +32,30 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// At genesis (whose coinbase pays nothing: the state is empty).
+    /// At genesis (whose coinbase pays nothing: the state is the chain's initial allocations,
+    /// empty for the built-in chains).
     pub fn new(params: &'static LedgerParams) -> Follower {
         let g = &params.genesis.header;
         let work = g.bits.block_work();
+        let mut state = State::new();
+        for &(key, balance) in &params.allocations {
+            state.load(key, crate::state::accounts::Account { balance, nonce: 0 });
+        }
         Follower {
             params,
-            state: State::new(),
+            state,
             height: 0,
             tip: g.block_hash(),
             tip_time: g.time,
             times: VecDeque::from([g.time]),
+            anchor: None,
             chainwork: work,
             transactions: 0,
         }
     }
 
-    /// A follower at a stored tip (`times`: the last up-to-11 block times, oldest first).
+    /// A follower at a stored tip (`times`: the last up-to-11 block times, oldest first; `anchor`:
+    /// the chain's ASERT anchor, its block at height 1, `None` at genesis).
     #[allow(clippy::too_many_arguments)]
     pub fn restore(
         params: &'static LedgerParams,
@@ -53,16 +63,26 @@ impl Follower {
         height: u32,
         tip: BlockHash,
         times: Vec<u32>,
+        anchor: Option<AsertAnchor>,
         chainwork: U256,
         transactions: u64,
     ) -> Follower {
         let tip_time = times.last().copied().unwrap_or(params.genesis.header.time);
-        Follower { params, state, height, tip, tip_time, times: times.into(), chainwork, transactions }
+        Follower { params, state, height, tip, tip_time, times: times.into(), anchor, chainwork, transactions }
     }
 
     /// A follower at a store's tip ([`crate::store::Store::tip_state`]).
     pub fn from_stored(params: &'static LedgerParams, s: StoredState) -> Follower {
-        Follower::restore(params, s.state, s.tip.height, s.tip.hash, s.times, s.tip.chainwork, s.tip.transactions)
+        Follower::restore(
+            params,
+            s.state,
+            s.tip.height,
+            s.tip.hash,
+            s.times,
+            s.anchor,
+            s.tip.chainwork,
+            s.tip.transactions,
+        )
     }
 
     /// The tip as the store records it.
@@ -72,7 +92,7 @@ impl Follower {
 
     /// The bits the next block needs.
     pub fn next_bits(&self) -> CompactTarget {
-        next_bits(self.params, self.height, self.tip_time)
+        next_bits(self.params, self.height, self.tip_time, self.anchor)
     }
 
     /// Whether `b` extends the tip.
@@ -85,8 +105,12 @@ impl Follower {
     /// `now`, Unix seconds), then stage 5, the state transition. Returns the undo data; on an error
     /// nothing changed.
     pub fn connect(&mut self, b: &LedgerBlock, hash: &BlockHash, now: i64) -> Result<Undo, ConsensusError> {
-        let parent =
-            ParentContext { height: self.height, time: self.tip_time, recent_times: self.times.make_contiguous() };
+        let parent = ParentContext {
+            height: self.height,
+            time: self.tip_time,
+            recent_times: self.times.make_contiguous(),
+            anchor: self.anchor,
+        };
         check_header_contextual(&b.header, &parent, self.params, now)?;
         self.connect_checked_header(b, hash)
     }
@@ -100,6 +124,9 @@ impl Follower {
         self.height = height;
         self.tip = *hash;
         self.tip_time = b.header.time;
+        if height == ASERT_ANCHOR_HEIGHT {
+            self.anchor = Some(AsertAnchor::of(&b.header));
+        }
         self.times.push_back(b.header.time);
         if self.times.len() > 11 {
             self.times.pop_front();
@@ -117,6 +144,9 @@ impl Follower {
         debug_assert_eq!(b.header.block_hash(), self.tip, "only the tip can be disconnected");
         self.state.undo(undo);
         self.height -= 1;
+        if self.height < ASERT_ANCHOR_HEIGHT {
+            self.anchor = None;
+        }
         self.tip = b.header.prev_blockhash;
         self.tip_time = times.last().copied().unwrap_or(self.params.genesis.header.time);
         self.times = times.into();
@@ -127,6 +157,11 @@ impl Follower {
     /// The parameters followed.
     pub fn params(&self) -> &'static LedgerParams {
         self.params
+    }
+
+    /// The chain's ASERT anchor (its block at height 1), `None` at genesis.
+    pub fn anchor(&self) -> Option<AsertAnchor> {
+        self.anchor
     }
 
     /// The last up-to-11 block times, oldest first (the median time past is the middle one).

@@ -15,7 +15,7 @@ pub use follower::Follower;
 
 use crate::consensus::ledger::{
     check_block_context_free, check_header_context_free, check_header_contextual, check_signatures, next_bits,
-    ConsensusError, ParentContext,
+    AsertAnchor, ConsensusError, ParentContext, ASERT_ANCHOR_HEIGHT,
 };
 use crate::consensus::LedgerParams;
 use crate::ledger::block::LedgerBlock;
@@ -363,7 +363,13 @@ impl Chain {
     /// The bits a block on top of `parent` needs (ASERT).
     pub fn bits_after(&self, parent: &BlockHash) -> Option<CompactTarget> {
         let p = self.index.get(parent)?;
-        Some(next_bits(self.params, p.height, p.header.time))
+        Some(next_bits(self.params, p.height, p.header.time, self.anchor_of(parent)))
+    }
+
+    /// The ASERT anchor of the chain ending at `hash` (its block at height 1), `None` for genesis.
+    pub fn anchor_of(&self, hash: &BlockHash) -> Option<AsertAnchor> {
+        let a = self.ancestor(hash, ASERT_ANCHOR_HEIGHT)?;
+        self.index.get(&a).map(|e| AsertAnchor::of(&e.header))
     }
 
     /// Checks a header against its parent in the index: proof of work, ASERT bits, median time
@@ -375,7 +381,12 @@ impl Chain {
         }
         check_header_context_free(h, hash, self.params).map_err(HeaderError::Invalid)?;
         let recent_times = self.times_ending_at(&h.prev_blockhash);
-        let ctx = ParentContext { height: parent.height, time: parent.header.time, recent_times: &recent_times };
+        let ctx = ParentContext {
+            height: parent.height,
+            time: parent.header.time,
+            recent_times: &recent_times,
+            anchor: self.anchor_of(&h.prev_blockhash),
+        };
         check_header_contextual(h, &ctx, self.params, now).map_err(HeaderError::Invalid)?;
         Ok(())
     }

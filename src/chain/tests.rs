@@ -122,7 +122,8 @@ fn block_breaking_a_state_rule_is_marked_with_descendants_and_the_tip_restored()
     }
     let b2 = mine(t);
     let b2h = b2.header.block_hash();
-    let b3 = mine(template(&mut fb.state, p, b2h, 3, t0 + 7, next_bits(p, 2, b2.header.time), pk(&b), vec![]).unwrap());
+    let b3_bits = next_bits(p, 2, b2.header.time, fb.anchor());
+    let b3 = mine(template(&mut fb.state, p, b2h, 3, t0 + 7, b3_bits, pk(&b), vec![]).unwrap());
     let dir = tmp("invalid");
     let mut c = Chain::open(&dir, p).unwrap();
     feed(&mut c, &a1);

@@ -49,7 +49,7 @@ pub struct TransferArgs {
     /// The payer's account nonce.
     #[arg(long)]
     pub nonce: u64,
-    /// The chain whose id is signed in: powkit or powkit-regtest.
+    /// The chain whose id is signed in: powkit, powkit-regtest, or a chain spec file.
     #[arg(long, default_value = "powkit")]
     pub chain: Network,
     /// Print JSON: {"hex", "txid", "from"}.

@@ -39,7 +39,7 @@ pub enum Command {
     Gpu(gpu::GpuCommand),
     /// Bulk-validate imported chains (blk files, raw headers, hex).
     Validate(validate::ValidateArgs),
-    /// Chain tools: generate test chains.
+    /// Chain tools: new chain specs, test chains, import and export.
     #[command(subcommand)]
     Chain(chain::ChainCommand),
     /// Bulk-verify Ed25519 signatures (ZIP-215 rules) from a JSON-lines file.

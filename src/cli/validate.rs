@@ -20,7 +20,8 @@ pub struct ValidateArgs {
     /// Files (or directories of blk*.dat files) to validate, in order.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// The chain: bitcoin, bitcoin-testnet, bitcoin-regtest, powkit, powkit-regtest.
+    /// The chain: bitcoin, bitcoin-testnet, bitcoin-regtest, powkit, powkit-regtest, or a powkit chain
+    /// spec file (`powkit chain new`).
     #[arg(long, default_value = "bitcoin")]
     pub chain: Network,
     /// Input format.

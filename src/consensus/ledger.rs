@@ -9,7 +9,7 @@
 //! the context-free stages on all cores and the signatures in one batch per 2 MB, the node checks a
 //! header before its body arrives):
 //! 1. [`check_header_context_free`]: target bits, proof of work.
-//! 2. [`check_header_contextual`]: ASERT bits and median time past against the parent, then the
+//! 2. [`check_header_contextual`]: ASERT bits (anchored at height 1) and median time past against the parent, then the
 //!    2-hour limit against the clock.
 //! 3. [`check_block_context_free`]: merkle root (a mismatch is a *mutation*: the header may be fine),
 //!    size, at least one transaction, coinbase first and only.
@@ -72,22 +72,102 @@ pub struct ParentContext<'a> {
     pub time: u32,
     /// The last up-to-11 block times ending with the parent's, oldest first.
     pub recent_times: &'a [u32],
+    /// The ASERT anchor on the parent's chain (its block at [`ASERT_ANCHOR_HEIGHT`]); `None` when
+    /// the parent is genesis.
+    pub anchor: Option<AsertAnchor>,
 }
 
-/// The bits a block needs on top of a parent at `parent_height` with time `parent_time`: ASERT
-/// anchored at genesis, whose parent's time is taken as `genesis.time - target_spacing`
-/// (docs/CONSENSUS.md, "Difficulty").
-pub fn next_bits(params: &LedgerParams, parent_height: u32, parent_time: u32) -> CompactTarget {
-    let g = &params.genesis.header;
-    let anchor_parent_time = g.time as i64 - params.target_spacing;
+/// The height of the ASERT anchor block: the chain's first block after genesis.
+pub const ASERT_ANCHOR_HEIGHT: u32 = 1;
+
+/// The ASERT anchor block (docs/CONSENSUS.md, "Difficulty"): what the difficulty of every later
+/// block is computed from, as Bitcoin Cash's aserti3-2d is computed from its fork block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AsertAnchor {
+    /// The anchor block's time (Unix seconds).
+    pub time: u32,
+    /// The anchor block's bits (the limit, [`anchor_bits_are_pow_limit`]).
+    pub bits: CompactTarget,
+}
+
+impl AsertAnchor {
+    /// The anchor of a chain whose block at [`ASERT_ANCHOR_HEIGHT`] has header `h`.
+    pub fn of(h: &BlockHeader) -> AsertAnchor {
+        AsertAnchor { time: h.time, bits: h.bits }
+    }
+}
+
+/// The bits a block needs on top of a parent at `parent_height` with time `parent_time` (Unix
+/// seconds): the limit for the anchor block itself ([`anchor_bits_are_pow_limit`]), ASERT from the
+/// anchor above it ([`asert_bits_after_anchor`]). docs/CONSENSUS.md, "Difficulty".
+///
+/// # Panics
+/// When `parent_height >= ASERT_ANCHOR_HEIGHT` and `anchor` is `None` (a caller that did not look
+/// up its chain's anchor; never a block's data).
+pub fn next_bits(
+    params: &LedgerParams,
+    parent_height: u32,
+    parent_time: u32,
+    anchor: Option<AsertAnchor>,
+) -> CompactTarget {
+    if parent_height < ASERT_ANCHOR_HEIGHT {
+        return anchor_bits_are_pow_limit(params);
+    }
+    let anchor = anchor.expect("next_bits: a parent above genesis needs its chain's ASERT anchor");
+    asert_bits_after_anchor(params, anchor, parent_height, parent_time)
+}
+
+/// Rule (consensus version 2): blocks up to and including the anchor (genesis and the block at
+/// [`ASERT_ANCHOR_HEIGHT`]) carry the chain's proof-of-work limit bits. Source: the aserti3-2d
+/// specification (Bitcoin Cash, 2020-11-15-asert.md, "anchor block"): the anchor's bits are the
+/// reference target; a new chain has no history, so its reference is the easiest target, which
+/// the first miners leave as soon as they are ahead of schedule.
+pub fn anchor_bits_are_pow_limit(params: &LedgerParams) -> CompactTarget {
+    params.genesis.header.bits
+}
+
+/// Rule (consensus version 2): the reference time of the ASERT schedule is the anchor's time minus
+/// one spacing. aserti3-2d (2020-11-15-asert.md, "anchor block") takes the anchor's *parent's*
+/// time, which on Bitcoin Cash was an ordinary block about one spacing before the anchor. powkit's
+/// anchor's parent is genesis, dated when the chain spec was written (for the built-in chains,
+/// when this powkit was released), possibly long before anyone mines: anchoring there would leave
+/// a chain launched later millions of blocks "behind schedule" and pinned at the limit (issue 12,
+/// fault 8). The anchor's own time is the launch; one spacing before it is where its parent would
+/// be on schedule, so the first block after the anchor is exactly on schedule.
+pub fn asert_reference_time(anchor: &AsertAnchor, target_spacing: i64) -> i64 {
+    anchor.time as i64 - target_spacing
+}
+
+/// Rule (consensus version 2): the bits of a block above the anchor are aserti3-2d's
+/// ([`asert_next_bits`], Bitcoin Cash Node `GetNextASERTWorkRequired`) from the anchor's bits,
+/// with `time_diff = parent_time - `[`asert_reference_time`] and `height_diff = parent_height -
+/// `[`ASERT_ANCHOR_HEIGHT`].
+pub fn asert_bits_after_anchor(
+    params: &LedgerParams,
+    anchor: AsertAnchor,
+    parent_height: u32,
+    parent_time: u32,
+) -> CompactTarget {
     asert_next_bits(
-        g.bits,
-        parent_time as i64 - anchor_parent_time,
-        parent_height as i64,
+        anchor.bits,
+        parent_time as i64 - asert_reference_time(&anchor, params.target_spacing),
+        (parent_height - ASERT_ANCHOR_HEIGHT) as i64,
         params.target_spacing,
         params.half_life,
         params.pow_limit,
     )
+}
+
+/// Rule: the first block of a blk file or data directory is this chain's genesis (a genesis block
+/// is any block whose parent is all zeros). A file or store made with another chain's genesis, or
+/// with the genesis of consensus version 1 (anchored at genesis, docs/CONSENSUS.md "Consensus
+/// versions"), is refused by name rather than reported as a block with an unknown parent.
+pub fn genesis_matches_chain(hash: &BlockHash, params: &LedgerParams) -> Result<(), LedgerError> {
+    let want = params.genesis.header.block_hash();
+    if *hash != want {
+        return Err(LedgerError::ForeignGenesis { got: hash.to_string(), want: want.to_string(), chain: params.name });
+    }
+    Ok(())
 }
 
 /// Stage 1, the header rules that need no other block (Bitcoin Core's `CheckBlockHeader`): the target
@@ -117,7 +197,7 @@ pub fn check_header_contextual(
     params: &LedgerParams,
     now: i64,
 ) -> Result<(), ConsensusError> {
-    difficulty_matches_asert(h.bits, next_bits(params, parent.height, parent.time))?;
+    difficulty_matches_asert(h.bits, next_bits(params, parent.height, parent.time, parent.anchor))?;
     rules::time_is_above_median_past(h, parent.recent_times)?;
     rules::time_is_not_too_far_ahead(h, now)?;
     Ok(())
@@ -233,6 +313,20 @@ pub enum LedgerError {
         /// Required.
         want: CompactTarget,
     },
+    /// See [`genesis_matches_chain`].
+    #[error(
+        "genesis block {got} is not {chain}'s genesis {want}: made for another chain, or by a powkit before \
+         consensus version 2 (docs/CONSENSUS.md, \"Consensus versions\"); start a new data directory or \
+         regenerate the file"
+    )]
+    ForeignGenesis {
+        /// The genesis found (display order).
+        got: String,
+        /// This chain's.
+        want: String,
+        /// This chain's name.
+        chain: &'static str,
+    },
     /// See [`transfer_chain_id_matches`].
     #[error("transaction {tx}: chain id {got:#x}, this chain is {want:#x}")]
     ChainId {
@@ -311,6 +405,7 @@ impl LedgerError {
             LedgerError::TooLarge { .. } => "block_size_is_within_limit",
             LedgerError::CoinbaseHeight { .. } => "coinbase_height_matches",
             LedgerError::Difficulty { .. } => "difficulty_matches_asert",
+            LedgerError::ForeignGenesis { .. } => "genesis_matches_chain",
             LedgerError::ChainId { .. } => "transfer_chain_id_matches",
             LedgerError::Signature { .. } => "transfer_signature_is_valid",
             LedgerError::Nonce { .. } => "transfer_nonce_matches",
@@ -439,4 +534,117 @@ pub fn coinbase_commits_state_root(cb: &Coinbase, computed: &StateRoot) -> Resul
         return Err(LedgerError::StateRoot { stated: cb.state_root.to_string(), computed: computed.to_string() });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consensus::LedgerNetwork;
+
+    fn regtest() -> &'static LedgerParams {
+        LedgerNetwork::PowkitRegtest.params()
+    }
+
+    fn header(time: u32, bits: CompactTarget) -> BlockHeader {
+        BlockHeader { time, bits, ..regtest().genesis.header }
+    }
+
+    /// Issue 12, fault 8: a network launched years after its genesis, its blocks coming ten times
+    /// faster than the spacing, leaves the limit at once. Anchored at genesis (consensus version
+    /// 1) the same chain stayed at the limit: millions of blocks "behind schedule".
+    #[test]
+    fn a_chain_launched_years_after_genesis_leaves_the_limit() {
+        let p = regtest();
+        let limit = p.genesis.header.bits;
+        let launch = p.genesis.header.time + 3 * 365 * 24 * 3600;
+        let anchor = AsertAnchor { time: launch, bits: next_bits(p, 0, p.genesis.header.time, None) };
+        assert_eq!(anchor.bits, limit);
+        // Blocks 2..=20 come 0.1 spacing apart (ten in each second).
+        let mut prev = limit.decode().value;
+        for height in 2..=20u32 {
+            let parent_time = launch + (height - 1) / 10;
+            let bits = next_bits(p, height - 1, parent_time, Some(anchor));
+            let t = bits.decode().value;
+            assert!(t <= prev, "height {height}");
+            prev = t;
+        }
+        assert!(prev < limit.decode().value, "still at the limit after 20 fast blocks");
+        // What consensus version 1 gave for the last of them: the limit (kept as the record of the
+        // fault; `asert_next_bits` itself is unchanged).
+        let v1 = asert_next_bits(
+            p.genesis.header.bits,
+            (launch + 1) as i64 - (p.genesis.header.time as i64 - p.target_spacing),
+            19,
+            p.target_spacing,
+            p.half_life,
+            p.pow_limit,
+        );
+        assert_eq!(v1, limit);
+    }
+
+    /// `anchor_bits_are_pow_limit`: the block after genesis carries the limit whatever its time.
+    #[test]
+    fn the_anchor_block_is_at_the_limit() {
+        let p = regtest();
+        for t in [0, p.genesis.header.time, p.genesis.header.time + 10, u32::MAX] {
+            assert_eq!(next_bits(p, 0, t, None), p.genesis.header.bits);
+        }
+        // Breaking only that rule: block 1 with any other bits.
+        let parent = ParentContext {
+            height: 0,
+            time: p.genesis.header.time,
+            recent_times: &[p.genesis.header.time],
+            anchor: None,
+        };
+        let ok = header(p.genesis.header.time + 1, p.genesis.header.bits);
+        assert_eq!(check_header_contextual(&ok, &parent, p, CLOCK_PAST_EVERY_HEADER), Ok(()));
+        let bad = header(p.genesis.header.time + 1, CompactTarget(0x1e3fffff));
+        let e = check_header_contextual(&bad, &parent, p, CLOCK_PAST_EVERY_HEADER).unwrap_err();
+        assert_eq!(e.rule(), "difficulty_matches_asert");
+    }
+
+    /// `asert_reference_time`: the schedule starts one spacing before the anchor, so a chain on
+    /// schedule from its anchor keeps the anchor's bits, and one a half-life ahead of it has half
+    /// the target; the genesis time plays no part.
+    #[test]
+    fn the_schedule_starts_at_the_anchor() {
+        let p = regtest();
+        let anchor = AsertAnchor { time: 2_000_000_000, bits: p.genesis.header.bits };
+        assert_eq!(asert_reference_time(&anchor, p.target_spacing), 2_000_000_000 - p.target_spacing);
+        for n in 1..50u32 {
+            let on_schedule = anchor.time + (n - 1) * p.target_spacing as u32;
+            assert_eq!(next_bits(p, n, on_schedule, Some(anchor)), anchor.bits, "height {n}");
+        }
+        // 100 blocks, a half-life ahead of schedule: half the limit (within compact rounding).
+        let ahead = anchor.time + 99 * p.target_spacing as u32 - p.half_life as u32;
+        let t = next_bits(p, 100, ahead, Some(anchor)).decode().value;
+        let half = p.pow_limit.0.shr_bits(1);
+        assert!(t <= half && t >= half.shr_bits(1).wrapping_add(half.shr_bits(2)), "{t:?}");
+        // Breaking only `difficulty_matches_asert` above the anchor: the limit's bits when ASERT
+        // asks for less.
+        let times = [ahead];
+        let parent = ParentContext { height: 100, time: ahead, recent_times: &times, anchor: Some(anchor) };
+        let bad = header(ahead + 1, p.genesis.header.bits);
+        let e = check_header_contextual(&bad, &parent, p, CLOCK_PAST_EVERY_HEADER).unwrap_err();
+        assert_eq!(e.rule(), "difficulty_matches_asert");
+        let good = header(ahead + 1, next_bits(p, 100, ahead, Some(anchor)));
+        assert_eq!(check_header_contextual(&good, &parent, p, CLOCK_PAST_EVERY_HEADER), Ok(()));
+    }
+
+    #[test]
+    #[should_panic(expected = "ASERT anchor")]
+    fn above_genesis_the_anchor_is_required() {
+        next_bits(regtest(), 1, 0, None);
+    }
+
+    /// `genesis_matches_chain`: another genesis is named, with both hashes.
+    #[test]
+    fn a_foreign_genesis_is_refused_by_name() {
+        let p = regtest();
+        assert_eq!(genesis_matches_chain(&p.genesis.header.block_hash(), p), Ok(()));
+        let other = LedgerNetwork::Powkit.params().genesis.header.block_hash();
+        let e = genesis_matches_chain(&other, p).unwrap_err();
+        assert_eq!(e.rule(), "genesis_matches_chain");
+        assert!(e.to_string().contains(&other.to_string()) && e.to_string().contains("consensus version 2"), "{e}");
+    }
 }

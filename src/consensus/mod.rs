@@ -8,5 +8,8 @@ pub mod params;
 pub mod pow;
 pub mod rules;
 
-pub use params::{BitcoinNetwork, BitcoinParams, LedgerNetwork, LedgerParams, Network, UnknownNetwork};
+pub use params::{
+    BitcoinNetwork, BitcoinParams, ChainArgError, ChainSpec, LedgerNetwork, LedgerParams, Network, SpecError,
+    UnknownNetwork,
+};
 pub use rules::RuleError;

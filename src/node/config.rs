@@ -100,6 +100,8 @@ pub fn default_ports(chain: LedgerNetwork) -> (u16, u16) {
     match chain {
         LedgerNetwork::Powkit => (8633, 8632),
         LedgerNetwork::PowkitRegtest => (18633, 18632),
+        // Chains from spec files (`--chain FILE`): their own pair, so one never meets a built-in.
+        LedgerNetwork::Custom(_) => (28633, 28632),
     }
 }
 
@@ -156,8 +158,9 @@ impl Settings {
     /// `self` (the flags) over `file` over the defaults.
     pub fn resolve(self, file: Settings, datadir: PathBuf) -> Result<NodeConfig, String> {
         let network = self.chain.or(file.chain).unwrap_or(Network::Ledger(LedgerNetwork::PowkitRegtest));
-        let chain =
-            network.ledger().ok_or_else(|| format!("chain {:?}: expected powkit or powkit-regtest", network.name()))?;
+        let chain = network.ledger().ok_or_else(|| {
+            format!("chain {:?}: expected powkit, powkit-regtest or a powkit chain spec file", network.name())
+        })?;
         let (p2p_port, rpc_port) = default_ports(chain);
         let addr = |what: &str, v: Option<String>, default: u16| -> Result<Option<SocketAddr>, String> {
             match v.as_deref() {

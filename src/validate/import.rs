@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::read::{Format, Reader};
 use super::{Invalid, ValidateError};
 use crate::chain::Follower;
-use crate::consensus::ledger::{check_block_alone, check_signatures};
+use crate::consensus::ledger::{check_block_alone, check_signatures, ConsensusError};
 use crate::consensus::LedgerParams;
 use crate::ledger::LedgerBlock;
 use crate::primitives::BlockHash;
@@ -84,7 +84,11 @@ pub fn import(
             prev: Some(b.header.prev_blockhash),
         };
         if !f.extends(&b) {
-            let e = crate::consensus::rules::RuleError::UnknownParent { prev: b.header.prev_blockhash };
+            let prev = b.header.prev_blockhash;
+            let e = match crate::consensus::ledger::genesis_matches_chain(&hash, params) {
+                Err(g) if prev == BlockHash::ZERO => ConsensusError::Ledger(g),
+                _ => ConsensusError::Header(crate::consensus::rules::RuleError::UnknownParent { prev }),
+            };
             invalid = Some(broken(e.rule(), e.to_string()));
             break;
         }

@@ -111,8 +111,11 @@ pub fn follow(
                         continue;
                     }
                     if !f.extends(&p.block) {
-                        let e =
-                            ConsensusError::Header(RuleError::UnknownParent { prev: p.block.header.prev_blockhash });
+                        let prev = p.block.header.prev_blockhash;
+                        let e = match crate::consensus::ledger::genesis_matches_chain(&p.hash, params) {
+                            Err(g) if prev == BlockHash::ZERO => ConsensusError::Ledger(g),
+                            _ => ConsensusError::Header(RuleError::UnknownParent { prev }),
+                        };
                         return (f, blocks, txs, Some(stop_invalid(&files2, &p.rec, &p.block, &p.hash, None, e)));
                     }
                     if let Err(e) = f.connect(&p.block, &p.hash, now) {

@@ -3,27 +3,31 @@
 //!
 //! - [`bitcoin`]: Bitcoin's networks ([`BitcoinNetwork`]) and their parameters ([`BitcoinParams`]).
 //! - [`ledger`]: powkit's own chains ([`LedgerNetwork`]) and their parameters ([`LedgerParams`]).
+//! - [`spec`]: chain specs, powkit chains described in a file ([`ChainSpec`], `--chain FILE`).
 
 pub mod bitcoin;
 pub mod ledger;
+pub mod spec;
 
 use std::fmt;
 use std::str::FromStr;
 
 pub use bitcoin::{BitcoinNetwork, BitcoinParams};
 pub use ledger::{LedgerNetwork, LedgerParams};
+pub use spec::{ChainSpec, SpecError};
 
-/// Any chain powkit knows, of either family: what `--chain` names.
+/// Any chain powkit knows, of either family: what `--chain` names (a built-in name, or a chain spec
+/// file for a powkit chain).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Network {
     /// A Bitcoin network: `bitcoin`, `bitcoin-testnet`, `bitcoin-regtest`.
     Bitcoin(BitcoinNetwork),
-    /// A powkit chain: `powkit`, `powkit-regtest`.
+    /// A powkit chain: `powkit`, `powkit-regtest`, or one from a spec file.
     Ledger(LedgerNetwork),
 }
 
 impl Network {
-    /// Every network, Bitcoin's first, in the order error messages list them.
+    /// Every built-in network, Bitcoin's first, in the order error messages list them.
     pub const ALL: [Network; 5] = [
         Network::Bitcoin(BitcoinNetwork::Bitcoin),
         Network::Bitcoin(BitcoinNetwork::BitcoinTestnet),
@@ -68,20 +72,42 @@ impl fmt::Display for Network {
     }
 }
 
-/// A `--chain` name that is none of [`Network::ALL`]. Displays as
-/// `unknown chain 'NAME' (expected bitcoin, bitcoin-testnet, bitcoin-regtest, powkit, powkit-regtest)`.
+/// A `--chain` name that is none of [`Network::ALL`] and not a file. Displays as `unknown chain
+/// 'NAME' (expected bitcoin, bitcoin-testnet, bitcoin-regtest, powkit, powkit-regtest, or a chain
+/// spec file from \`powkit chain new\`)`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown chain '{0}' (expected {names})", names = Network::names())]
+#[error("unknown chain '{0}' (expected {names}, or a chain spec file from `powkit chain new`)", names = Network::names())]
 pub struct UnknownNetwork(pub String);
 
+/// Why a `--chain` value was refused: an unknown name, or a spec file that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChainArgError {
+    /// Not a built-in name, and no file of that name.
+    #[error(transparent)]
+    Unknown(#[from] UnknownNetwork),
+    /// A spec file that cannot be read or breaks a limit.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+}
+
 impl FromStr for Network {
-    type Err = UnknownNetwork;
-    /// One of the five names, exactly.
+    type Err = ChainArgError;
+    /// One of the five built-in names, exactly; otherwise, when `s` names a file or looks like a
+    /// path (holds a `/` or ends in `.json`), the chain spec in that file ([`ChainSpec::load`]:
+    /// loaded, checked, and leaked for the life of the process).
     ///
     /// # Errors
-    /// Any other string ([`UnknownNetwork`], which lists the names).
-    fn from_str(s: &str) -> Result<Network, UnknownNetwork> {
-        Network::ALL.into_iter().find(|n| n.name() == s).ok_or_else(|| UnknownNetwork(s.to_string()))
+    /// Any other string ([`UnknownNetwork`], which lists the names), or a spec that cannot be read
+    /// or is not valid ([`SpecError`], which names the file, the field and why).
+    fn from_str(s: &str) -> Result<Network, ChainArgError> {
+        if let Some(n) = Network::ALL.into_iter().find(|n| n.name() == s) {
+            return Ok(n);
+        }
+        let path = std::path::Path::new(s);
+        if s.contains('/') || s.ends_with(".json") || path.is_file() {
+            return Ok(Network::Ledger(LedgerNetwork::Custom(ChainSpec::load(path)?)));
+        }
+        Err(UnknownNetwork(s.to_string()).into())
     }
 }
 
@@ -105,7 +131,11 @@ mod tests {
         let e = "bitcoin-mainnet".parse::<Network>().unwrap_err().to_string();
         assert_eq!(
             e,
-            "unknown chain 'bitcoin-mainnet' (expected bitcoin, bitcoin-testnet, bitcoin-regtest, powkit, powkit-regtest)"
+            "unknown chain 'bitcoin-mainnet' (expected bitcoin, bitcoin-testnet, bitcoin-regtest, powkit, \
+             powkit-regtest, or a chain spec file from `powkit chain new`)"
         );
+        // Something path-like is read as a spec file, and its errors name the file.
+        let e = "no/such/spec.json".parse::<Network>().unwrap_err().to_string();
+        assert!(e.starts_with("chain spec no/such/spec.json: file: "), "{e}");
     }
 }
