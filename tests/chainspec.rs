@@ -247,9 +247,13 @@ fn mine_chain(
         assert!(t0.elapsed() < Duration::from_secs(30), "the node did not start");
         std::thread::sleep(Duration::from_millis(50));
     };
+    // The cookie is written before node.json (the RPC server starts first).
+    let auth = powkit::node::rpc::RpcAuth::from_datadir(dir).expect("the node's cookie");
     loop {
-        let h =
-            powkit::node::rpc::call_remote(&rpc, "getblockcount", json!([])).ok().and_then(|v| v.as_u64()).unwrap_or(0);
+        let h = powkit::node::rpc::call_remote(&rpc, &auth, "getblockcount", json!([]))
+            .ok()
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
         if h >= blocks as u64 {
             break;
         }
@@ -339,7 +343,8 @@ fn initial_allocations_fund_keys_at_genesis() {
         assert!(t0.elapsed() < Duration::from_secs(30), "the node did not start");
         std::thread::sleep(Duration::from_millis(50));
     };
-    let call = |m: &str, p: Value| powkit::node::rpc::call_remote(&rpc, m, p);
+    let auth = powkit::node::rpc::RpcAuth::from_datadir(&data).expect("the node's cookie");
+    let call = |m: &str, p: Value| powkit::node::rpc::call_remote(&rpc, &auth, m, p);
     let acct = call("getaccount", json!([pk])).unwrap();
     assert_eq!(acct["balance"], 5000, "{acct}");
     let to = "22".repeat(32);
