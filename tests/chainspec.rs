@@ -248,7 +248,7 @@ fn mine_chain(
         std::thread::sleep(Duration::from_millis(50));
     };
     // The cookie is written before node.json (the RPC server starts first).
-    let auth = powkit::node::rpc::RpcAuth::from_datadir(dir).expect("the node's cookie");
+    let auth = powkit::node::rpc::RpcAuth::from_datadir(&data).expect("the node's cookie");
     loop {
         let h = powkit::node::rpc::call_remote(&rpc, &auth, "getblockcount", json!([]))
             .ok()

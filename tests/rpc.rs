@@ -395,6 +395,8 @@ fn valid(name: &str, genesis: &str) -> Value {
         "blockhash" => json!(genesis),
         "node" => json!("127.0.0.1:9"),
         "nblocks" => json!(1),
+        "subnet" => json!("10.1.2.3"),
+        "command" => json!("add"),
         other => panic!("no valid value for {other}"),
     }
 }
@@ -446,6 +448,10 @@ fn every_parameter_of_every_method_is_typed_and_range_checked() {
         bad("addnode", json!([a]));
     }
     bad("addnode", json!(["127.0.0.1:9", "connect"]));
+    for p in [json!(["10.1.2.3", "ban"]), json!(["10.1.2.3", "add", 0]), json!(["10.1.2.3", "add", 315360001u64])] {
+        bad("setban", p);
+    }
+    assert_eq!(n.rpc("listbanned", json!([])), json!([]), "a refused setban banned something");
     // Nothing was mined or stopped by any of it; named parameters work.
     assert_eq!(n.rpc("getblockcount", json!([])), 0);
     assert_eq!(n.rpc("generate", json!({"nblocks": 2, "pubkey": pk})).as_array().unwrap().len(), 2);
@@ -543,5 +549,27 @@ fn http_framing_is_strict() {
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     assert_eq!(body(&resp)["result"], 0, "{resp}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_request_without_credentials_is_refused_before_its_body_is_read() {
+    // Review of issue 12's RPC work: the server read (and held) a body of up to 8 MiB before checking
+    // credentials, and held a non-evictable slot while doing so; a head without valid credentials
+    // is now answered 401 at once, without waiting for the body.
+    let d = tmp("auth-before-body");
+    let n = Node::start(&d.join("n"), &[]);
+    for auth in ["", "Authorization: Basic eDp5\r\n"] {
+        let mut s = TcpStream::connect(&n.rpc).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let head = format!("POST / HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 8000000\r\n\r\n");
+        s.write_all(head.as_bytes()).unwrap();
+        let t = Instant::now();
+        let mut resp = Vec::new();
+        let _ = s.read_to_end(&mut resp);
+        let resp = String::from_utf8_lossy(&resp);
+        assert!(resp.starts_with("HTTP/1.1 401"), "{auth:?}: {resp}");
+        assert!(t.elapsed() < Duration::from_secs(2), "{auth:?}: 401 after {:?} (it waited for the body)", t.elapsed());
+    }
     let _ = std::fs::remove_dir_all(&d);
 }

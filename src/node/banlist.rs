@@ -47,6 +47,9 @@ pub fn parse_key(s: &str) -> Result<String, String> {
     }
 }
 
+/// Most bans kept (automatic and `setban` together); past it the ban that ends soonest goes.
+pub const MAX_BANS: usize = 10_000;
+
 /// The ban list and its file.
 #[derive(Debug)]
 pub struct BanList {
@@ -114,9 +117,18 @@ impl BanList {
 
     /// Bans `key` until `until` (a longer existing ban is kept) and saves.
     pub fn ban(&mut self, key: String, until: i64, reason: String) {
-        let e = self.bans.entry(key).or_insert(Ban { until, reason: reason.clone() });
+        let e = self.bans.entry(key.clone()).or_insert(Ban { until, reason: reason.clone() });
         if e.until <= until {
             *e = Ban { until, reason };
+        }
+        // Bounded: past MAX_BANS the ban that ends soonest (never the new one) is dropped.
+        while self.bans.len() > MAX_BANS {
+            let Some(first) =
+                self.bans.iter().filter(|(k, _)| **k != key).min_by_key(|(_, b)| b.until).map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            self.bans.remove(&first);
         }
         self.save();
     }
@@ -252,5 +264,20 @@ mod tests {
         assert_eq!(l.iter().count(), 0);
         assert!(d.join("banlist.json.bad").exists());
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn the_list_is_bounded_and_drops_the_ban_that_ends_soonest() {
+        let mut l = BanList::in_memory();
+        for i in 0..MAX_BANS as i64 + 5 {
+            l.ban(format!("10.0.{}.{}", i / 256, i % 256), 1_000 + i, "test".into());
+        }
+        assert_eq!(l.bans.len(), MAX_BANS);
+        assert!(!l.is_banned("10.0.0.0", 0), "the soonest-ending ban stays");
+        assert!(l.is_banned(&format!("10.0.{}.{}", (MAX_BANS + 4) / 256, (MAX_BANS + 4) % 256), 0));
+        // A new ban is kept even when it ends soonest.
+        l.ban("10.9.9.9".into(), 1, "short".into());
+        assert!(l.is_banned("10.9.9.9", 0));
+        assert_eq!(l.bans.len(), MAX_BANS);
     }
 }

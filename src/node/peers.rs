@@ -268,8 +268,17 @@ impl Node {
             tracing::warn!(peer = id, addr = %p.conn.addr, score = p.score, "misbehaving: {cause} (+{score})");
             return;
         }
-        let key = p.ban_key();
         let reason = p.causes.join("; ");
+        if p.dialed.is_none() && !p.ready() {
+            // An inbound connection that misbehaves before finishing the handshake is only
+            // disconnected: its address is one ephemeral port (loopback) or an address it can
+            // change at will, so a ban would protect nothing and every such connection would grow
+            // the ban list and rewrite banlist.json on the chain thread.
+            tracing::warn!(peer = id, addr = %p.conn.addr, "disconnected before the handshake (not banned): {reason}");
+            self.disconnect(id, cause);
+            return;
+        }
+        let key = p.ban_key();
         tracing::warn!(peer = id, addr = %p.conn.addr, ban = %key, "banned for {} s: {reason}", self.cfg.ban_seconds);
         self.banned.ban(key, unix_now().saturating_add(self.cfg.ban_seconds as i64), reason);
         self.disconnect(id, cause);

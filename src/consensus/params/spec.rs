@@ -61,6 +61,10 @@ pub struct ChainSpec {
 /// Most initial allocations a spec may hold (they are written to the state at genesis).
 pub const MAX_ALLOCATIONS: usize = 100_000;
 
+/// Most bytes in a spec file: room for [`MAX_ALLOCATIONS`] allocations (about 100 bytes of JSON
+/// each) and the rest.
+pub const MAX_SPEC_BYTES: u64 = 32 * 1024 * 1024;
+
 /// One initial allocation: `amount` base units to the public key `key` (64 hex digits).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,7 +98,10 @@ impl ChainSpec {
     pub fn load(path: &Path) -> Result<&'static LedgerParams, SpecError> {
         let file = path.display().to_string();
         let err = |field, why: String| SpecError { file: file.clone(), field, why };
-        let text = std::fs::read_to_string(path).map_err(|e| err("file", e.to_string()))?;
+        // Read at most MAX_SPEC_BYTES + 1 bytes: a spec comes from whoever launched the network.
+        let bytes =
+            crate::primitives::lines::read_small_file(path, MAX_SPEC_BYTES).map_err(|e| err("file", e.to_string()))?;
+        let text = String::from_utf8(bytes).map_err(|e| err("file", format!("not UTF-8: {e}")))?;
         let spec: ChainSpec = serde_json::from_str(&text).map_err(|e| err("json", e.to_string()))?;
         let params = spec.to_params().map_err(|e| SpecError { file: file.clone(), ..e })?;
         Ok(Box::leak(Box::new(params)))

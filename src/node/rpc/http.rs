@@ -37,12 +37,16 @@ pub struct HttpRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpError {
     /// The bytes are a valid beginning: more are needed. `head`: whether the head is complete (the
-    /// body is missing); `expect_continue`: whether the client waits for `100 Continue`.
+    /// body is missing); `expect_continue`: whether the client waits for `100 Continue`;
+    /// `authorization`: the head's `Authorization` value once the head is complete, so a server
+    /// can refuse a request without credentials before reading (and holding) its body.
     Incomplete {
         /// The head is complete.
         head: bool,
         /// `Expect: 100-continue` was sent.
         expect_continue: bool,
+        /// The `Authorization` header's value (only when `head` is true).
+        authorization: Option<String>,
     },
     /// The request is refused: the HTTP status to answer with and why.
     Invalid {
@@ -84,7 +88,7 @@ pub fn parse_http_request(bytes: &[u8]) -> Result<HttpRequest, HttpError> {
             if bytes.len() - start > MAX_HEAD {
                 return Err(invalid(431, format!("request head above {MAX_HEAD} bytes")));
             }
-            return Err(HttpError::Incomplete { head: false, expect_continue: false });
+            return Err(HttpError::Incomplete { head: false, expect_continue: false, authorization: None });
         };
         let mut line = &bytes[at..at + nl];
         at += nl + 1;
@@ -195,7 +199,7 @@ pub fn parse_http_request(bytes: &[u8]) -> Result<HttpRequest, HttpError> {
     }
     let body = &bytes[head_end..];
     if body.len() < n {
-        return Err(HttpError::Incomplete { head: true, expect_continue });
+        return Err(HttpError::Incomplete { head: true, expect_continue, authorization });
     }
     Ok(HttpRequest { target: target.to_string(), authorization, body: body[..n].to_vec() })
 }
@@ -223,7 +227,7 @@ mod tests {
         }
         assert_eq!(
             parse_http_request(&ok[..ok.len() - 1]),
-            Err(HttpError::Incomplete { head: true, expect_continue: false })
+            Err(HttpError::Incomplete { head: true, expect_continue: false, authorization: Some("Basic YTpi".into()) })
         );
         // Bare LF line ends, leading empty lines, a list of equal lengths: accepted.
         assert_eq!(status(b"\r\nPOST / HTTP/1.1\nHost: x\nContent-Length: 1, 1\n\n1"), 200);
@@ -257,7 +261,7 @@ mod tests {
         assert_eq!(status(&vec![b'\n'; MAX_HEAD + 10]), 431);
         assert_eq!(
             parse_http_request(b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"),
-            Err(HttpError::Incomplete { head: true, expect_continue: true })
+            Err(HttpError::Incomplete { head: true, expect_continue: true, authorization: None })
         );
     }
 }

@@ -371,69 +371,94 @@ fn error_text(code: i64, message: &str) -> String {
     response_text(None, Err(RpcError { code, message: message.into() }))
 }
 
-/// Reads one request under the deadlines: the request, or the status and message to refuse it
-/// with (`None`: the client closed without sending anything).
-fn read_request(stream: &TcpStream) -> Result<HttpRequest, Option<(u16, String)>> {
+/// Why [`read_request`] read no request to answer.
+enum ReadFail {
+    /// The client closed without sending anything.
+    Closed,
+    /// Refuse with this status and message.
+    Refuse(u16, String),
+    /// The head came without valid credentials (`true`: some were sent): answer 401 without
+    /// reading the body.
+    Unauthorized(bool),
+}
+
+/// Reads one request under the deadlines. Credentials are checked as soon as the head is
+/// complete: a request without valid ones is refused before its body is read (so an
+/// unauthenticated client never makes the server hold a body of up to [`MAX_BODY`] bytes), and
+/// before `100 Continue` is sent.
+fn read_request(stream: &TcpStream, creds: &Credentials) -> Result<HttpRequest, ReadFail> {
     let opened = Instant::now();
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 64 * 1024];
     let mut continued = false;
+    let mut authorized = false;
     loop {
-        let head_done = match parse_http_request(&buf) {
-            Ok(r) => return Ok(r),
-            Err(HttpError::Invalid { status, message }) => return Err(Some((status, message))),
-            Err(HttpError::Incomplete { head, expect_continue }) => {
-                if expect_continue && !continued {
-                    continued = true;
-                    let mut s = stream;
-                    let _ = s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
-                }
-                head
+        let (head_done, authorization, expect_continue) = match parse_http_request(&buf) {
+            Ok(r) => (true, r.authorization.clone(), false),
+            Err(HttpError::Invalid { status, message }) => return Err(ReadFail::Refuse(status, message)),
+            Err(HttpError::Incomplete { head, expect_continue, authorization }) => {
+                (head, authorization, expect_continue)
             }
         };
+        if head_done && !authorized {
+            if !creds.check(authorization.as_deref()) {
+                return Err(ReadFail::Unauthorized(authorization.is_some()));
+            }
+            authorized = true;
+        }
+        if let Ok(r) = parse_http_request(&buf) {
+            return Ok(r);
+        }
+        if expect_continue && !continued {
+            continued = true;
+            let mut s = stream;
+            let _ = s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
         let deadline = opened + if head_done { REQUEST_TIMEOUT } else { HEAD_TIMEOUT };
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             let what = if head_done { "the request" } else { "the request head" };
             let limit = if head_done { REQUEST_TIMEOUT } else { HEAD_TIMEOUT };
-            return Err(Some((408, format!("{what} took more than {} s to arrive", limit.as_secs()))));
+            return Err(ReadFail::Refuse(408, format!("{what} took more than {} s to arrive", limit.as_secs())));
         }
         let _ = stream.set_read_timeout(Some(left));
         let mut s = stream;
         match s.read(&mut chunk) {
-            Ok(0) if buf.is_empty() => return Err(None),
-            Ok(0) => return Err(Some((400, "the connection closed before the request was complete".into()))),
+            Ok(0) if buf.is_empty() => return Err(ReadFail::Closed),
+            Ok(0) => return Err(ReadFail::Refuse(400, "the connection closed before the request was complete".into())),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return Err(None),
+            Err(_) => return Err(ReadFail::Closed),
         }
     }
 }
 
 fn handle_connection(stream: TcpStream, ctx: &Ctx, slots: &Slots, id: u64) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(30)));
-    let req = match read_request(&stream) {
+    let req = match read_request(&stream, &ctx.creds) {
         Ok(r) => r,
-        Err(None) => return,
-        Err(Some((status, msg))) => {
+        Err(ReadFail::Closed) => return,
+        Err(ReadFail::Refuse(status, msg)) => {
             let extra: &[&str] = if status == 405 { &["Allow: POST"] } else { &[] };
             let _ = respond(&stream, status, &error_text(-32600, &msg), extra);
             return;
         }
+        Err(ReadFail::Unauthorized(sent)) => {
+            // Bitcoin Core's delay against guessing; the slot stays evictable meanwhile, so
+            // clients failing authentication cannot hold the slots honest clients need.
+            std::thread::sleep(AUTH_FAIL_DELAY);
+            let why = if sent { "wrong credentials" } else { "credentials required" };
+            tracing::debug!("rpc: 401 ({why})");
+            let msg = format!("{why}: HTTP Basic with the cookie (DATADIR/{COOKIE_FILE}) or an --rpcauth user");
+            let _ = respond(&stream, 401, &error_text(-32600, &msg), &["WWW-Authenticate: Basic realm=\"jsonrpc\""]);
+            return;
+        }
     };
-    // Answering now: no longer evictable.
+    // Authenticated and answering now: no longer evictable.
     match slots.lock().expect("rpc slots").get_mut(&id) {
         Some(s) => s.reading = false,
         None => return,
-    }
-    if !ctx.creds.check(req.authorization.as_deref()) {
-        std::thread::sleep(AUTH_FAIL_DELAY);
-        let why = if req.authorization.is_some() { "wrong credentials" } else { "credentials required" };
-        tracing::debug!("rpc: 401 ({why})");
-        let msg = format!("{why}: HTTP Basic with the cookie (DATADIR/{COOKIE_FILE}) or an --rpcauth user");
-        let _ = respond(&stream, 401, &error_text(-32600, &msg), &["WWW-Authenticate: Basic realm=\"jsonrpc\""]);
-        return;
     }
     let (status, body) = match parse_json_request(&req.body) {
         Err(e) => (200, response_text(None, Err(e))),
@@ -580,8 +605,14 @@ pub fn call_remote(addr: &str, auth: &RpcAuth, method: &str, params: Value) -> R
         body.len()
     );
     s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    // A response is bounded like a request body (hex of the largest block, in JSON) plus its head:
+    // a remote `--rpc` server cannot make the client hold more.
+    let limit = (2 * MAX_BODY + MAX_HEAD) as u64;
     let mut resp = String::new();
-    s.read_to_string(&mut resp).map_err(|e| e.to_string())?;
+    (&s).take(limit + 1).read_to_string(&mut resp).map_err(|e| e.to_string())?;
+    if resp.len() as u64 > limit {
+        return Err(format!("the response from {addr} is longer than {limit} bytes"));
+    }
     let status = resp.split(' ').nth(1).and_then(|c| c.parse::<u16>().ok()).ok_or("no HTTP status line")?;
     let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).ok_or("no HTTP body")?;
     if status == 401 {
