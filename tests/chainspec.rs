@@ -2,6 +2,9 @@
 //! `--chain FILE` on every command, data and files of consensus version 1 refused by name, and the
 //! acceptance bars measured on real mining nodes.
 
+mod common;
+use common::powkit;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -12,14 +15,7 @@ use powkit::store::Store;
 use serde_json::{json, Value};
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("powkit-chainspec-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn powkit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_powkit")).args(args).output().expect("run powkit")
+    common::tmp_dir("chainspec", name)
 }
 
 fn text(o: &Output) -> String {

@@ -2,7 +2,7 @@
 //! Byzantine cases, over a raw P2P connection speaking the protocol by hand.
 
 mod common;
-use common::have_gpu;
+use common::{have_gpu, new_key, powkit};
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -27,20 +27,7 @@ fn params() -> &'static LedgerParams {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("powkit-node-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn powkit(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_powkit")).args(args).output().expect("run powkit")
-}
-
-fn new_key(path: &Path) -> String {
-    let out = powkit(&["key", "new", "--out", path.to_str().unwrap()]);
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    common::tmp_dir("node", name)
 }
 
 /// A node process; killed when dropped.

@@ -4,6 +4,9 @@
 //! and `addnode`'s bounds. Real node processes on loopback, called over raw HTTP where the framing
 //! matters.
 
+mod common;
+use common::{new_key, powkit};
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -15,20 +18,7 @@ use powkit::node::rpc::{call_remote, RpcAuth, METHODS};
 use serde_json::{json, Value};
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("powkit-rpc-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn powkit(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_powkit")).args(args).output().expect("run powkit")
-}
-
-fn new_key(path: &Path) -> String {
-    let out = powkit(&["key", "new", "--out", path.to_str().unwrap()]);
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    common::tmp_dir("rpc", name)
 }
 
 /// A node process; killed when dropped.

@@ -2,6 +2,7 @@
 
 /// Whether a GPU adapter exists (`powkit gpu list --json`); without one the GPU tests skip with a
 /// printed reason, unless POWKIT_REQUIRE_GPU=1 (CI) makes that a failure.
+#[allow(dead_code)] // each test binary uses its own subset of these helpers
 pub fn have_gpu() -> bool {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_powkit"))
         .args(["gpu", "list", "--json"])
@@ -17,4 +18,27 @@ pub fn have_gpu() -> bool {
         eprintln!("skipping: no GPU adapter (install mesa-vulkan-drivers for lavapipe)");
     }
     n > 0
+}
+
+/// A fresh, empty directory `powkit-SUITE-NAME-PID` under the system's temporary directory.
+#[allow(dead_code)]
+pub fn tmp_dir(suite: &str, name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("powkit-{suite}-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs the `powkit` binary under test with `args` and returns its output.
+#[allow(dead_code)]
+pub fn powkit(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_powkit")).args(args).output().expect("run powkit")
+}
+
+/// `powkit key new --out PATH`: writes a key and returns its public key (hex).
+#[allow(dead_code)]
+pub fn new_key(path: &std::path::Path) -> String {
+    let out = powkit(&["key", "new", "--out", path.to_str().unwrap()]);
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
