@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use powkit::ledger::{LedgerBlock, LedgerTx};
 use powkit::net::frame::{encode_frame, read_frame, read_frame_limited};
-use powkit::net::message::Message;
+use powkit::net::message::{self, Message};
 use powkit::node::rpc::{parse_http_request, parse_json_request, HttpError, JsonRequest, MAX_BATCH, MAX_BODY};
 use powkit::primitives::encoding::{serialize, Decodable, Encodable, Reader};
 use powkit::primitives::{Block, Transaction};
@@ -24,22 +24,16 @@ const BITCOIN_MAGIC: [u8; 4] = [0xf9, 0xbe, 0xb4, 0xd9];
 /// powkit-regtest's magic (P2P frames).
 const POWKIT_MAGIC: [u8; 4] = [0x70, 0x6b, 0x77, 0xff];
 
-/// The commands `Message::decode` knows, and one it does not.
-const COMMANDS: [&str; 13] = [
-    "version",
-    "verack",
-    "ping",
-    "pong",
-    "getheaders",
-    "headers",
-    "inv",
-    "getdata",
-    "notfound",
-    "block",
-    "tx",
-    "getaddr",
-    "sendheaders",
-];
+/// The commands `Message::decode` knows (`net::message::COMMANDS`), and one it does not.
+const COMMANDS: [&str; 13] = {
+    let mut c = ["getaddr"; 13];
+    let mut i = 0;
+    while i < message::COMMANDS.len() {
+        c[i] = message::COMMANDS[i];
+        i += 1;
+    }
+    c
+};
 
 /// Decodes one `T` from the front of `data`; when that succeeds, its encoding must be exactly the
 /// bytes consumed. Returns the value and how many bytes it used.

@@ -17,6 +17,21 @@ pub const MIN_PROTOCOL_VERSION: u32 = 2;
 pub const NODE_NETWORK: u64 = 1;
 /// Most block locator hashes in `getheaders`.
 pub const MAX_LOCATOR: u64 = 64;
+/// Every message command this protocol version knows ([`Message::command`]'s values).
+pub const COMMANDS: [&str; 12] = [
+    "version",
+    "verack",
+    "ping",
+    "pong",
+    "getheaders",
+    "headers",
+    "inv",
+    "getdata",
+    "notfound",
+    "block",
+    "tx",
+    "sendheaders",
+];
 /// Most headers in one `headers` message.
 pub const MAX_HEADERS: u64 = 2000;
 /// Most items in one `inv`, `getdata` or `notfound`.
@@ -409,20 +424,7 @@ mod tests {
     fn random_payloads_never_panic() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(9);
-        let cmds = [
-            "version",
-            "verack",
-            "ping",
-            "pong",
-            "getheaders",
-            "headers",
-            "inv",
-            "getdata",
-            "notfound",
-            "block",
-            "tx",
-            "sendheaders",
-        ];
+        let cmds = COMMANDS;
         for _ in 0..20_000 {
             let n = rng.gen_range(0..200);
             let p: Vec<u8> = (0..n).map(|_| rng.gen()).collect();
