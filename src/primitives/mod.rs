@@ -15,5 +15,5 @@ pub use encoding::{deserialize, serialize, Decodable, DecodeError, Encodable};
 pub use hash::{BlockHash, TxMerkleNode, Txid, Wtxid};
 pub use header::{sha256d, BlockHeader, HEADER_SIZE};
 pub use target::{BitsError, CompactTarget, Target, Work};
-pub use tx::{Block, OutPoint, Transaction, TxIn, TxOut};
+pub use tx::{Block, Coin, OutPoint, Transaction, TxIn, TxOut};
 pub use uint::U256;

@@ -48,6 +48,18 @@ pub struct TxOut {
     pub script_pubkey: Vec<u8>,
 }
 
+/// An unspent transaction output as the UTXO set keeps it (Bitcoin Core's `Coin`, coins.h): the
+/// output, the height of the block that created it and whether a coinbase did (coinbase maturity).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Coin {
+    /// The output: value (satoshis) and locking script.
+    pub out: TxOut,
+    /// Height of the block whose transaction created it.
+    pub height: u32,
+    /// Whether that transaction is the block's coinbase.
+    pub is_coinbase: bool,
+}
+
 /// A transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transaction {

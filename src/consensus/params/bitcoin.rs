@@ -6,7 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::primitives::{BlockHeader, CompactTarget, Target, U256};
+use crate::primitives::{BlockHash, BlockHeader, CompactTarget, Target, U256};
 
 /// A Bitcoin network powkit knows (`--chain` names them through [`super::Network`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -81,6 +81,20 @@ pub struct BitcoinParams {
     pub bip65_height: u32,
     /// First height where segwit's witness commitment rules apply (BIP141).
     pub segwit_height: u32,
+    /// First height where BIP68 relative lock times, BIP112 `CHECKSEQUENCEVERIFY` and BIP113's
+    /// median-time-past lock-time cutoff apply (Core's `CSVHeight`).
+    pub csv_height: u32,
+    /// The hash of the block at `bip34_height` on this network's main chain (Core's `BIP34Hash`):
+    /// where a chain contains it, BIP34 makes BIP30's duplicate check redundant until height
+    /// 1,983,702. `None` on regtest (Core's `uint256()`), so BIP30 is always checked there.
+    pub bip34_hash: Option<BlockHash>,
+    /// Blocks between subsidy halvings (Core's `nSubsidyHalvingInterval`: 210,000; 150 on regtest).
+    pub subsidy_halving_interval: u32,
+    /// The blocks whose scripts are checked with only P2SH (BIP16) off, and the one checked with
+    /// only P2SH and WITNESS (taproot off): Core's `script_flag_exceptions` (kernel/chainparams.cpp).
+    /// Each entry is the block hash and whether taproot alone is the exception (`true`) or every
+    /// always-on flag is (`false`: no flags).
+    pub script_flag_exceptions: Vec<(BlockHash, bool)>,
     /// `pow_limit` in compact form (computed once: validation compares against it per header).
     pub pow_limit_bits: CompactTarget,
     /// Blocks per retarget period, `pow_target_timespan / pow_target_spacing` (computed once).
@@ -119,6 +133,24 @@ impl BitcoinParams {
                 bip66_height: 363_725,
                 bip65_height: 388_381,
                 segwit_height: 481_824,
+                csv_height: 419_328,
+                bip34_hash: Some(
+                    BlockHash::from_display_hex("000000000000024b89b42a942fe0d9fea3bb44ab7bd1b19115dd6a759c0808b8")
+                        .expect("a valid hash"),
+                ),
+                subsidy_halving_interval: 210_000,
+                script_flag_exceptions: vec![
+                    (
+                        BlockHash::from_display_hex("00000000000002dc756eebf4f49723ed8d30cc28a5f108eb94b1ba88ac4f9c22")
+                            .expect("a valid hash"),
+                        false,
+                    ),
+                    (
+                        BlockHash::from_display_hex("0000000000000000000f14c35b2d841e986ab5441de8c585d5ffe55ea1e395ad")
+                            .expect("a valid hash"),
+                        true,
+                    ),
+                ],
                 // Derived from the fields above, below.
                 pow_limit_bits: CompactTarget(0),
                 retarget_interval: 0,
@@ -136,6 +168,17 @@ impl BitcoinParams {
                 bip66_height: 330_776,
                 bip65_height: 581_885,
                 segwit_height: 834_624,
+                csv_height: 770_112,
+                bip34_hash: Some(
+                    BlockHash::from_display_hex("0000000023b3a96d3484e5abb3755c413e7d41500f8e2a5c3f0dd01299cd8ef8")
+                        .expect("a valid hash"),
+                ),
+                subsidy_halving_interval: 210_000,
+                script_flag_exceptions: vec![(
+                    BlockHash::from_display_hex("00000000dd30457c001f4095d208cc1296b0eed002427aa599874af7a432b105")
+                        .expect("a valid hash"),
+                    false,
+                )],
                 // Derived from the fields above, below.
                 pow_limit_bits: CompactTarget(0),
                 retarget_interval: 0,
@@ -153,6 +196,10 @@ impl BitcoinParams {
                 bip66_height: 1,
                 bip65_height: 1,
                 segwit_height: 0,
+                csv_height: 1,
+                bip34_hash: None,
+                subsidy_halving_interval: 150,
+                script_flag_exceptions: Vec::new(),
                 // Derived from the fields above, below.
                 pow_limit_bits: CompactTarget(0),
                 retarget_interval: 0,
