@@ -206,11 +206,11 @@ fn block_context_free(b: &Block, hash: &BlockHash, loc: Loc, opts: &Options) -> 
     }
     if opts.no_context {
         // The height-dependent block rules, at the height the coinbase states (BIP34), if any.
-        if let Some(h) = bip34_height(b) {
-            let err = |e| invalid(&opts.files, loc, hash, &b.header.prev_blockhash, Some(h), e);
-            rules::witness_commitment_is_valid(b, h, params).map_err(err)?;
-            rules::block_weight_is_within_limit(b).map_err(err)?;
-        }
+        // Without a stated height the block predates BIP34, so segwit too: witness data is unexpected.
+        let h = bip34_height(b);
+        let err = |e| invalid(&opts.files, loc, hash, &b.header.prev_blockhash, h, e);
+        rules::witness_commitment_is_valid(b, h.unwrap_or(0), params).map_err(err)?;
+        rules::block_weight_is_within_limit(b).map_err(err)?;
     }
     Ok(())
 }

@@ -464,23 +464,23 @@ pub fn script_push_number(n: i64) -> Vec<u8> {
     out
 }
 
-/// BIP141 witness commitment (Bitcoin Core `ContextualCheckBlock`): when segwit is active and a
-/// coinbase output carries the commitment (`OP_RETURN 0x24 aa21a9ed` + 32 bytes; the last such output
-/// counts), the coinbase's witness must be exactly one 32-byte item (the reserved value) and the
-/// commitment must be `sha256d(witness merkle root || reserved value)`, the witness root taken over the
-/// wtxids with the coinbase's as zero. Without a commitment, no transaction may carry witness data.
+/// BIP141 witness commitment (Bitcoin Core `CheckWitnessMalleation`, validation.cpp, called from
+/// `ContextualCheckBlock`): when segwit is active and a coinbase output carries the commitment
+/// (`OP_RETURN 0x24 aa21a9ed` + 32 bytes; the last such output counts), the coinbase's witness must be
+/// exactly one 32-byte item (the reserved value, "bad-witness-nonce-size") and the commitment must be
+/// `sha256d(witness merkle root || reserved value)` ("bad-witness-merkle-match"), the witness root
+/// taken over the wtxids with the coinbase's as zero. Where no commitment applies (before segwit, at
+/// every height, or a block without one) no transaction may carry witness data:
+/// [`witness_data_is_committed`].
 pub fn witness_commitment_is_valid(block: &Block, height: u32, params: &BitcoinParams) -> Result<(), RuleError> {
-    if height < params.segwit_height {
-        return Ok(());
-    }
     let Some(cb) = block.txdata.first() else { return Ok(()) };
-    let commitment = cb
-        .outputs
-        .iter()
-        .rev()
-        .find(|o| o.script_pubkey.len() >= 38 && o.script_pubkey[..6] == [0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed]);
-    match commitment {
-        Some(out) => {
+    if height >= params.segwit_height {
+        let commitment = cb
+            .outputs
+            .iter()
+            .rev()
+            .find(|o| o.script_pubkey.len() >= 38 && o.script_pubkey[..6] == [0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed]);
+        if let Some(out) = commitment {
             let w = &cb.inputs[0].witness;
             if w.len() != 1 || w[0].len() != 32 {
                 return Err(RuleError::WitnessCommitment { reason: "bad-witness-nonce-size" });
@@ -494,12 +494,18 @@ pub fn witness_commitment_is_valid(block: &Block, height: u32, params: &BitcoinP
             if crate::primitives::sha256d(&buf)[..] != out.script_pubkey[6..38] {
                 return Err(RuleError::WitnessCommitment { reason: "bad-witness-merkle-match" });
             }
+            return Ok(());
         }
-        None => {
-            if block.txdata.iter().any(Transaction::has_witness) {
-                return Err(RuleError::WitnessCommitment { reason: "unexpected-witness" });
-            }
-        }
+    }
+    witness_data_is_committed(block)
+}
+
+/// No transaction carries witness data in a block that commits to none (Bitcoin Core
+/// `CheckWitnessMalleation`, "unexpected-witness"): before segwit's activation too, so witness bytes,
+/// which are outside the txid merkle tree, cannot be added to any block without changing its hash.
+pub fn witness_data_is_committed(block: &Block) -> Result<(), RuleError> {
+    if block.txdata.iter().any(Transaction::has_witness) {
+        return Err(RuleError::WitnessCommitment { reason: "unexpected-witness" });
     }
     Ok(())
 }

@@ -250,7 +250,20 @@ fn witness_commitment_rules() {
         witness_commitment_is_valid(&u, 574_200, &p),
         Err(RuleError::WitnessCommitment { reason: "unexpected-witness" })
     );
-    assert!(witness_commitment_is_valid(&u, p.segwit_height - 1, &p).is_ok(), "not checked before activation");
+    // Before segwit no commitment applies, so witness data is unexpected at any height (Core's
+    // CheckWitnessMalleation); the same block with its witnesses stripped is fine there.
+    for height in [0, 170, p.segwit_height - 1] {
+        assert_eq!(
+            witness_commitment_is_valid(&u, height, &p),
+            Err(RuleError::WitnessCommitment { reason: "unexpected-witness" }),
+            "height {height}"
+        );
+        assert_eq!(witness_commitment_is_valid(&b, height, &p), witness_data_is_committed(&b));
+    }
+    let mut stripped = u.clone();
+    stripped.txdata.iter_mut().flat_map(|t| &mut t.inputs).for_each(|i| i.witness.clear());
+    assert!(witness_commitment_is_valid(&stripped, p.segwit_height - 1, &p).is_ok());
+    assert!(witness_data_is_committed(&stripped).is_ok());
 }
 
 /// The counting median check agrees with sorting and comparing (Bitcoin Core's `GetMedianTimePast`)
