@@ -287,15 +287,20 @@ fn orphan_siblings_are_not_stacked_on_each_other() {
     let h3a = mk(&h2a, 4, 3);
     let h3b = mk(&h2b, 5, 3);
     let d = tmpdir("siblings");
-    for (name, order, stale) in [("a", vec![g, h2a, h2b, h1, h3a], 1), ("b", vec![g, h2a, h3b, h2b, h1, h3a], 2)] {
+    // b: once h1 arrives, h2a connects (first seen), h2b waits on a side branch, and h3b (read
+    // before h3a) makes that branch the heaviest: a reorg; h3a only ties it. Most work wins, first
+    // seen on ties, as in Bitcoin Core.
+    for (name, order, stale, tip) in
+        [("a", vec![g, h2a, h2b, h1, h3a], 1, h3a), ("b", vec![g, h2a, h3b, h2b, h1, h3a], 2, h3b)]
+    {
         let f = d.join(format!("{name}.bin"));
         std::fs::write(&f, order.iter().flat_map(|h| h.to_bytes()).collect::<Vec<u8>>()).unwrap();
         let args = ["--chain", "bitcoin-regtest", "--format", "headers", "--no-pow", f.to_str().unwrap()];
         let (code, j) = validate(&args);
         assert_eq!(code, 0, "{j}");
         assert_eq!(j["best_height"], 3, "{j}");
-        assert_eq!(j["tip"], h3a.block_hash().to_string(), "{j}");
-        assert_eq!(j["stale_skipped"], stale, "{j}");
+        assert_eq!(j["tip"], tip.block_hash().to_string(), "{j}");
+        assert_eq!(j["stale_blocks"], stale, "{j}");
     }
 }
 
@@ -344,4 +349,56 @@ fn short_hex_records_are_malformed_not_a_hang() {
     assert_eq!(status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 2: 1 bytes, shorter than an 80-byte header"), "{err}");
+}
+
+/// Reorgs at depth across files, back and forth: branch A (heights 1..10) in one file, branch B
+/// forking at height 4 and reaching 12 in a second (a reorg 6 deep), A continuing to 14 in a third
+/// (a reorg back, 8 deep). The most-work chain wins each time, whatever the order of the files.
+#[test]
+fn deep_reorgs_across_files_follow_the_most_work() {
+    use powkit::consensus::BitcoinNetwork;
+    use powkit::primitives::{BlockHeader, TxMerkleNode};
+    let g = BitcoinNetwork::BitcoinRegtest.params().genesis;
+    let grow = |from: &BlockHeader, n: usize, tag: u8| {
+        let mut out = Vec::new();
+        let mut prev = *from;
+        for i in 0..n {
+            let h = BlockHeader {
+                version: 4,
+                prev_blockhash: prev.block_hash(),
+                merkle_root: TxMerkleNode([tag; 32]),
+                time: prev.time + 1,
+                bits: g.bits,
+                nonce: i as u32,
+            };
+            out.push(h);
+            prev = h;
+        }
+        out
+    };
+    let a = grow(&g, 14, 1);
+    let b = grow(&a[3], 8, 2); // heights 5..12
+    let d = tmpdir("deepreorg");
+    let write = |name: &str, hs: &[BlockHeader]| {
+        let f = d.join(name);
+        std::fs::write(&f, hs.iter().flat_map(|h| h.to_bytes()).collect::<Vec<u8>>()).unwrap();
+        f.to_str().unwrap().to_string()
+    };
+    let mut first = vec![g];
+    first.extend_from_slice(&a[..10]);
+    let f1 = write("1.bin", &first);
+    let f2 = write("2.bin", &b);
+    let f3 = write("3.bin", &a[10..]);
+    let base = ["--chain", "bitcoin-regtest", "--format", "headers", "--no-pow"];
+    let (code, j) = validate(&[&base[..], &[f1.as_str(), f2.as_str()]].concat());
+    assert_eq!(code, 0, "{j}");
+    assert_eq!(j["best_height"], 12, "{j}");
+    assert_eq!(j["tip"], b[7].block_hash().to_string(), "{j}");
+    assert_eq!((j["reorgs"].as_u64(), j["max_reorg_depth"].as_u64()), (Some(1), Some(6)), "{j}");
+    let (code, j) = validate(&[&base[..], &[f1.as_str(), f2.as_str(), f3.as_str()]].concat());
+    assert_eq!(code, 0, "{j}");
+    assert_eq!(j["best_height"], 14, "{j}");
+    assert_eq!(j["tip"], a[13].block_hash().to_string(), "{j}");
+    assert_eq!((j["reorgs"].as_u64(), j["max_reorg_depth"].as_u64()), (Some(2), Some(8)), "{j}");
+    assert_eq!(j["stale_blocks"], 8, "{j}");
 }

@@ -45,6 +45,10 @@ pub struct ValidateArgs {
     /// Most blocks held while waiting for a parent that has not arrived.
     #[arg(long, default_value_t = 100_000)]
     pub orphan_limit: usize,
+    /// Most blocks kept on side branches (stale forks, or a branch that may still win); about 150
+    /// bytes each, block bytes are read back from their files when needed.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub side_limit: usize,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -64,6 +68,7 @@ impl ValidateArgs {
             no_context: self.no_context,
             no_pow: self.no_pow,
             orphan_limit: self.orphan_limit,
+            side_limit: self.side_limit,
         }
     }
 }
@@ -121,8 +126,14 @@ pub fn main(a: &ValidateArgs) -> Result<i32, CliError> {
         if let (Some(root), Some(n)) = (&r.state_root, r.accounts) {
             println!("state root {root} ({n} accounts)");
         }
-        if st.stale_skipped > 0 {
-            println!("{} stale-fork block(s) skipped", st.stale_skipped);
+        if st.reorgs > 0 || st.stale_blocks > 0 {
+            println!(
+                "{} block(s) on side branches, {} reorg(s) (deepest {} block(s))",
+                st.stale_blocks, st.reorgs, st.max_reorg_depth
+            );
+        }
+        if st.duplicates > 0 {
+            println!("{} duplicate record(s) ignored", st.duplicates);
         }
         println!("not checked: {}", r.not_checked);
         if let Some(i) = &r.invalid {

@@ -9,9 +9,11 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
-use super::read::{expand_paths, Kind, Reader, Record};
+use super::read::{expand_paths, Format, Kind, Reader, Record};
+use super::tree::{ActiveChain, Body, SideEntry};
 use super::{
     pipeline, Invalid, Malformed, Progress, Stats, Stop, ValidateError, ValidateOptions, ValidateReport, NOT_CHECKED,
 };
@@ -34,6 +36,10 @@ pub struct Options {
     pub now: i64,
     /// Most blocks held while waiting for their parent.
     pub orphan_limit: usize,
+    /// Most blocks kept on side branches (see [`super::tree`]).
+    pub side_limit: usize,
+    /// The input format (blk records can be read back from their files).
+    pub format: Format,
     /// The input files, in reading order (records name theirs by index).
     pub files: Vec<PathBuf>,
 }
@@ -43,6 +49,8 @@ pub struct Options {
 struct Loc {
     file: u32,
     offset: u64,
+    /// The record's length where its bytes can be read back from the file (blk input).
+    len: Option<u32>,
 }
 
 /// A record decoded and through every context-free rule, ready to be linked.
@@ -50,7 +58,7 @@ pub struct Pending {
     loc: Loc,
     header: BlockHeader,
     hash: BlockHash,
-    block: Option<Box<Block>>,
+    block: Option<Arc<Block>>,
 }
 
 /// Consecutive raw headers (part of one [`Kind::Headers`] record) through every context-free
@@ -72,25 +80,18 @@ pub enum Prepared {
     Stop(Stop),
 }
 
-/// The validator's state.
+/// The validator's state: the block tree (active chain and side branches), the blocks waiting for
+/// their parent, and, when blocks are fully validated, the chain state (UTXO set and script checks).
 pub struct Validator {
     opts: Options,
-    /// The tip: height, time, bits and hash.
-    tip: Option<(HeaderInfo, BlockHash)>,
-    /// The last `interval` connected headers, the one at height `h` in slot `h % interval` (the
-    /// retarget's first block and the stale-fork check look here).
-    ring: Vec<(HeaderInfo, BlockHash)>,
-    /// The tip's slot in `ring` (kept as a cursor: no division per header).
-    slot: usize,
-    /// The last 11 times, the one at height `h` in slot `h % 11` (the median time past).
-    times: [u32; 11],
-    chainwork: U256,
+    chain: ActiveChain,
+    side: HashMap<BlockHash, SideEntry>,
+    /// Bits of the latest active block that is genesis, at a retarget height, or not at the
+    /// limit: what testnet's minimum-difficulty walk back finds (`None`: walk to find it).
+    last_regular_bits: Option<CompactTarget>,
     last_work: Option<(CompactTarget, Work)>,
     orphans: HashMap<BlockHash, Vec<Pending>>,
     orphan_count: usize,
-    /// Bits of the latest connected block that is genesis, at a retarget height, or not at the
-    /// limit: what testnet's minimum-difficulty walk back finds.
-    last_regular_bits: Option<CompactTarget>,
     /// Totals so far.
     pub stats: Stats,
     /// Buffers of linked header runs, for the reader to reuse ([`Validator::take_spent`]).
@@ -124,9 +125,10 @@ pub fn prepare_record(rec: Record, hashes: Vec<[u8; 32]>, opts: &Options, out: &
             out.push(match Block::from_bytes(&rec.bytes) {
                 Err(e) => Prepared::Stop(malformed(&rec, rec.offset, e)),
                 Ok(b) => {
-                    let loc = Loc { file: rec.file_index, offset: rec.offset };
+                    let len = (opts.format == Format::Blk).then_some(rec.bytes.len() as u32);
+                    let loc = Loc { file: rec.file_index, offset: rec.offset, len };
                     match block_context_free(&b, &hash, loc, opts) {
-                        Ok(()) => Prepared::One(Pending { loc, header: b.header, hash, block: Some(Box::new(b)) }),
+                        Ok(()) => Prepared::One(Pending { loc, header: b.header, hash, block: Some(Arc::new(b)) }),
                         Err(e) => Prepared::Stop(e),
                     }
                 }
@@ -134,7 +136,7 @@ pub fn prepare_record(rec: Record, hashes: Vec<[u8; 32]>, opts: &Options, out: &
         }
         Kind::Header => {
             let hash = BlockHash(hashes[0]);
-            let loc = Loc { file: rec.file_index, offset: rec.offset };
+            let loc = Loc { file: rec.file_index, offset: rec.offset, len: None };
             out.push(match BlockHeader::from_bytes(&rec.bytes) {
                 Err(e) => Prepared::Stop(malformed(&rec, rec.offset, e)),
                 Ok(header) => match header_context_free(&header, &hash, &mut None, opts) {
@@ -151,7 +153,7 @@ pub fn prepare_record(rec: Record, hashes: Vec<[u8; 32]>, opts: &Options, out: &
                 let header = BlockHeader::from_array(bytes);
                 let hash = BlockHash(*h);
                 header_context_free(&header, &hash, &mut target, opts).err().map(|e| {
-                    let loc = Loc { file: rec.file_index, offset: rec.offset + 80 * i as u64 };
+                    let loc = Loc { file: rec.file_index, offset: rec.offset + 80 * i as u64, len: None };
                     (i, invalid(&opts.files, loc, &hash, &header.prev_blockhash, None, e))
                 })
             });
@@ -218,17 +220,13 @@ fn block_context_free(b: &Block, hash: &BlockHash, loc: Loc, opts: &Options) -> 
 impl Validator {
     /// A validator with nothing connected.
     pub fn new(opts: Options) -> Validator {
-        let interval = opts.params.difficulty_adjustment_interval();
         Validator {
-            tip: None,
-            ring: Vec::with_capacity(interval as usize),
-            slot: 0,
-            times: [0; 11],
-            chainwork: U256::ZERO,
+            chain: ActiveChain::default(),
+            side: HashMap::new(),
+            last_regular_bits: None,
             last_work: None,
             orphans: HashMap::new(),
             orphan_count: 0,
-            last_regular_bits: None,
             stats: Stats::default(),
             spent: Vec::new(),
             opts,
@@ -247,12 +245,12 @@ impl Validator {
                 }
                 Prepared::Run(run) => self.accept_run(run)?,
                 Prepared::Stop(Stop::Invalid(mut i)) => {
-                    // A context-free failure: its height is known when it extends the tip.
+                    // A context-free failure: its height is known when its parent is.
                     if i.height.is_none() && !self.opts.no_context {
-                        i.height = match &self.tip {
-                            Some((t, h)) if i.prev == Some(*h) => Some(t.height + 1),
-                            None if i.prev == Some(BlockHash::ZERO) => Some(0),
-                            _ => None,
+                        i.height = match i.prev {
+                            Some(p) if p == BlockHash::ZERO => Some(0),
+                            Some(p) => self.height_of(&p).map(|h| h + 1),
+                            None => None,
                         };
                     }
                     return Err(Stop::Invalid(i));
@@ -270,13 +268,10 @@ impl Validator {
         for (i, (bytes, h)) in headers.iter().zip(&run.hashes).enumerate() {
             let header = BlockHeader::from_array(bytes);
             let hash = BlockHash(*h);
-            let loc = Loc { file: run.file, offset: run.offset + 80 * i as u64 };
-            let extends = match &self.tip {
-                Some((_, tip)) => header.prev_blockhash == *tip,
-                None => false,
-            };
-            if extends && self.orphan_count == 0 {
-                self.connect(&header, &hash, None, loc)?;
+            let loc = Loc { file: run.file, offset: run.offset + 80 * i as u64, len: None };
+            if self.orphan_count == 0 && self.chain.tip() == Some(&header.prev_blockhash) {
+                self.count(None);
+                self.extend(&header, &hash, None, loc)?;
             } else {
                 self.offer(Pending { loc, header, hash, block: None })?;
             }
@@ -290,44 +285,63 @@ impl Validator {
         std::mem::take(&mut self.spent)
     }
 
-    /// The hashes of the connected headers still in the ring.
-    fn recent_hashes(&self) -> impl Iterator<Item = &BlockHash> {
-        self.ring.iter().map(|(_, h)| h)
+    /// The height of a known block (active or side branch).
+    fn height_of(&mut self, hash: &BlockHash) -> Option<u32> {
+        self.chain.height_of(hash).or_else(|| self.side.get(hash).map(|e| e.height))
     }
 
-    /// Connects `p` if its parent is the tip (then any orphans waiting for it), else holds it.
-    fn offer(&mut self, p: Pending) -> Result<(), Stop> {
-        let connects = match &self.tip {
-            None => p.hash == self.opts.params.genesis.block_hash(),
-            Some((_, tip)) => p.header.prev_blockhash == *tip,
-        };
-        if !connects {
-            let prev = p.header.prev_blockhash;
-            if self.recent_hashes().any(|h| *h == prev || *h == p.hash) {
-                self.stats.stale_skipped += 1;
-                return Ok(());
+    /// Work of one block with `bits` (remembered for the last bits seen: they change once per
+    /// retarget at most).
+    fn work(&mut self, bits: CompactTarget) -> U256 {
+        match self.last_work {
+            Some((b, w)) if b == bits => w.0,
+            _ => {
+                let w = bits.to_target().map(|t| t.work()).unwrap_or_default();
+                self.last_work = Some((bits, w));
+                w.0
             }
-            if self.orphan_count >= self.opts.orphan_limit {
-                let e = RuleError::OrphanLimit { prev, limit: self.opts.orphan_limit };
-                return Err(invalid(&self.opts.files, p.loc, &p.hash, &prev, None, e));
-            }
-            self.orphan_count += 1;
-            self.orphans.entry(prev).or_default().push(p);
-            return Ok(());
         }
-        // Children waiting for a connected block follow it, first seen first; a sibling of a block
-        // that connected no longer extends the tip: it and everything waiting on it are a stale fork.
+    }
+
+    /// Takes a block or header whose context-free rules passed: connects it when it extends the
+    /// tip, keeps it on a side branch (activating that branch if it now has the most work), or
+    /// holds it until its parent arrives; then whatever waited for it follows, in input order.
+    fn offer(&mut self, p: Pending) -> Result<(), Stop> {
         let mut queue = std::collections::VecDeque::from([p]);
         while let Some(p) = queue.pop_front() {
-            let extends = match &self.tip {
-                None => true,
-                Some((_, tip)) => p.header.prev_blockhash == *tip,
-            };
-            if !extends {
-                self.skip_stale(p.hash);
+            if self.side.contains_key(&p.hash) || self.chain.height_of(&p.hash).is_some() {
+                self.stats.duplicates += 1;
                 continue;
             }
-            self.connect(&p.header, &p.hash, p.block.as_deref(), p.loc)?;
+            let prev = p.header.prev_blockhash;
+            let placed = if self.chain.is_empty() {
+                if p.hash != self.opts.params.genesis.block_hash() {
+                    false
+                } else {
+                    self.count(p.block.as_deref());
+                    self.extend(&p.header, &p.hash, p.block.as_ref(), p.loc)?;
+                    true
+                }
+            } else if self.chain.tip() == Some(&prev) {
+                self.count(p.block.as_deref());
+                self.extend(&p.header, &p.hash, p.block.as_ref(), p.loc)?;
+                true
+            } else if self.chain.height_of(&prev).is_some() || self.side.contains_key(&prev) {
+                self.count(p.block.as_deref());
+                self.add_side(&p)?;
+                true
+            } else {
+                false
+            };
+            if !placed {
+                if self.orphan_count >= self.opts.orphan_limit {
+                    let e = RuleError::OrphanLimit { prev, limit: self.opts.orphan_limit };
+                    return Err(invalid(&self.opts.files, p.loc, &p.hash, &prev, None, e));
+                }
+                self.orphan_count += 1;
+                self.orphans.entry(prev).or_default().push(p);
+                continue;
+            }
             if self.orphan_count > 0 {
                 if let Some(children) = self.orphans.remove(&p.hash) {
                     self.orphan_count -= children.len();
@@ -338,69 +352,176 @@ impl Validator {
         Ok(())
     }
 
-    /// Counts a stale-fork block and every held block that descends from it as skipped.
-    fn skip_stale(&mut self, hash: BlockHash) {
-        let mut stack = vec![hash];
-        while let Some(h) = stack.pop() {
-            self.stats.stale_skipped += 1;
-            if let Some(children) = self.orphans.remove(&h) {
-                self.orphan_count -= children.len();
-                stack.extend(children.iter().map(|c| c.hash));
+    /// The contextual header rules (Bitcoin Core `ContextualCheckBlockHeader`) for a header at
+    /// `height` whose ancestors `ancestor(h)` returns.
+    fn check_header_in_context(
+        &self,
+        header: &BlockHeader,
+        height: u32,
+        ancestor: &dyn Fn(u32) -> HeaderInfo,
+        last_regular_bits: Option<CompactTarget>,
+    ) -> Result<(), RuleError> {
+        let params = &self.opts.params;
+        if height > 0 {
+            let last = ancestor(height - 1);
+            let required = next_work_required(params, &last, header.time, ancestor, last_regular_bits);
+            rules::difficulty_matches_retarget(header, required)?;
+            let from = height.saturating_sub(11);
+            let mut times = [0u32; 11];
+            for (i, h) in (from..height).enumerate() {
+                times[i] = ancestor(h).time;
             }
+            rules::time_is_above_median_past(header, &times[..(height - from) as usize])?;
+        }
+        rules::version_is_not_obsolete(header, height, params)
+    }
+
+    /// The contextual block rules that need no UTXO set (Bitcoin Core `ContextualCheckBlock`).
+    fn check_block_in_context(&self, b: &Block, height: u32) -> Result<(), RuleError> {
+        let params = &self.opts.params;
+        rules::coinbase_has_height(b, height, params)?;
+        rules::witness_commitment_is_valid(b, height, params)?;
+        rules::block_weight_is_within_limit(b)
+    }
+
+    /// Connects a header (and block) whose parent is the tip.
+    fn extend(
+        &mut self,
+        header: &BlockHeader,
+        hash: &BlockHash,
+        block: Option<&Arc<Block>>,
+        loc: Loc,
+    ) -> Result<(), Stop> {
+        let height = self.chain.len() as u32;
+        let err = |e| invalid(&self.opts.files, loc, hash, &header.prev_blockhash, Some(height), e);
+        {
+            let chain = &self.chain;
+            let ancestor = |h: u32| chain.info(h);
+            self.check_header_in_context(header, height, &ancestor, self.last_regular_bits).map_err(err)?;
+        }
+        if let Some(b) = block {
+            self.check_block_in_context(b, height).map_err(err)?;
+        }
+        let work = self.work(header.bits);
+        let body = match block {
+            None => Body::None,
+            Some(b) => self.body_of(b, loc),
+        };
+        // Genesis, a retarget height, or bits off the limit: what testnet's walk back stops at.
+        let interval = self.opts.params.retarget_interval;
+        if height.is_multiple_of(interval) || header.bits != self.opts.params.pow_limit_bits {
+            self.last_regular_bits = Some(header.bits);
+        }
+        self.chain.push(*hash, header.time, header.bits, body, (loc.file, loc.offset), work);
+        Ok(())
+    }
+
+    /// Where a block's bytes can be found again: its record in the input file (blk input), else
+    /// the block itself.
+    fn body_of(&self, b: &Arc<Block>, loc: Loc) -> Body {
+        match loc.len {
+            Some(len) => Body::File { file: loc.file, offset: loc.offset, len },
+            None => Body::Memory(b.clone()),
         }
     }
 
-    /// Checks the contextual rules of a header (and block) whose parent is the tip, then makes it the tip.
-    fn connect(&mut self, header: &BlockHeader, hash: &BlockHash, block: Option<&Block>, loc: Loc) -> Result<(), Stop> {
-        let params = &self.opts.params;
-        let height = self.tip.as_ref().map_or(0, |(t, _)| t.height + 1);
-        let err = |e| invalid(&self.opts.files, loc, hash, &header.prev_blockhash, Some(height), e);
-        if let Some((last, _)) = &self.tip {
-            let (ring, slot) = (&self.ring, self.slot);
-            // The block at height `h` (within the ring) sits `last.height - h` slots before the tip's.
-            let ancestor = |h: u32| ring[(slot + ring.len() - (last.height - h) as usize) % ring.len()].0;
-            let required = next_work_required(params, last, header.time, ancestor, self.last_regular_bits);
-            rules::difficulty_matches_retarget(header, required).map_err(err)?;
-            let n = (height as usize).min(11);
-            rules::time_is_above_median_past(header, &self.times[..n]).map_err(err)?;
-        }
-        rules::version_is_not_obsolete(header, height, params).map_err(err)?;
-        if let Some(b) = block {
-            rules::coinbase_has_height(b, height, params).map_err(err)?;
-            rules::witness_commitment_is_valid(b, height, params).map_err(err)?;
-            rules::block_weight_is_within_limit(b).map_err(err)?;
-        }
-        // Work per bits, remembered for the last bits seen (they change once per retarget at most).
-        let work = match self.last_work {
-            Some((bits, w)) if bits == header.bits => w,
-            _ => {
-                let w = header.bits.to_target().map(|t| t.work()).unwrap_or_default();
-                self.last_work = Some((header.bits, w));
-                w
+    /// Checks a block whose parent is a side-branch block or an older block of the active chain,
+    /// keeps it on its side branch, and activates the branch when it has more work than the tip.
+    fn add_side(&mut self, p: &Pending) -> Result<(), Stop> {
+        let prev = p.header.prev_blockhash;
+        // The branch from the new block's parent down to the active chain, newest first.
+        let mut branch: Vec<HeaderInfo> = Vec::new();
+        let mut at = prev;
+        let (parent_height, parent_work) = match self.side.get(&prev) {
+            Some(e) => (e.height, e.chainwork),
+            None => {
+                let h = self.chain.height_of(&prev).expect("offer checked the parent is known");
+                let mut w = self.chain.chainwork;
+                for k in (h + 1..=self.chain.tip_height().expect("not empty")).rev() {
+                    let bits = self.chain.info(k).bits;
+                    w = w.overflowing_sub(self.work(bits)).0;
+                }
+                (h, w)
             }
         };
-        self.chainwork = self.chainwork.checked_add(work.0).unwrap_or(U256::MAX);
-        let slot = match &self.tip {
-            None => 0,
-            Some(_) if self.slot + 1 == params.retarget_interval as usize => 0,
-            Some(_) => self.slot + 1,
+        while let Some(e) = self.side.get(&at) {
+            branch.push(HeaderInfo { height: e.height, time: e.time, bits: e.bits });
+            at = e.prev;
+        }
+        let fork = branch.last().map_or(parent_height, |i| i.height - 1);
+        let height = parent_height + 1;
+        let err = |e| invalid(&self.opts.files, p.loc, &p.hash, &prev, Some(height), e);
+        {
+            let chain = &self.chain;
+            let ancestor = |h: u32| if h > fork { branch[(parent_height - h) as usize] } else { chain.info(h) };
+            self.check_header_in_context(&p.header, height, &ancestor, None).map_err(err)?;
+        }
+        if let Some(b) = &p.block {
+            self.check_block_in_context(b, height).map_err(err)?;
+        }
+        if self.side.len() >= self.opts.side_limit {
+            return Err(Stop::Malformed(Box::new(Malformed {
+                file: self.file_name(p.loc.file),
+                offset: p.loc.offset,
+                message: format!(
+                    "more than {} blocks on side branches (--side-limit): validation stops rather than drop one \
+                     that could later have the most work",
+                    self.opts.side_limit
+                ),
+            })));
+        }
+        let chainwork = parent_work.checked_add(self.work(p.header.bits)).unwrap_or(U256::MAX);
+        let body = match &p.block {
+            None => Body::None,
+            Some(b) => self.body_of(b, p.loc),
         };
-        // `slot` is `height % interval`: zero at genesis and at every retarget height.
-        if slot == 0 || header.bits != params.pow_limit_bits {
-            self.last_regular_bits = Some(header.bits);
+        let entry = SideEntry {
+            prev,
+            height,
+            time: p.header.time,
+            bits: p.header.bits,
+            chainwork,
+            body,
+            loc: (p.loc.file, p.loc.offset),
+        };
+        self.side.insert(p.hash, entry);
+        if chainwork > self.chain.chainwork {
+            self.activate(p.hash, fork)?;
         }
-        let info = HeaderInfo { height, time: header.time, bits: header.bits };
-        self.slot = slot;
-        if slot == self.ring.len() {
-            self.ring.push((info, *hash));
-        } else {
-            self.ring[slot] = (info, *hash);
+        Ok(())
+    }
+
+    fn file_name(&self, file: u32) -> String {
+        self.opts.files.get(file as usize).map_or_else(|| "?".into(), |f| f.display().to_string())
+    }
+
+    /// Makes the side branch ending at `tip` the active chain: disconnects the active blocks above
+    /// `fork`, then connects the branch's blocks in order (Bitcoin Core `ActivateBestChainStep`).
+    fn activate(&mut self, tip: BlockHash, fork: u32) -> Result<(), Stop> {
+        let mut branch = vec![tip];
+        let mut at = tip;
+        while let Some(e) = self.side.get(&at) {
+            if e.height == fork + 1 {
+                break;
+            }
+            at = e.prev;
+            branch.push(at);
         }
-        // With fewer than 11 blocks the slots fill in order, so `times[..n]` holds them all.
-        self.times[height as usize % 11] = header.time;
-        self.tip = Some((info, *hash));
-        self.count(block);
-        self.stats.best_height = Some(height);
+        let depth = self.chain.tip_height().expect("not empty") - fork;
+        while self.chain.tip_height().expect("not empty") > fork {
+            let bits = self.chain.info(self.chain.tip_height().expect("not empty")).bits;
+            let work = self.work(bits);
+            let (hash, entry) = self.chain.pop(work).expect("not empty");
+            self.side.insert(hash, entry);
+        }
+        for hash in branch.into_iter().rev() {
+            let e = self.side.remove(&hash).expect("the branch is on the side");
+            let work = self.work(e.bits);
+            self.chain.push(hash, e.time, e.bits, e.body, e.loc, work);
+        }
+        self.last_regular_bits = None;
+        self.stats.reorgs += 1;
+        self.stats.max_reorg_depth = self.stats.max_reorg_depth.max(depth);
         Ok(())
     }
 
@@ -414,8 +535,10 @@ impl Validator {
 
     /// Ends the input: blocks still waiting for a parent make the chain invalid.
     pub fn finish(&mut self) -> Result<(), Stop> {
-        self.stats.chainwork = hex::encode(self.chainwork.to_be_bytes());
-        self.stats.tip = self.tip.as_ref().map(|(_, h)| h.to_string());
+        self.stats.chainwork = hex::encode(self.chain.chainwork.to_be_bytes());
+        self.stats.tip = self.chain.tip().map(|h| h.to_string());
+        self.stats.best_height = self.chain.tip_height();
+        self.stats.stale_blocks = self.side.len() as u64;
         if let Some(p) = self.orphans.values().flatten().min_by_key(|p| (p.loc.file, p.loc.offset)) {
             let prev = p.header.prev_blockhash;
             return Err(invalid(&self.opts.files, p.loc, &p.hash, &prev, None, RuleError::UnknownParent { prev }));
@@ -467,6 +590,8 @@ pub fn run(
         no_pow: opts.no_pow,
         now,
         orphan_limit: opts.orphan_limit,
+        side_limit: opts.side_limit,
+        format: opts.format,
         files: files.clone(),
     };
     let workers = match &hasher {

@@ -15,6 +15,7 @@ pub mod import;
 mod pipeline;
 pub mod powkit;
 pub mod read;
+pub mod tree;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -57,6 +58,9 @@ pub struct ValidateOptions {
     pub no_pow: bool,
     /// Most Bitcoin blocks held while waiting for a parent that has not arrived.
     pub orphan_limit: usize,
+    /// Most blocks kept on side branches (block-tree entries, about 150 bytes each; block bytes are
+    /// read back from their files). Past it, validation stops with a malformed-input error.
+    pub side_limit: usize,
 }
 
 /// A record that breaks a rule.
@@ -108,8 +112,14 @@ pub struct Stats {
     pub headers: u64,
     /// Transactions checked.
     pub transactions: u64,
-    /// Stale-fork blocks skipped (their parent is an older block of the chain).
-    pub stale_skipped: u64,
+    /// Blocks left on side branches at the end (stale forks: less work than the best chain).
+    pub stale_blocks: u64,
+    /// Times a heavier branch replaced the active chain (blocks disconnected, others connected).
+    pub reorgs: u64,
+    /// Most blocks disconnected by one reorg.
+    pub max_reorg_depth: u32,
+    /// Records whose block was already known (read again), ignored.
+    pub duplicates: u64,
     /// Height of the tip (contextual mode).
     pub best_height: Option<u32>,
     /// The tip's hash.

@@ -238,10 +238,10 @@ pub fn run(
         blocks: totals.blocks,
         headers: totals.blocks,
         transactions: totals.transactions,
-        stale_skipped: 0,
         best_height: Some(f.height),
         tip: Some(f.tip.to_string()),
         chainwork: hex::encode(f.chainwork.to_be_bytes()),
+        ..Stats::default()
     };
     Ok(ValidateReport {
         valid: invalid.is_none() && malformed.is_none(),
