@@ -1,5 +1,6 @@
 //! Consensus: chain parameters of both families (`params`, with [`Network`], the `--chain` parser),
-//! the difficulty retarget, and the validation rules (one function per rule, see `rules`).
+//! the difficulty retarget, the validation rules (one function per rule, see `rules`), and the
+//! script stage over Bitcoin Core's interpreter (`script`).
 //! docs/CONSENSUS.md lists every rule with its source.
 
 pub mod asert;
@@ -7,6 +8,7 @@ pub mod ledger;
 pub mod params;
 pub mod pow;
 pub mod rules;
+pub mod script;
 
 pub use params::{
     BitcoinNetwork, BitcoinParams, ChainArgError, ChainSpec, LedgerNetwork, LedgerParams, Network, SpecError,

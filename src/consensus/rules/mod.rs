@@ -5,8 +5,12 @@
 //! `ContextualCheckBlock`). Each returns a [`RuleError`] whose variant names the rule, with Bitcoin
 //! Core's reject reason in its message. docs/CONSENSUS.md lists them all.
 //!
-//! Not checked (and the validator says so): scripts, signatures, and UTXO spends of Bitcoin
-//! transactions; they need the UTXO set.
+//! The rules that need the UTXO set or the chain (inputs, amounts, maturity, lock times, BIP30,
+//! the block reward) are in [`tx`], signature-operation counting and its limits in [`sigops`]; they
+//! report a [`tx::TxRuleError`]. Scripts run in Bitcoin Core's interpreter (`consensus::script`).
+
+pub mod sigops;
+pub mod tx;
 
 use std::collections::HashSet;
 
