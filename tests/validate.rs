@@ -155,23 +155,28 @@ fn one_byte_corruptions_are_reported_with_rule_and_location() {
             }
         }
     }
-    // A length byte: the framing breaks, reported as malformed input (exit 2) with the offset.
+    // A length byte (issue 13, fault 3: was exit 2): block 20's length now runs past the end of
+    // the file, so Core's reader skips its record as cut off and finds block 21 by scanning on;
+    // block 21's parent never comes, reported at block 21 with the skip listed.
     let mut c = bytes.clone();
     c[recs[20].0 - 2] ^= 0x10;
     let p = d.join("length.blk");
     std::fs::write(&p, &c).unwrap();
-    let out = powkit(&["validate", "--backend", "cpu", p.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
-    // A truncated file.
+    let (code, j) = validate(&[p.to_str().unwrap()]);
+    assert_eq!(code, 1, "{j}");
+    assert_eq!(
+        (j["invalid"]["rule"].clone(), j["invalid"]["offset"].clone()),
+        ("parent_is_known".into(), recs[21].0.into())
+    );
+    assert_eq!(j["best_height"], 19);
+    let s = &j["skipped"]["first"][0];
+    assert_eq!((s["offset"].clone(), s["bytes"].clone()), ((recs[20].0 - 8).into(), (8 + recs[20].1).into()), "{j}");
+    // A truncated file (was exit 2 `truncated block`): the cut-off last record is skipped.
     let p = d.join("cut.blk");
     std::fs::write(&p, &bytes[..bytes.len() - 10]).unwrap();
-    let out = powkit(&["validate", "--backend", "cpu", p.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("truncated block"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, j) = validate(&[p.to_str().unwrap()]);
+    assert_eq!((code, j["best_height"].clone()), (0, 254.into()), "{j}");
+    assert_eq!(j["skipped"]["count"], 1);
 }
 
 #[test]
@@ -401,4 +406,130 @@ fn deep_reorgs_across_files_follow_the_most_work() {
     assert_eq!(j["tip"], a[13].block_hash().to_string(), "{j}");
     assert_eq!((j["reorgs"].as_u64(), j["max_reorg_depth"].as_u64()), (Some(2), Some(8)), "{j}");
     assert_eq!(j["stale_blocks"], 8, "{j}");
+}
+
+/// The file in `../shared/data/realworld/` (issue 13's failing inputs), or `None` with a reason.
+fn realworld(name: &str) -> Option<PathBuf> {
+    data(&format!("../realworld/{name}"))
+}
+
+/// Issue 13, fault 3: `small-junk-between.blk` (mainnet blocks 0 and 1, `de ad be ef`, blocks 2
+/// and 3) is valid to height 3 with the four bytes skipped and reported where they are (exit 2
+/// `expected network magic` before). Text output names the skip too.
+#[test]
+fn junk_between_records_is_skipped_and_reported() {
+    let Some(f) = realworld("small-junk-between.blk") else { return };
+    let (code, j) = validate(&[f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{j}");
+    assert_eq!(j["valid"], true);
+    assert_eq!(j["best_height"], 3);
+    assert_eq!(j["blocks"], 4);
+    assert_eq!(j["skipped"]["count"], 1);
+    assert_eq!(j["skipped"]["bytes"], 4);
+    let s = &j["skipped"]["first"][0];
+    assert_eq!(s["offset"], 8 + 285 + 8 + 215, "after blocks 0 (285 bytes) and 1 (215 bytes)");
+    assert_eq!(s["bytes"], 4);
+    assert_eq!(s["why"], "no network magic");
+    assert_eq!(s["file"], f.to_str().unwrap());
+    let out = powkit(&["validate", "--backend", "cpu", f.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("skipped 1 run(s) of unframed blk bytes, 4 bytes"), "{text}");
+    assert!(text.contains("offset 516: 4 bytes: no network magic"), "{text}");
+}
+
+/// Issue 13, fault 3: a blk file cut in the middle of its last record (Core was writing it) is
+/// valid up to the record before, the cut-off bytes one skip (exit 2 `truncated block` before);
+/// zero padding after the records (Core's pre-allocation) is a skip; junk with false magics
+/// (bad lengths, a magic cut short) between records is skipped to the next real record.
+#[test]
+fn cut_off_records_padding_and_false_magics_are_skipped() {
+    let Some(chain) = data("mainnet-000000-000255.blk") else { return };
+    let bytes = std::fs::read(&chain).unwrap();
+    let recs = records(&bytes);
+    let (last, last_len) = recs[255];
+    let d = tmpdir("skips");
+    let cut = d.join("cut.blk");
+    std::fs::write(&cut, &bytes[..last + last_len / 2]).unwrap();
+    let (code, j) = validate(&[cut.to_str().unwrap()]);
+    assert_eq!(code, 0, "{j}");
+    assert_eq!((j["best_height"].clone(), j["blocks"].clone()), (254.into(), 255.into()));
+    assert_eq!(j["skipped"]["count"], 1);
+    let s = &j["skipped"]["first"][0];
+    assert_eq!(s["offset"], last - 8);
+    assert_eq!(s["bytes"], 8 + last_len / 2);
+    assert_eq!(s["why"], format!("record cut off by the end of the file ({} of {last_len} bytes)", last_len / 2));
+    // Zero padding: 1 MiB of zeros after the last record.
+    let padded = d.join("padded.blk");
+    std::fs::write(&padded, [&bytes[..], &vec![0u8; 1 << 20]].concat()).unwrap();
+    let (code, j) = validate(&[padded.to_str().unwrap()]);
+    assert_eq!((code, j["best_height"].clone()), (0, 255.into()), "{j}");
+    let s = &j["skipped"]["first"][0];
+    assert_eq!(
+        (s["offset"].clone(), s["bytes"].clone(), s["why"].clone()),
+        (bytes.len().into(), (1 << 20).into(), "zero padding".into())
+    );
+    // Junk holding false magics between blocks 100 and 101.
+    let at = recs[101].0 - 8;
+    let mut junk = b"\x01\xf9\xbe\xb4\xd9\xff\xff\xff\xff\xf9\xbe\xb4\xf9\xbe\xb4\xd9\x10\x00\x00\x00".to_vec();
+    junk.extend_from_slice(&[0xf9, 0xbe, 0xb4, 0xd9, 0x01, 0x09, 0x3d, 0x00]); // 4,000,001 bytes
+    let spliced = [&bytes[..at], &junk, &bytes[at..]].concat();
+    let f = d.join("false-magic.blk");
+    std::fs::write(&f, spliced).unwrap();
+    let (code, j) = validate(&[f.to_str().unwrap()]);
+    assert_eq!((code, j["best_height"].clone()), (0, 255.into()), "{j}");
+    let s = &j["skipped"]["first"][0];
+    assert_eq!(
+        (s["offset"].clone(), s["bytes"].clone(), s["why"].clone()),
+        (at.into(), junk.len().into(), "no network magic".into())
+    );
+    assert_eq!(j["skipped"]["count"], 1);
+}
+
+/// Issue 13, fault 4: a Bitcoin Core 28+ blocks directory (blk files obfuscated with
+/// `blocks/xor.dat`; rev files, `index/`) validates with the tip of the plain file, given as the
+/// blocks directory or as the data directory; a loose obfuscated file validates with
+/// `--xor-key`; without a key or with a wrong one it is a clear error (exit 2), not a panic and
+/// not an empty "valid". Before: exit 2 `expected network magic` for all of them.
+#[test]
+fn obfuscated_core_blocks_directories_validate() {
+    let Some(chain) = data("mainnet-000000-000255.blk") else { return };
+    let bytes = std::fs::read(&chain).unwrap();
+    let recs = records(&bytes);
+    let key = [0x3c, 0x91, 0x07, 0xa5, 0xee, 0x42, 0x18, 0xd6];
+    let obfuscate = |plain: &[u8]| -> Vec<u8> { plain.iter().enumerate().map(|(i, b)| b ^ key[i % 8]).collect() };
+    let datadir = tmpdir("xor-datadir");
+    let blocks = datadir.join("blocks");
+    std::fs::create_dir_all(blocks.join("index")).unwrap();
+    // Two files, as Core rolls over: blocks 0..=99 and 100..=255 (each obfuscated from its offset 0,
+    // the second with Core's zero padding after its last record).
+    let split = recs[100].0 - 8;
+    std::fs::write(blocks.join("blk00000.dat"), obfuscate(&bytes[..split])).unwrap();
+    std::fs::write(blocks.join("blk00001.dat"), obfuscate(&[&bytes[split..], &[0u8; 4096]].concat())).unwrap();
+    std::fs::write(blocks.join("rev00000.dat"), obfuscate(b"undo data")).unwrap();
+    std::fs::write(blocks.join("xor.dat"), key).unwrap();
+    let (_, plain) = validate(&[chain.to_str().unwrap()]);
+    for given in [&blocks, &datadir] {
+        let (code, j) = validate(&[given.to_str().unwrap()]);
+        assert_eq!(code, 0, "{j}");
+        assert_eq!((j["best_height"].clone(), j["tip"].clone()), (255.into(), plain["tip"].clone()));
+        assert_eq!(j["chainwork"], plain["chainwork"]);
+        assert_eq!(j["skipped"]["count"], 1, "the zero padding: {j}");
+    }
+    let loose = blocks.join("blk00000.dat");
+    let copy = tmpdir("xor-loose").join("copy-of-blk00000.dat");
+    std::fs::copy(&loose, &copy).unwrap();
+    let (code, j) = validate(&["--xor-key", &hex::encode(key), copy.to_str().unwrap()]);
+    assert_eq!((code, j["best_height"].clone()), (0, 99.into()), "{j}");
+    for args in [vec![], vec!["--xor-key", "0011223344556677"]] {
+        let mut a = vec!["validate", "--backend", "cpu"];
+        a.extend(args);
+        a.push(copy.to_str().unwrap());
+        let out = powkit(&a);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("no block record in this file's") && err.contains("--xor-key"), "{err}");
+    }
+    let out = powkit(&["validate", "--xor-key", "abc", copy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--xor-key"), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -10,6 +10,7 @@ use clap::Args;
 use super::{CliError, EngineArgs};
 use crate::consensus::Network;
 use crate::validate::read::Format;
+use crate::validate::xor::XorKey;
 use crate::validate::{Progress, ValidateOptions, ValidateReport};
 
 /// Flags of `powkit validate`. `--backend` says where headers are hashed here (the CPU threads
@@ -17,7 +18,10 @@ use crate::validate::{Progress, ValidateOptions, ValidateReport};
 #[derive(Args, Debug, Clone)]
 #[command(mut_arg("backend", |a| a.help("Where headers are hashed (auto: a hardware GPU when present, else CPU threads)")))]
 pub struct ValidateArgs {
-    /// Files (or directories of blk*.dat files) to validate, in order.
+    /// Files to validate, in order. A directory is read as a Bitcoin Core blocks directory (its
+    /// blk?????.dat files in number order, through its xor.dat key when it has one); a Core data
+    /// directory stands for its blocks directory of --chain (DIR/blocks, DIR/regtest/blocks,
+    /// DIR/testnet3/blocks).
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// The chain: bitcoin, bitcoin-testnet, bitcoin-regtest, powkit, powkit-regtest, or a powkit chain
@@ -49,6 +53,11 @@ pub struct ValidateArgs {
     /// bytes each, block bytes are read back from their files when needed.
     #[arg(long, default_value_t = 1_000_000)]
     pub side_limit: usize,
+    /// Read every file through this obfuscation key (16 hex digits, the bytes of a Bitcoin Core
+    /// blocks/xor.dat), for loose blk files copied out of a Core 28+ blocks directory. Given, it
+    /// wins over any xor.dat; without it, a blocks directory's xor.dat applies to its blk files.
+    #[arg(long, value_name = "HEX")]
+    pub xor_key: Option<XorKey>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -69,6 +78,7 @@ impl ValidateArgs {
             no_pow: self.no_pow,
             orphan_limit: self.orphan_limit,
             side_limit: self.side_limit,
+            xor_key: self.xor_key,
         }
     }
 }
@@ -96,6 +106,27 @@ fn print_progress(p: Progress, tty: bool) {
         eprint!("\r{line}   ");
     } else {
         eprintln!("{line}");
+    }
+}
+
+/// Skips listed in the text report (`--json` lists up to `read::SKIPS_LISTED`).
+const SKIPS_PRINTED: usize = 5;
+
+/// The text report's lines on skipped blk bytes: a count, then one line per skip up to
+/// [`SKIPS_PRINTED`], then how many more there were. Nothing when nothing was skipped.
+fn print_skipped(s: &crate::validate::read::Skipped) {
+    if s.count == 0 {
+        return;
+    }
+    println!(
+        "skipped {} run(s) of unframed blk bytes, {} bytes in all (as Bitcoin Core's reader skips them):",
+        s.count, s.bytes
+    );
+    for k in s.first.iter().take(SKIPS_PRINTED) {
+        println!("  {} offset {}: {} bytes: {}", k.file, k.offset, k.bytes, k.why);
+    }
+    if s.count > SKIPS_PRINTED as u64 {
+        println!("  ... and {} more (--json lists the first {})", s.count - SKIPS_PRINTED as u64, s.first.len());
     }
 }
 
@@ -136,6 +167,7 @@ pub fn main(a: &ValidateArgs) -> Result<i32, CliError> {
             println!("{} duplicate record(s) ignored", st.duplicates);
         }
         println!("not checked: {}", r.not_checked);
+        print_skipped(&r.skipped);
         if let Some(i) = &r.invalid {
             let h = i.height.map_or("?".to_string(), |h| h.to_string());
             println!(

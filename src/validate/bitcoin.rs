@@ -583,7 +583,7 @@ pub fn run(
     let threads = opts.threads.unwrap_or_else(crate::mine::default_threads).clamp(1, 1024);
     let hasher = crate::backend::open_header_hasher(opts.backend, opts.adapter, threads, &mut Vec::new())?;
     let backend = hasher.describe();
-    let files = expand_paths(&opts.files)?;
+    let files = expand_paths(&opts.files, params.magic)?;
     let checks = Options {
         params: params.clone(),
         no_context: opts.no_context,
@@ -599,10 +599,10 @@ pub fn run(
         HeaderHasher::Gpu(..) => crate::mine::default_threads(),
     };
     let t0 = Instant::now();
-    let reader = Reader::new(files, opts.format, params.magic);
+    let reader = Reader::new(files, opts.format, params.magic).with_xor_key(opts.xor_key);
     let linked = pipeline::link_all(reader, &hasher, &checks, workers, t0, progress);
     progress(Progress::Done { elapsed: t0.elapsed() });
-    let pipeline::Linked { mut validator, mut stop, failure, bytes } = linked;
+    let pipeline::Linked { mut validator, mut stop, failure, bytes, skipped } = linked;
     if let Some(e) = failure {
         return Err(ValidateError::Input(e));
     }
@@ -632,5 +632,6 @@ pub fn run(
         accounts: None,
         invalid,
         malformed,
+        skipped,
     })
 }

@@ -2,7 +2,8 @@
 //! [`ValidateOptions`] (what `powkit validate` is asked), dispatches on the chain family and returns
 //! one [`ValidateReport`] for either.
 //!
-//! - [`read`]: the file readers (blk files, raw headers, hex) framing input into records.
+//! - [`read`]: the file readers (blk files, raw headers, hex) framing input into records; [`xor`]:
+//!   Bitcoin Core 28+'s blk-file obfuscation.
 //! - [`bitcoin`]: Bitcoin chains: the context-free preparation and the in-order [`bitcoin::Validator`],
 //!   driven by the ordered worker pipeline (`pipeline`) on the chosen header hasher.
 //! - [`powkit`]: powkit chains: every header and block rule, every signature and state transition.
@@ -16,6 +17,7 @@ mod pipeline;
 pub mod powkit;
 pub mod read;
 pub mod tree;
+pub mod xor;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -61,6 +63,9 @@ pub struct ValidateOptions {
     /// Most blocks kept on side branches (block-tree entries, about 150 bytes each; block bytes are
     /// read back from their files). Past it, validation stops with a malformed-input error.
     pub side_limit: usize,
+    /// Read every file through this obfuscation key (`None`: a Core blocks directory's `xor.dat`
+    /// for its `blk?????.dat` files, other files plain).
+    pub xor_key: Option<xor::XorKey>,
 }
 
 /// A record that breaks a rule.
@@ -164,6 +169,9 @@ pub struct ValidateReport {
     pub invalid: Option<Invalid>,
     /// The first malformed record, if any.
     pub malformed: Option<Malformed>,
+    /// blk bytes skipped because they could not be framed (junk, zero padding, a cut-off last
+    /// record), as Bitcoin Core's reader skips them.
+    pub skipped: read::Skipped,
 }
 
 impl ValidateReport {

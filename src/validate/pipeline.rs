@@ -242,6 +242,8 @@ pub(super) struct Linked {
     pub failure: Option<String>,
     /// Bytes read.
     pub bytes: u64,
+    /// blk bytes the reader skipped.
+    pub skipped: super::read::Skipped,
 }
 
 /// Runs `workers` workers (this thread one of them) over `reader` until the input ends or a batch
@@ -279,7 +281,8 @@ pub(super) fn link_all(
         }
         flow.worker();
     });
-    let bytes = flow.input.into_inner().expect("no worker panics").reader.bytes_read;
+    let reader = flow.input.into_inner().expect("no worker panics").reader;
+    let (bytes, skipped) = (reader.bytes_read, reader.skipped().clone());
     let Linker { validator, stop, failure, .. } = flow.linker.into_inner().expect("no worker panics");
-    Linked { validator, stop, failure, bytes }
+    Linked { validator, stop, failure, bytes, skipped }
 }

@@ -33,6 +33,8 @@ pub struct LedgerTotals {
     pub transactions: u64,
     /// Bytes read.
     pub bytes: u64,
+    /// blk bytes skipped because they could not be framed.
+    pub skipped: super::read::Skipped,
 }
 
 /// A block prepared by the parallel stage.
@@ -75,12 +77,14 @@ pub struct Followed {
     pub read_error: Option<String>,
 }
 
-/// Validates `files` (blk format with the chain's magic). Returns the follower at the last block
+/// Validates `files` (blk format with the chain's magic, read through `xor_key` when given: see
+/// [`Reader::with_xor_key`]). Returns the follower at the last block
 /// connected, the totals, and why it stopped early, if it did ([`Followed`]). `progress` sees the
 /// follower after each batch.
 pub fn follow(
     params: &'static LedgerParams,
     files: Vec<PathBuf>,
+    xor_key: Option<super::xor::XorKey>,
     now: i64,
     progress: &mut (dyn FnMut(&Follower) + Send),
 ) -> Followed {
@@ -129,7 +133,7 @@ pub fn follow(
             }
             (f, blocks, txs, None)
         });
-        let mut reader = Reader::new(files.clone(), Format::Blk, params.magic);
+        let mut reader = Reader::new(files.clone(), Format::Blk, params.magic).with_xor_key(xor_key);
         loop {
             let mut recs = Vec::new();
             let mut size = 0;
@@ -191,6 +195,7 @@ pub fn follow(
             }
         }
         totals.bytes = reader.bytes_read;
+        totals.skipped = reader.skipped().clone();
         drop(tx);
         let (follower, blocks, txs, stop) = linker.join().expect("the linker does not panic");
         totals.blocks = blocks;
@@ -216,7 +221,7 @@ pub fn run(
     if opts.format != Format::Blk {
         return Err(ValidateError::Format(params.name));
     }
-    let files = expand_paths(&opts.files)?;
+    let files = expand_paths(&opts.files, params.magic)?;
     let t0 = Instant::now();
     let mut last = Instant::now();
     let mut counts = |f: &Follower| {
@@ -225,7 +230,7 @@ pub fn run(
             progress(Progress::Powkit { height: f.height, transactions: f.transactions, elapsed: t0.elapsed() });
         }
     };
-    let Followed { follower: mut f, totals, stop, read_error } = follow(params, files, now, &mut counts);
+    let Followed { follower: mut f, totals, stop, read_error } = follow(params, files, opts.xor_key, now, &mut counts);
     // An invalid block read before a read error is the answer (the error came later in the input).
     let read_error = if stop.is_some() { None } else { read_error };
     progress(Progress::Done { elapsed: t0.elapsed() });
@@ -259,5 +264,6 @@ pub fn run(
         accounts: Some(f.state.len()),
         invalid,
         malformed,
+        skipped: totals.skipped,
     })
 }
