@@ -208,9 +208,14 @@ fn generated_regtest_chains_validate_and_corruption_is_caught() {
     let b = d.join("blocks.blk");
     let out = powkit(&["chain", "generate", "--blocks", "300", "--txs-per-block", "5", "--out", b.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let (code, j) = validate(&["--chain", "bitcoin-regtest", b.to_str().unwrap()]);
+    // Their transfers spend made-up outputs: structure only (`--no-utxo`); full validation
+    // refuses the first one as Core would.
+    let (code, j) = validate(&["--chain", "bitcoin-regtest", "--no-utxo", b.to_str().unwrap()]);
     assert_eq!(code, 0, "{j}");
     assert_eq!(j["transactions"], 1 + 299 * 6);
+    let (code, j) = validate(&["--chain", "bitcoin-regtest", b.to_str().unwrap()]);
+    assert_eq!((code, j["invalid"]["height"].clone()), (1, 1.into()), "{j}");
+    assert_eq!(j["invalid"]["reason"], "bad-txns-inputs-missingorspent", "{j}");
 }
 
 /// A chain of many batches: the workers prepare batches in parallel and link them in order, so

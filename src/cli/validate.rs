@@ -9,6 +9,7 @@ use clap::Args;
 
 use super::{CliError, EngineArgs};
 use crate::consensus::Network;
+use crate::primitives::BlockHash;
 use crate::validate::read::Format;
 use crate::validate::xor::XorKey;
 use crate::validate::{Progress, ValidateOptions, ValidateReport};
@@ -53,6 +54,23 @@ pub struct ValidateArgs {
     /// bytes each, block bytes are read back from their files when needed.
     #[arg(long, default_value_t = 1_000_000)]
     pub side_limit: usize,
+    /// Skip the scripts of this block and its ancestors (Bitcoin Core's -assumevalid; display hex).
+    /// Every other rule still runs.
+    #[arg(long, value_name = "HASH")]
+    pub assume_valid: Option<BlockHash>,
+    /// UTXO cache size in MiB (Bitcoin Core's -dbcache); past it the cache is written to disk.
+    #[arg(long, default_value_t = 1024, value_name = "MIB")]
+    pub dbcache: usize,
+    /// Directory for the on-disk UTXO set and undo data (default: a temporary one, removed after).
+    #[arg(long, value_name = "DIR")]
+    pub utxo_dir: Option<PathBuf>,
+    /// Bitcoin blocks: check headers and block rules only, without the UTXO set and scripts.
+    #[arg(long)]
+    pub no_utxo: bool,
+    /// After a full validation, run every checked script again on all threads with nothing else
+    /// to do and report that rate (the ceiling in docs/PERFORMANCE.md).
+    #[arg(long)]
+    pub script_ceiling: bool,
     /// Read every file through this obfuscation key (16 hex digits, the bytes of a Bitcoin Core
     /// blocks/xor.dat), for loose blk files copied out of a Core 28+ blocks directory. Given, it
     /// wins over any xor.dat; without it, a blocks directory's xor.dat applies to its blk files.
@@ -78,6 +96,11 @@ impl ValidateArgs {
             no_pow: self.no_pow,
             orphan_limit: self.orphan_limit,
             side_limit: self.side_limit,
+            assume_valid: self.assume_valid,
+            dbcache_mib: self.dbcache,
+            utxo_dir: self.utxo_dir.clone(),
+            no_utxo: self.no_utxo,
+            script_ceiling: self.script_ceiling,
             xor_key: self.xor_key,
         }
     }
@@ -165,6 +188,30 @@ pub fn main(a: &ValidateArgs) -> Result<i32, CliError> {
         }
         if st.duplicates > 0 {
             println!("{} duplicate record(s) ignored", st.duplicates);
+        }
+        if let Some(u) = &r.utxo {
+            let amount = u
+                .total_amount
+                .map_or("overflow".to_string(), |a| format!("{}.{:08}", a / 100_000_000, a % 100_000_000));
+            println!(
+                "UTXO set: {} outputs of {} transactions, {amount} BTC, hash_serialized_3 {}",
+                u.txouts, u.transactions, u.hash_serialized_3
+            );
+        }
+        if let Some(sc) = &r.scripts {
+            println!(
+                "scripts: {} inputs checked by Bitcoin Core's interpreter ({:.0}/s), {} assumed valid; {} blocks connected, {} disconnected",
+                sc.inputs_checked, sc.inputs_per_second, sc.inputs_assumed_valid, sc.blocks_connected, sc.blocks_disconnected
+            );
+            if let Some(av) = &sc.assume_valid {
+                println!("assume-valid: {av}");
+            }
+            if let Some(c) = sc.ceiling_inputs_per_second {
+                println!(
+                    "script ceiling: {c:.0} inputs/s on all threads alone; full validation reached {:.3}x of it",
+                    sc.inputs_per_second / c
+                );
+            }
         }
         println!("not checked: {}", r.not_checked);
         print_skipped(&r.skipped);

@@ -80,6 +80,7 @@ pub fn import(
             file: rec.file.display().to_string(),
             offset: rec.offset,
             rule: rule.to_string(),
+            reason: message.split(": ").next().unwrap_or_default().to_string(),
             message,
             prev: Some(b.header.prev_blockhash),
         };

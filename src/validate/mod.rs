@@ -12,6 +12,7 @@
 //! The library prints nothing: progress goes to the caller's callback as [`Progress`] counts.
 
 pub mod bitcoin;
+pub mod chainstate;
 pub mod import;
 mod pipeline;
 pub mod powkit;
@@ -32,6 +33,13 @@ use read::{Format, ReadError};
 
 /// What `powkit validate` says is not checked.
 pub const NOT_CHECKED: &str = "scripts, signatures and UTXO spends of Bitcoin transactions are not checked";
+
+/// What full validation of Bitcoin blocks leaves out: nothing of Bitcoin Core's `ConnectBlock`.
+pub const FULL_NOT_CHECKED: &str = "nothing that Bitcoin Core checks when it reindexes blocks (scripts run in Core's own interpreter, libbitcoinconsensus)";
+
+/// With `--assume-valid`, what is not checked.
+pub const ASSUMED_NOT_CHECKED: &str =
+    "the scripts of the --assume-valid block and its ancestors (Bitcoin Core's -assumevalid); every other rule is checked";
 
 /// What `powkit validate` says is not checked on powkit chains.
 pub const LEDGER_NOT_CHECKED: &str = "nothing: headers, blocks, every signature and every state transition are checked";
@@ -63,6 +71,18 @@ pub struct ValidateOptions {
     /// Most blocks kept on side branches (block-tree entries, about 150 bytes each; block bytes are
     /// read back from their files). Past it, validation stops with a malformed-input error.
     pub side_limit: usize,
+    /// Bitcoin Core's `-assumevalid`: the scripts of this block and its ancestors are not run
+    /// (every other rule still is). `None`: every script runs.
+    pub assume_valid: Option<BlockHash>,
+    /// The UTXO cache's size, MiB (Core's `-dbcache`); past it the cache is written to disk.
+    pub dbcache_mib: usize,
+    /// Where the on-disk UTXO set and undo data go (`None`: a temporary directory, removed after).
+    pub utxo_dir: Option<PathBuf>,
+    /// Bitcoin blocks: check headers and block rules only (no UTXO set, no scripts).
+    pub no_utxo: bool,
+    /// After validating, run every checked script again on all threads with nothing else to do,
+    /// and report that rate (the ceiling full validation is measured against).
+    pub script_ceiling: bool,
     /// Read every file through this obfuscation key (`None`: a Core blocks directory's `xor.dat`
     /// for its `blk?????.dat` files, other files plain).
     pub xor_key: Option<xor::XorKey>,
@@ -81,6 +101,8 @@ pub struct Invalid {
     pub offset: u64,
     /// The rule function that failed.
     pub rule: String,
+    /// Bitcoin Core's reject reason (what `submitblock` answers), e.g. `bad-txns-inputs-missingorspent`.
+    pub reason: String,
     /// What is wrong, in a sentence (with Bitcoin Core's reject reason first).
     pub message: String,
     /// The record's parent, to place a context-free failure at its height when it extends the tip.
@@ -172,6 +194,45 @@ pub struct ValidateReport {
     /// blk bytes skipped because they could not be framed (junk, zero padding, a cut-off last
     /// record), as Bitcoin Core's reader skips them.
     pub skipped: read::Skipped,
+    /// Full validation of Bitcoin blocks: the UTXO set at the tip, as Bitcoin Core's
+    /// `gettxoutsetinfo` reports it (`None` when not fully validated or not valid).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub utxo: Option<crate::state::utxo::UtxoStats>,
+    /// Full validation of Bitcoin blocks: the script checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scripts: Option<ScriptReport>,
+    /// Peak resident memory of the process, bytes (Linux `VmHWM`; `None` elsewhere).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// The script checks of a full validation.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScriptReport {
+    /// Inputs whose scripts Bitcoin Core's interpreter ran.
+    pub inputs_checked: u64,
+    /// Inputs skipped under `--assume-valid`.
+    pub inputs_assumed_valid: u64,
+    /// Inputs checked per second over the whole run (wall time).
+    pub inputs_per_second: f64,
+    /// `--assume-valid`: the block, and whether it was found in the input.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assume_valid: Option<String>,
+    /// `--script-ceiling`: the same checks on all threads with nothing else to do, inputs/s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ceiling_inputs_per_second: Option<f64>,
+    /// Blocks connected to and disconnected from the UTXO set.
+    pub blocks_connected: u64,
+    /// Blocks disconnected by reorgs.
+    pub blocks_disconnected: u64,
+}
+
+/// Peak resident memory of this process, bytes, from `/proc/self/status` (`VmHWM`).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 impl ValidateReport {

@@ -60,6 +60,7 @@ fn stop_invalid(
             .map_or_else(|| rec.file.display().to_string(), |f| f.display().to_string()),
         offset: rec.offset,
         rule: e.rule().to_string(),
+        reason: e.to_string().split(": ").next().unwrap_or_default().to_string(),
         message: e.to_string(),
         prev: Some(b.header.prev_blockhash),
     }))
@@ -265,5 +266,8 @@ pub fn run(
         invalid,
         malformed,
         skipped: totals.skipped,
+        utxo: None,
+        scripts: None,
+        peak_rss_bytes: super::peak_rss_bytes(),
     })
 }

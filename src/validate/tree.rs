@@ -153,6 +153,14 @@ impl ActiveChain {
         Some((hash, SideEntry { prev, height, time, bits, chainwork, body, loc }))
     }
 
+    /// [`Self::height_of`] without bringing the index up to date (a linear search past it).
+    pub fn height_of_ro(&self, hash: &BlockHash) -> Option<u32> {
+        if let Some(h) = self.index.get(hash) {
+            return Some(*h);
+        }
+        (self.indexed..self.hashes.len()).rev().find(|&h| self.hashes[h] == *hash).map(|h| h as u32)
+    }
+
     /// The height of `hash` if it is on the active chain: the last 16 blocks are searched
     /// directly (where forks start), the rest through an index brought up to date on demand.
     pub fn height_of(&mut self, hash: &BlockHash) -> Option<u32> {

@@ -151,6 +151,9 @@ pub enum RuleError {
         /// Bitcoin Core's reason.
         reason: &'static str,
     },
+    /// A rule of [`tx`] or [`sigops`] (transactions against the UTXO set and the chain).
+    #[error("{0}")]
+    Tx(#[from] tx::TxRuleError),
     /// The coinbase does not start with the block height (BIP34).
     #[error("bad-cb-height: coinbase does not begin with the height {height} (BIP34)")]
     CoinbaseHeight {
@@ -178,11 +181,21 @@ impl RuleError {
             RuleError::BadTransaction { .. } => "transaction_is_well_formed",
             RuleError::WitnessCommitment { .. } => "witness_commitment_is_valid",
             RuleError::CoinbaseHeight { .. } => "coinbase_has_height",
+            RuleError::Tx(e) => e.rule(),
         }
     }
 }
 
 impl RuleError {
+    /// Bitcoin Core's reject reason for this failure (what `submitblock` answers), e.g.
+    /// `bad-txnmrklroot`, `bad-txns-inputs-missingorspent`.
+    pub fn reason(&self) -> String {
+        match self {
+            RuleError::Tx(e) => e.reason().to_string(),
+            other => other.to_string().split(": ").next().unwrap_or_default().to_string(),
+        }
+    }
+
     /// Whether the failure depends on the validator's clock (the 2-hour future limit): the same
     /// header may be valid a little later, so it is neither remembered as invalid nor a peer's
     /// misbehaviour (Bitcoin Core's `BLOCK_TIME_FUTURE`).
@@ -322,8 +335,12 @@ pub fn txids(block: &Block) -> Vec<[u8; 32]> {
 /// "bad-txnmrklroot"), and no level pairs two equal nodes ("bad-txns-duplicate", CVE-2012-2459:
 /// duplicating the last transactions of a level leaves the root unchanged).
 pub fn merkle_root_is_valid(block: &Block) -> Result<(), RuleError> {
-    let txids = txids(block);
-    let (root, mutated) = merkle::root_and_mutation(&txids);
+    merkle_root_matches_txids(block, &txids(block))
+}
+
+/// [`merkle_root_is_valid`] with the block's txids already computed (see [`txids`]).
+pub fn merkle_root_matches_txids(block: &Block, txids: &[[u8; 32]]) -> Result<(), RuleError> {
+    let (root, mutated) = merkle::root_and_mutation(txids);
     if root != block.header.merkle_root.0 {
         let mut c = root;
         c.reverse();
