@@ -506,10 +506,10 @@ fn obfuscated_core_blocks_directories_validate() {
     let blocks = datadir.join("blocks");
     std::fs::create_dir_all(blocks.join("index")).unwrap();
     // Two files, as Core rolls over: blocks 0..=99 and 100..=255 (each obfuscated from its offset 0,
-    // the second with Core's zero padding after its last record).
+    // the second with Core's pre-allocated zeros after its last record, which Core leaves plain).
     let split = recs[100].0 - 8;
     std::fs::write(blocks.join("blk00000.dat"), obfuscate(&bytes[..split])).unwrap();
-    std::fs::write(blocks.join("blk00001.dat"), obfuscate(&[&bytes[split..], &[0u8; 4096]].concat())).unwrap();
+    std::fs::write(blocks.join("blk00001.dat"), [obfuscate(&bytes[split..]), vec![0u8; 4096]].concat()).unwrap();
     std::fs::write(blocks.join("rev00000.dat"), obfuscate(b"undo data")).unwrap();
     std::fs::write(blocks.join("xor.dat"), key).unwrap();
     let (_, plain) = validate(&[chain.to_str().unwrap()]);
@@ -519,6 +519,8 @@ fn obfuscated_core_blocks_directories_validate() {
         assert_eq!((j["best_height"].clone(), j["tip"].clone()), (255.into(), plain["tip"].clone()));
         assert_eq!(j["chainwork"], plain["chainwork"]);
         assert_eq!(j["skipped"]["count"], 1, "the zero padding: {j}");
+        assert_eq!(j["skipped"]["first"][0]["why"], "zero padding");
+        assert_eq!(j["skipped"]["first"][0]["bytes"], 4096);
     }
     let loose = blocks.join("blk00000.dat");
     let copy = tmpdir("xor-loose").join("copy-of-blk00000.dat");

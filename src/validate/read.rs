@@ -336,11 +336,14 @@ struct Open {
     framed: bool,
     /// blk files: whether it starts with bytes (not zeros) that are not the magic.
     starts_unframed: bool,
+    /// The key it is read through (all zeros: none), to tell Core's zero padding.
+    key: XorKey,
 }
 
 impl Open {
-    fn new(path: PathBuf, src: Source) -> Open {
-        Open { path: Arc::new(path), src, off: 0, framed: false, starts_unframed: false }
+    fn new(path: PathBuf, src: Source, key: Option<XorKey>) -> Open {
+        let key = key.unwrap_or_default();
+        Open { path: Arc::new(path), src, off: 0, framed: false, starts_unframed: false, key }
     }
 }
 
@@ -401,7 +404,7 @@ impl Reader {
             Format::Blk => Source::Blk(Window::new(r)),
             _ => Source::Buffered(r),
         };
-        reader.current = Some(Open::new(name, src));
+        reader.current = Some(Open::new(name, src, None));
         reader.opened = 1;
         reader
     }
@@ -450,7 +453,7 @@ impl Reader {
             Format::Headers => Source::Buffered(Box::new(BufReader::with_capacity(64 << 10, f))),
             Format::Hex => Source::Buffered(Box::new(BufReader::with_capacity(1 << 20, f))),
         };
-        self.current = Some(Open::new(p, src));
+        self.current = Some(Open::new(p, src, key));
         Ok(true)
     }
 
@@ -494,7 +497,7 @@ impl Reader {
     fn next_blk(&mut self) -> Result<Option<Record>, ReadError> {
         let magic = self.magic;
         let file_index = self.index;
-        let Open { path, src, off, framed, starts_unframed } = self.current.as_mut().expect("open");
+        let Open { path, src, off, framed, starts_unframed, key } = self.current.as_mut().expect("open");
         let Source::Blk(w) = src else { unreachable!("blk files are read through a window") };
         // The run being skipped: where it began, why, and whether it is zeros only.
         let mut skip: Option<(u64, SkipWhy, bool)> = None;
@@ -556,7 +559,7 @@ impl Reader {
             if let Some(why) = why {
                 // Step one byte on, then to the next byte that could start the magic.
                 let k = 1 + a[1..].iter().position(|&b| b == magic[0]).unwrap_or(a.len() - 1);
-                let zeros = a[..k].iter().all(|&b| b == 0);
+                let zeros = key.stored_as_zeros(&a[..k], *off);
                 match &mut skip {
                     None => skip = Some((*off, why, zeros)),
                     Some((_, _, z)) => *z &= zeros,
@@ -870,9 +873,10 @@ mod tests {
             v
         };
         for (i, recs) in [(0, vec![rec(1, 81), rec(2, 90)]), (1, vec![rec(3, 85)])] {
+            // Records obfuscated, then Core's pre-allocated zeros (written plain).
             let mut bytes = recs.concat();
-            bytes.extend_from_slice(&[0u8; 13]);
             key.apply(&mut bytes, 0);
+            bytes.extend_from_slice(&[0u8; 13]);
             std::fs::write(blocks.join(format!("blk{i:05}.dat")), bytes).unwrap();
         }
         std::fs::write(blocks.join("rev00000.dat"), b"undo data, ignored").unwrap();

@@ -43,6 +43,16 @@ impl XorKey {
         }
     }
 
+    /// True when `buf` (de-obfuscated bytes starting at file byte `offset`) is stored as zeros in
+    /// the file: Core pre-allocates blk files with plain zeros (`AllocateFileRange`), which read
+    /// through the key as the key itself.
+    pub fn stored_as_zeros(&self, buf: &[u8], offset: u64) -> bool {
+        let r = (offset % KEY_BYTES as u64) as usize;
+        let rot: [u8; KEY_BYTES] = std::array::from_fn(|i| self.0[(r + i) % KEY_BYTES]);
+        let (words, rest) = buf.as_chunks::<KEY_BYTES>();
+        words.iter().all(|w| *w == rot) && rest.iter().zip(rot).all(|(b, k)| *b == k)
+    }
+
     /// Reads a key file (`blocks/xor.dat`): exactly 8 bytes.
     ///
     /// # Errors
@@ -124,6 +134,13 @@ mod tests {
                 assert_eq!(fast, want, "offset {offset}, len {len}");
                 key.apply(&mut fast, offset);
                 assert_eq!(fast, &data[..len]);
+                let mut zeros = vec![0u8; len];
+                key.apply(&mut zeros, offset);
+                assert!(key.stored_as_zeros(&zeros, offset));
+                if len > 0 {
+                    zeros[len / 2] ^= 1;
+                    assert!(!key.stored_as_zeros(&zeros, offset), "offset {offset}, len {len}");
+                }
             }
         }
     }
