@@ -380,4 +380,128 @@ mod tests {
             [1 << 10, 1 << 11, 1 << 17]
         );
     }
+
+    /// The shared mainnet blocks 0..=255 as framed records (magic, length, block), or `None` (with a
+    /// printed reason) where the shared data is absent.
+    fn mainnet_blocks() -> Option<Vec<crate::primitives::Block>> {
+        let p = format!("{}/../shared/data/bitcoin/mainnet-000000-000255.blk", env!("CARGO_MANIFEST_DIR"));
+        let Ok(bytes) = std::fs::read(&p) else {
+            eprintln!("skipping: {p} not present");
+            return None;
+        };
+        let mut blocks = Vec::new();
+        let mut at = 0;
+        while at + 8 <= bytes.len() {
+            assert_eq!(bytes[at..at + 4], [0xf9, 0xbe, 0xb4, 0xd9], "magic at {at}");
+            let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+            blocks.push(crate::primitives::Block::from_bytes(&bytes[at + 8..at + 8 + len]).unwrap());
+            at += 8 + len;
+        }
+        Some(blocks)
+    }
+
+    /// A minimal connection loop over the rules of `rules::tx`, `rules::sigops` and this module,
+    /// with an in-memory UTXO map: the first error, or the number of script-checked inputs.
+    fn connect_all(blocks: &[crate::primitives::Block]) -> Result<usize, (u32, TxRuleError)> {
+        use crate::consensus::rules::{sigops, tx as rules};
+        use crate::primitives::{Coin, OutPoint};
+        use std::collections::HashMap;
+        let p = BitcoinNetwork::Bitcoin.params();
+        let mut utxo: HashMap<OutPoint, Coin> = HashMap::new();
+        let mut times: Vec<i64> = Vec::new();
+        let mtp = |times: &[i64], h: u32| {
+            let mut t: Vec<i64> = times[..=h as usize].iter().rev().take(11).copied().collect();
+            t.sort_unstable();
+            t[t.len() / 2]
+        };
+        let mut checked = 0;
+        for (h, block) in blocks.iter().enumerate() {
+            let h = h as u32;
+            let hash = block.header.block_hash();
+            let prev_mtp = if h == 0 { 0 } else { mtp(&times, h - 1) };
+            times.push(block.header.time as i64);
+            let flags = block_script_flags(&p, h, &hash);
+            let err = |e| (h, e);
+            sigops::block_legacy_sigops_are_within_limit(block).map_err(err)?;
+            let txids: Vec<[u8; 32]> = block.txdata.iter().map(|t| t.txid().0).collect();
+            assert!(rules::bip30_applies(h, &hash, None, &p));
+            rules::outputs_do_not_overwrite_unspent(block, &txids, |op| utxo.contains_key(op)).map_err(err)?;
+            let cutoff = rules::lock_time_cutoff(h, block.header.time, prev_mtp, &p);
+            let (mut fees, mut cost) = (0i64, 0i64);
+            for (i, t) in block.txdata.iter().enumerate() {
+                rules::transaction_is_final(t, h, cutoff).map_err(err)?;
+                let coins: Vec<Coin> = if t.is_coinbase() {
+                    Vec::new()
+                } else {
+                    let found: Vec<Option<&Coin>> = t.inputs.iter().map(|i| utxo.get(&i.prevout)).collect();
+                    rules::inputs_are_available(t, &found).map_err(err)?;
+                    found.into_iter().map(|c| c.unwrap().clone()).collect()
+                };
+                if !t.is_coinbase() {
+                    fees += rules::check_tx_inputs(t, &coins, h).map_err(err)?;
+                    rules::accumulated_fees_are_in_range(fees).map_err(err)?;
+                    rules::sequence_locks_are_satisfied(t, &coins, h, prev_mtp, &p, |x| mtp(&times, x)).map_err(err)?;
+                }
+                cost += sigops::transaction_sigop_cost(t, &coins, flags);
+                sigops::block_sigop_cost_is_within_limit(cost).map_err(err)?;
+                if !t.is_coinbase() {
+                    let check = TxScriptCheck::new(t, coins.iter().map(|c| c.out.clone()).collect(), flags).unwrap();
+                    input_scripts_are_valid(t.txid(), &check).map_err(err)?;
+                    checked += check.inputs();
+                    for i in &t.inputs {
+                        utxo.remove(&i.prevout);
+                    }
+                }
+                for (vout, out) in t.outputs.iter().enumerate() {
+                    let op = OutPoint { txid: Txid(txids[i]), vout: vout as u32 };
+                    utxo.insert(op, Coin { out: out.clone(), height: h, is_coinbase: i == 0 });
+                }
+            }
+            rules::coinbase_value_is_within_reward(&block.txdata[0], fees, h, &p).map_err(err)?;
+        }
+        Ok(checked)
+    }
+
+    #[test]
+    fn mainnet_blocks_0_to_255_pass_every_utxo_rule_and_script_and_altered_ones_fail() {
+        let Some(blocks) = mainnet_blocks() else { return };
+        assert_eq!(blocks.len(), 256);
+        // Block 170 holds the first spend (block 9's coinbase, P2PK, signed by Satoshi); blocks
+        // 181, 182, 183, 187, 221 and 248 hold the others.
+        let checked = connect_all(&blocks).unwrap();
+        assert!(checked >= 7, "only {checked} inputs were script-checked");
+        assert_eq!(blocks[170].txdata.len(), 2);
+        // A flipped signature byte: Core's interpreter refuses it at block 170.
+        let mut bad = blocks[..=170].to_vec();
+        bad[170].txdata[1].inputs[0].script_sig[10] ^= 1;
+        let (h, e) = connect_all(&bad).unwrap_err();
+        assert_eq!((h, e.reason(), e.rule()), (170, "block-script-verify-flag-failed", "input_scripts_are_valid"));
+        // Spending more than the coin (50 BTC): outputs above inputs.
+        let mut bad = blocks[..=170].to_vec();
+        bad[170].txdata[1].outputs[0].value += 50 * 100_000_000;
+        assert_eq!(connect_all(&bad).unwrap_err().1.reason(), "bad-txns-in-belowout");
+        // The coinbase of block 100 paying one satoshi more than 50 BTC.
+        let mut bad = blocks[..=100].to_vec();
+        bad[100].txdata[0].outputs[0].value += 1;
+        let (h, e) = connect_all(&bad).unwrap_err();
+        assert_eq!((h, e.reason()), (100, "bad-cb-amount"));
+        // Block 170's spend naming an output block 9 does not have: missing.
+        let mut bad = blocks[..=170].to_vec();
+        bad[170].txdata[1].inputs[0].prevout.vout = 1;
+        let (h, e) = connect_all(&bad).unwrap_err();
+        assert_eq!((h, e.reason()), (170, "bad-txns-inputs-missingorspent"));
+        // The same spend already in block 169: block 170's copy would overwrite its unspent
+        // outputs, and Core's BIP30 check comes before the inputs (ConnectBlock).
+        let mut bad = blocks[..=170].to_vec();
+        let spend = bad[170].txdata[1].clone();
+        bad[169].txdata.push(spend);
+        let (h, e) = connect_all(&bad).unwrap_err();
+        assert_eq!((h, e.reason()), (170, "bad-txns-BIP30"));
+        // A coinbase output spent at depth 99: block 9's coinbase spent in block 108.
+        let mut bad = blocks[..=108].to_vec();
+        let spend = blocks[170].txdata[1].clone();
+        bad[108].txdata.push(spend);
+        let (h, e) = connect_all(&bad).unwrap_err();
+        assert_eq!((h, e.reason()), (108, "bad-txns-premature-spend-of-coinbase"));
+    }
 }

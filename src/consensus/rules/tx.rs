@@ -271,18 +271,23 @@ pub fn coinbase_spends_are_mature<C: Borrow<Coin>>(
     spend_height: u32,
 ) -> Result<(), TxRuleError> {
     check_len(tx, coins);
-    for (input, coin) in coins.iter().enumerate() {
-        let coin = coin.borrow();
-        let depth = spend_height as i64 - coin.height as i64;
-        if coin.is_coinbase && depth < COINBASE_MATURITY as i64 {
-            return Err(TxRuleError::PrematureCoinbaseSpend {
-                txid: tx.txid(),
-                input,
-                coin_height: coin.height,
-                spend_height,
-                depth,
-            });
-        }
+    coins
+        .iter()
+        .enumerate()
+        .try_for_each(|(input, coin)| coinbase_spend_is_mature(tx, input, coin.borrow(), spend_height))
+}
+
+/// [`coinbase_spends_are_mature`] for one input (shared with [`check_tx_inputs`]).
+fn coinbase_spend_is_mature(tx: &Transaction, input: usize, coin: &Coin, spend_height: u32) -> Result<(), TxRuleError> {
+    let depth = spend_height as i64 - coin.height as i64;
+    if coin.is_coinbase && depth < COINBASE_MATURITY as i64 {
+        return Err(TxRuleError::PrematureCoinbaseSpend {
+            txid: tx.txid(),
+            input,
+            coin_height: coin.height,
+            spend_height,
+            depth,
+        });
     }
     Ok(())
 }
@@ -338,16 +343,7 @@ pub fn check_tx_inputs<C: Borrow<Coin>>(tx: &Transaction, coins: &[C], spend_hei
     let mut total: i64 = 0;
     for (input, coin) in coins.iter().enumerate() {
         let coin = coin.borrow();
-        let depth = spend_height as i64 - coin.height as i64;
-        if coin.is_coinbase && depth < COINBASE_MATURITY as i64 {
-            return Err(TxRuleError::PrematureCoinbaseSpend {
-                txid: tx.txid(),
-                input,
-                coin_height: coin.height,
-                spend_height,
-                depth,
-            });
-        }
+        coinbase_spend_is_mature(tx, input, coin, spend_height)?;
         let value = coin.out.value;
         total = total.saturating_add(value);
         if !money_range(value) || !money_range(total) {
@@ -648,6 +644,7 @@ mod tests {
         assert_eq!(e.reason(), "bad-txns-inputvalues-outofrange");
         let e = check_tx_inputs(&t, &[coin(6, 2, true), coin(-1, 1, false)], 101).unwrap_err();
         assert_eq!(e.reason(), "bad-txns-premature-spend-of-coinbase");
+        assert!(matches!(e, TxRuleError::PrematureCoinbaseSpend { input: 0, depth: 99, .. }));
         let e = check_tx_inputs(&t, &[coin(5, 1, false), coin(4, 1, false)], 101).unwrap_err();
         assert_eq!(e.reason(), "bad-txns-in-belowout");
     }
