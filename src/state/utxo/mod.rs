@@ -579,8 +579,15 @@ impl UtxoSet {
         if height > i32::MAX as u32 {
             return Err(UtxoError::Height { height, txid: txids.first().copied().unwrap_or_default(), vout: 0 });
         }
-        let inputs: Vec<OutPoint> =
-            block.txdata.iter().skip(1).flat_map(|tx| tx.inputs.iter().map(|i| i.prevout)).collect();
+        // Inputs created in this block are not on disk: only the others are looked up.
+        let in_block: std::collections::HashSet<Txid> = txids.iter().copied().collect();
+        let inputs: Vec<OutPoint> = block
+            .txdata
+            .iter()
+            .skip(1)
+            .flat_map(|tx| tx.inputs.iter().map(|i| i.prevout))
+            .filter(|o| !in_block.contains(&o.txid))
+            .collect();
         self.prefetch(&inputs)?;
         // The dry run: outpoints created (spendable) and spent so far in this block.
         let mut created: HashMap<OutPoint, bool> = HashMap::new();

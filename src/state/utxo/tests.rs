@@ -455,6 +455,15 @@ fn undo_store_round_trips_and_detects_corruption() {
 }
 
 #[test]
+fn the_set_can_move_to_another_thread() {
+    fn send<T: Send>(_: &T) {}
+    let set = UtxoSet::open(None, 1 << 20).unwrap();
+    send(&set);
+    let mut set = std::thread::spawn(move || set).join().unwrap();
+    assert_eq!(set.stats().unwrap().txouts, 0);
+}
+
+#[test]
 fn a_temporary_directory_is_removed_on_drop() {
     let set = UtxoSet::open(None, 1 << 20).unwrap();
     let dir = set.dir().to_path_buf();
