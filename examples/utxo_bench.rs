@@ -50,7 +50,7 @@ fn run(label: &str, coins: usize, cache_bytes: usize) {
     let flush_s = t.elapsed().as_secs_f64();
     // Spend in a different order than added (a permutation: 7919 is prime, coprime to COINS unless
     // a multiple), a block of prefetch at a time.
-    assert!(coins % 7919 != 0, "COINS must not be a multiple of 7919");
+    assert!(!coins.is_multiple_of(7919), "COINS must not be a multiple of 7919");
     let order: Vec<usize> = (0..coins).map(|k| k * 7919 % coins).collect();
     let t = Instant::now();
     let mut total = 0i64;

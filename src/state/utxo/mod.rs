@@ -236,6 +236,17 @@ impl CachedCoin {
     }
 }
 
+/// Bytes of a `HashMap<OutPoint, Entry>` allocation of `capacity` (hashbrown: buckets a power of
+/// two, at most 7/8 of them used; one control byte per bucket).
+fn table_bytes(capacity: usize) -> usize {
+    let buckets = match capacity {
+        0 => 0,
+        c if c < 8 => c + 1,
+        c => (c * 8 / 7).next_power_of_two(),
+    };
+    buckets * (std::mem::size_of::<(OutPoint, Entry)>() + 1)
+}
+
 /// Core's `memusage::MallocUsage` on 64-bit: an allocation of `n` bytes occupies
 /// `((n + 31) / 16) * 16` (memusage.h).
 fn malloc_usage(n: usize) -> usize {
@@ -272,6 +283,8 @@ pub struct UtxoSet {
     heap_usage: usize,
     cache_bytes: usize,
     counters: CacheCounters,
+    /// Cache entries at the last [`UtxoSet::flush_if_over`] (to foresee the table's growth).
+    len_at_check: usize,
     undo: UndoStore,
 }
 
@@ -347,6 +360,7 @@ impl UtxoSet {
             heap_usage: 0,
             cache_bytes,
             counters: CacheCounters::default(),
+            len_at_check: 0,
             undo,
         })
     }
@@ -367,11 +381,11 @@ impl UtxoSet {
     }
 
     /// Estimated bytes the cache uses, as Core's `CCoinsViewCache::DynamicMemoryUsage`: the hash
-    /// table's allocation (slots of key and entry plus one control byte each, at the table's
-    /// capacity) plus each script too long to sit in its entry (malloc-rounded).
+    /// table's allocation (slots of key and entry plus one control byte each, for every bucket the
+    /// table has allocated, used or not) plus each script too long to sit in its entry
+    /// (malloc-rounded).
     pub fn memory_usage(&self) -> usize {
-        let slots = self.cache.capacity() + self.cache.capacity() / 7;
-        slots * (std::mem::size_of::<(OutPoint, Entry)>() + 1) + self.heap_usage
+        table_bytes(self.cache.capacity()) + self.heap_usage
     }
 
     /// Entries in the cache (coins and not-yet-written spends).
@@ -579,8 +593,15 @@ impl UtxoSet {
         if height > i32::MAX as u32 {
             return Err(UtxoError::Height { height, txid: txids.first().copied().unwrap_or_default(), vout: 0 });
         }
-        let inputs: Vec<OutPoint> =
-            block.txdata.iter().skip(1).flat_map(|tx| tx.inputs.iter().map(|i| i.prevout)).collect();
+        // Inputs created in this block are not on disk: only the others are looked up.
+        let in_block: std::collections::HashSet<Txid> = txids.iter().copied().collect();
+        let inputs: Vec<OutPoint> = block
+            .txdata
+            .iter()
+            .skip(1)
+            .flat_map(|tx| tx.inputs.iter().map(|i| i.prevout))
+            .filter(|o| !in_block.contains(&o.txid))
+            .collect();
         self.prefetch(&inputs)?;
         // The dry run: outpoints created (spendable) and spent so far in this block.
         let mut created: HashMap<OutPoint, bool> = HashMap::new();
@@ -721,6 +742,7 @@ impl UtxoSet {
         self.write_dirty()?;
         self.cache = HashMap::new();
         self.heap_usage = 0;
+        self.len_at_check = 0;
         Ok(())
     }
 
@@ -736,13 +758,31 @@ impl UtxoSet {
         Ok(())
     }
 
-    /// [`UtxoSet::flush`] when [`UtxoSet::memory_usage`] is above the bound; `true` if it flushed.
-    /// Call it between blocks.
+    /// Call it between blocks: writes every dirty entry and empties the cache when
+    /// [`UtxoSet::memory_usage`] is above the bound, or when the table would have to double during
+    /// the next block (assumed to add as many entries as were added since the last call) and the
+    /// doubled table would pass the bound; so the cache stays within the bound unless one block
+    /// alone adds more than the table holds. The table's allocation is kept for reuse when it fits
+    /// the bound (no regrowth after each flush), freed otherwise. `true` if it flushed.
     pub fn flush_if_over(&mut self) -> Result<bool, UtxoError> {
-        if self.memory_usage() <= self.cache_bytes {
+        let len = self.cache.len();
+        let added = len.saturating_sub(self.len_at_check);
+        self.len_at_check = len;
+        let capacity = self.cache.capacity();
+        let over = self.memory_usage() > self.cache_bytes;
+        let would_grow_over =
+            len + added > capacity && table_bytes((len + added).max(capacity + 1)) + self.heap_usage > self.cache_bytes;
+        if !over && !would_grow_over {
             return Ok(false);
         }
-        self.flush()?;
+        self.write_dirty()?;
+        if over {
+            self.cache = HashMap::new();
+        } else {
+            self.cache.clear();
+        }
+        self.heap_usage = 0;
+        self.len_at_check = 0;
         Ok(true)
     }
 

@@ -455,6 +455,15 @@ fn undo_store_round_trips_and_detects_corruption() {
 }
 
 #[test]
+fn the_set_can_move_to_another_thread() {
+    fn send<T: Send>(_: &T) {}
+    let set = UtxoSet::open(None, 1 << 20).unwrap();
+    send(&set);
+    let mut set = std::thread::spawn(move || set).join().unwrap();
+    assert_eq!(set.stats().unwrap().txouts, 0);
+}
+
+#[test]
 fn a_temporary_directory_is_removed_on_drop() {
     let set = UtxoSet::open(None, 1 << 20).unwrap();
     let dir = set.dir().to_path_buf();
@@ -464,22 +473,38 @@ fn a_temporary_directory_is_removed_on_drop() {
 }
 
 #[test]
-fn memory_usage_grows_with_the_cache_and_flush_if_over_empties_it() {
+fn memory_usage_counts_long_scripts() {
     let mut set = UtxoSet::open(None, 100_000).unwrap();
     assert_eq!(set.memory_usage(), 0);
     set.add(op(5, 0), &coin(1, &[0x51; 36], 1, false), false).unwrap();
     let inline = set.memory_usage();
     set.add(op(5, 1), &coin(1, &[0x51; 37], 1, false), false).unwrap();
     assert_eq!(set.memory_usage(), inline + 64, "a 37-byte script spills: malloc_usage(37) = 64");
-    let mut n = 2;
-    while !set.flush_if_over().unwrap() {
-        set.add(op(5, n), &coin(1, &[0x51; 25], 1, false), false).unwrap();
-        n += 1;
-        assert!(n < 10_000);
+}
+
+#[test]
+fn the_cache_stays_within_its_bound_when_checked_between_blocks() {
+    // Blocks of 50 new coins, flush_if_over after each: the table must not double past the bound
+    // inside a block (100,000 bytes hold about 880 slots; the doubling from 512 to 1024 buckets
+    // would reach about 116,000).
+    let bound = 100_000;
+    let mut set = UtxoSet::open(None, bound).unwrap();
+    let (mut n, mut peak, mut flushes) = (0u32, 0, 0);
+    for _ in 0..200 {
+        for _ in 0..50 {
+            set.add(op(6, n), &coin(1, &[0x51; 25], 1, false), false).unwrap();
+            n += 1;
+        }
+        peak = peak.max(set.memory_usage());
+        if set.flush_if_over().unwrap() {
+            flushes += 1;
+            assert_eq!(set.cached_entries(), 0);
+        }
+        assert!(set.memory_usage() <= bound);
     }
-    assert!(n > 100, "{n} entries");
-    assert_eq!(set.memory_usage(), 0);
-    assert_eq!(set.stats().unwrap().txouts, n as u64);
+    assert!(peak <= bound, "peak {peak} over the bound {bound}");
+    assert!(flushes > 5, "{flushes} flushes");
+    assert_eq!(set.stats().unwrap().txouts, u64::from(n));
 }
 
 /// Bitcoin Core's own figures: a regtest chain of 107 blocks made by bitcoind (v31.99, the source

@@ -1,3 +1,12 @@
+# Made testdata/regtest-107.hex and the figures in tests.rs
+# (figures_equal_bitcoind_gettxoutsetinfo_on_a_regtest_chain) with Bitcoin Core v31.99 built by
+# ../shared/tools/build-bitcoind.sh. Start a fresh regtest node first:
+#   bitcoind -regtest -datadir=/tmp/utxo-kat/dd -daemon=0 -server -listen=0 -rpcport=28461 \
+#            -port=28462 -rpcuser=u -rpcpassword=p
+# then `bitcoin-cli ... generatetodescriptor 5 "raw(51)"` (the first 5 blocks) and run this script:
+# 101 more coinbases to raw(51), then one block (generateblock) with three transactions spending
+# two coinbases and each other. It prints gettxoutsetinfo at 107 and, after invalidateblock of the
+# tip, at 106; the block times make every run's hashes differ, so the test pins this run's output.
 import hashlib, json, subprocess, struct
 B="/root/.cache/powkit-bitcoind/build/bin/bitcoin-cli"
 C=[B,"-regtest","-datadir=/tmp/utxo-kat/dd","-rpcport=28461","-rpcuser=u","-rpcpassword=p"]
