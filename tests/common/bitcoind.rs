@@ -84,10 +84,25 @@ impl Bitcoind {
     /// waits until RPC answers.
     ///
     /// # Panics
-    /// When the process cannot start or RPC does not answer within 120 s (the tail of its debug.log is
-    /// in the message).
+    /// When the process cannot start or RPC does not answer within 120 s, three times (a port taken
+    /// between choosing it and bitcoind binding it is the retried case); the tail of its debug.log is
+    /// in the message.
     pub fn start(bin: &Path, datadir: &Path, blocksxor: bool, extra: &[&str]) -> Bitcoind {
-        std::fs::create_dir_all(datadir).expect("create the datadir");
+        let mut why = String::new();
+        for attempt in 1..=3 {
+            match Bitcoind::try_start(bin, datadir, blocksxor, extra) {
+                Ok(d) => return d,
+                Err(e) => {
+                    eprintln!("bitcoind start, attempt {attempt} of 3: {e}");
+                    why = e;
+                }
+            }
+        }
+        panic!("bitcoind did not start: {why}");
+    }
+
+    fn try_start(bin: &Path, datadir: &Path, blocksxor: bool, extra: &[&str]) -> Result<Bitcoind, String> {
+        std::fs::create_dir_all(datadir).map_err(|e| format!("creating {}: {e}", datadir.display()))?;
         let rpc_port = free_port();
         let mut args = vec![
             "-regtest".to_string(),
@@ -110,7 +125,7 @@ impl Bitcoind {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+            .map_err(|e| format!("starting {}: {e}", bin.display()))?;
         let mut d = Bitcoind {
             child: Some(child),
             datadir: datadir.to_path_buf(),
@@ -124,17 +139,19 @@ impl Bitcoind {
             if let Some(status) = d.child.as_mut().unwrap().try_wait().expect("try_wait") {
                 let mut err = String::new();
                 d.child.take().unwrap().stderr.take().map(|mut s| s.read_to_string(&mut err));
-                panic!("bitcoind exited at start ({status}): {err}{}", d.log_tail());
+                return Err(format!("bitcoind exited at start ({status}): {err}{}", d.log_tail()));
             }
             if let Ok(text) = std::fs::read_to_string(&cookie) {
                 d.auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(text.trim()));
                 match d.rpc("getblockchaininfo", json!([])) {
-                    Ok(_) => return d,
+                    Ok(_) => return Ok(d),
                     Err(e) if e.code == -28 || e.code == 0 => {} // warming up, or not listening yet
-                    Err(e) => panic!("bitcoind RPC: {e}"),
+                    Err(e) => return Err(format!("bitcoind RPC: {e}")),
                 }
             }
-            assert!(start.elapsed() < Duration::from_secs(120), "bitcoind RPC did not answer in 120 s{}", d.log_tail());
+            if start.elapsed() > Duration::from_secs(120) {
+                return Err(format!("bitcoind RPC did not answer in 120 s{}", d.log_tail()));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
