@@ -549,14 +549,16 @@ impl Validator {
                 let body = self.chain.body(height).clone();
                 let loc = self.chain.loc(height);
                 let (block, txids) = self.load(&body, loc)?;
-                let state = self.state.as_mut().expect("full validation");
-                state.disconnect(&block, &txids, height, &hash).map_err(|why| {
-                    Stop::Malformed(Box::new(Malformed {
-                        file: self.file_name(loc.0),
-                        offset: loc.1,
-                        message: format!("cannot disconnect block {hash} at height {height} for a reorg: {why}"),
-                    }))
-                })?;
+                let file = self.file_name(loc.0);
+                if let Some(state) = self.state.as_mut() {
+                    state.disconnect(&block, &txids, height, &hash).map_err(|why| {
+                        Stop::Malformed(Box::new(Malformed {
+                            file,
+                            offset: loc.1,
+                            message: format!("cannot disconnect block {hash} at height {height} for a reorg: {why}"),
+                        }))
+                    })?;
+                }
             }
             let bits = self.chain.info(height).bits;
             let work = self.work(bits);
