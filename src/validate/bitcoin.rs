@@ -240,7 +240,7 @@ impl Validator {
         Validator {
             state: None,
             seq: 0,
-            chain: ActiveChain::default(),
+            chain: ActiveChain::new(opts.format != Format::Headers),
             side: HashMap::new(),
             last_regular_bits: None,
             last_work: None,

@@ -4,8 +4,8 @@
 //! chain with the most work (`CChainState::ActivateBestChain`), first seen winning a tie
 //! (`nSequenceId`).
 //!
-//! Memory: the active chain costs about 48 bytes per block (hash, time, bits, body location), so a
-//! mainnet-sized chain of 900,000 blocks about 45 MB. A side-branch block costs about 120 bytes plus
+//! Memory: the active chain costs 40 bytes per header (hash, time, bits) and, for blocks, 40 more
+//! (where its bytes are), so a mainnet-sized chain of 900,000 blocks about 72 MB. A side-branch block costs about 120 bytes plus
 //! its hash-map slot; block bytes are never held for either: a block that must be connected (or
 //! disconnected) again is read back from its file, as Core reads it from its blk files. At most
 //! `side_limit` side-branch blocks are kept; past that, validation stops with an error naming the
@@ -70,9 +70,16 @@ pub struct ActiveChain {
     /// the tip is rare; the bulk path never touches the map).
     index: HashMap<BlockHash, u32>,
     indexed: usize,
+    /// Whether bodies and locations are kept (blocks); header files keep 40 bytes per header only.
+    blocks: bool,
 }
 
 impl ActiveChain {
+    /// An empty chain; `blocks`: the input holds blocks (their file locations are kept).
+    pub fn new(blocks: bool) -> ActiveChain {
+        ActiveChain { blocks, ..ActiveChain::default() }
+    }
+
     /// Number of blocks (the tip's height plus one).
     pub fn len(&self) -> usize {
         self.hashes.len()
@@ -104,14 +111,14 @@ impl ActiveChain {
         &self.hashes[height as usize]
     }
 
-    /// Body at `height`.
+    /// Body at `height` ([`Body::None`] for header input).
     pub fn body(&self, height: u32) -> &Body {
-        &self.bodies[height as usize]
+        self.bodies.get(height as usize).unwrap_or(&Body::None)
     }
 
-    /// Input location at `height`.
+    /// Input location at `height` (`(0, 0)` for header input).
     pub fn loc(&self, height: u32) -> (u32, u64) {
-        self.locs[height as usize]
+        self.locs.get(height as usize).copied().unwrap_or((0, 0))
     }
 
     /// Header times of the blocks at heights `from..=to`.
@@ -130,8 +137,10 @@ impl ActiveChain {
         self.hashes.push(hash);
         self.times.push(time);
         self.bits.push(bits);
-        self.bodies.push(body);
-        self.locs.push(loc);
+        if self.blocks {
+            self.bodies.push(body);
+            self.locs.push(loc);
+        }
         self.chainwork = self.chainwork.checked_add(work).unwrap_or(U256::MAX);
     }
 
@@ -141,8 +150,8 @@ impl ActiveChain {
         let hash = self.hashes.pop()?;
         let time = self.times.pop()?;
         let bits = self.bits.pop()?;
-        let body = self.bodies.pop()?;
-        let loc = self.locs.pop()?;
+        let body = self.bodies.pop().unwrap_or(Body::None);
+        let loc = self.locs.pop().unwrap_or((0, 0));
         let chainwork = self.chainwork;
         self.chainwork = self.chainwork.overflowing_sub(work).0;
         if self.indexed > self.hashes.len() {
