@@ -91,7 +91,8 @@ pub enum Prepared {
 /// their parent, and, when blocks are fully validated, the chain state (UTXO set and script checks).
 pub struct Validator {
     opts: Options,
-    chain: ActiveChain,
+    /// The active chain.
+    pub chain: ActiveChain,
     side: HashMap<BlockHash, SideEntry>,
     /// Bits of the latest active block that is genesis, at a retarget height, or not at the
     /// limit: what testnet's minimum-difficulty walk back finds (`None`: walk to find it).
@@ -372,25 +373,22 @@ impl Validator {
     }
 
     /// The contextual header rules (Bitcoin Core `ContextualCheckBlockHeader`) for a header at
-    /// `height` whose ancestors `ancestor(h)` returns.
+    /// `height` whose ancestors `ancestor(h)` returns; `recent_times` are the times of the (up to)
+    /// 11 blocks before it, for the median time past.
     fn check_header_in_context(
         &self,
         header: &BlockHeader,
         height: u32,
         ancestor: &dyn Fn(u32) -> HeaderInfo,
         last_regular_bits: Option<CompactTarget>,
+        recent_times: &[u32],
     ) -> Result<(), RuleError> {
         let params = &self.opts.params;
         if height > 0 {
             let last = ancestor(height - 1);
             let required = next_work_required(params, &last, header.time, ancestor, last_regular_bits);
             rules::difficulty_matches_retarget(header, required)?;
-            let from = height.saturating_sub(11);
-            let mut times = [0u32; 11];
-            for (i, h) in (from..height).enumerate() {
-                times[i] = ancestor(h).time;
-            }
-            rules::time_is_above_median_past(header, &times[..(height - from) as usize])?;
+            rules::time_is_above_median_past(header, recent_times)?;
         }
         rules::version_is_not_obsolete(header, height, params)
     }
@@ -419,10 +417,13 @@ impl Validator {
     ) -> Result<(), Stop> {
         let height = self.chain.len() as u32;
         let err = |e| invalid(&self.opts.files, loc, hash, &header.prev_blockhash, Some(height), e);
-        {
+        if height > 0 {
             let chain = &self.chain;
             let ancestor = |h: u32| chain.info(h);
-            self.check_header_in_context(header, height, &ancestor, self.last_regular_bits).map_err(err)?;
+            let recent = chain.times(height.saturating_sub(11), height - 1);
+            self.check_header_in_context(header, height, &ancestor, self.last_regular_bits, recent).map_err(err)?;
+        } else {
+            rules::version_is_not_obsolete(header, height, &self.opts.params).map_err(err)?;
         }
         if let Some(b) = block {
             let prev_mtp = self.chain.tip_height().map_or(0, |t| self.chain.median_time_past(t) as i64);
@@ -481,10 +482,9 @@ impl Validator {
         let prev_mtp = {
             let chain = &self.chain;
             let ancestor = |h: u32| if h > fork { branch[(parent_height - h) as usize] } else { chain.info(h) };
-            self.check_header_in_context(&p.header, height, &ancestor, None).map_err(err)?;
-            let from = parent_height.saturating_sub(10);
-            let times: Vec<u32> = (from..=parent_height).map(|h| ancestor(h).time).collect();
-            super::tree::median(&times) as i64
+            let recent: Vec<u32> = (height.saturating_sub(11)..height).map(|h| ancestor(h).time).collect();
+            self.check_header_in_context(&p.header, height, &ancestor, None, &recent).map_err(err)?;
+            super::tree::median(&recent[recent.len().saturating_sub(11)..]) as i64
         };
         if let Some(b) = &p.block {
             self.check_block_in_context(b, height, prev_mtp).map_err(err)?;
@@ -761,6 +761,10 @@ pub fn run(
     let t0 = Instant::now();
     let full = !opts.no_context && !opts.no_utxo && opts.format != Format::Headers;
     let mut validator = Validator::new(checks.clone());
+    if opts.format == Format::Headers {
+        let bytes: u64 = checks.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+        validator.chain.reserve((bytes / 80).min(1 << 28) as usize);
+    }
     let mut assume_note = None;
     if full {
         let av = match opts.assume_valid {

@@ -80,6 +80,14 @@ impl ActiveChain {
         ActiveChain { blocks, ..ActiveChain::default() }
     }
 
+    /// Makes room for `n` more blocks (header files: the count is known from the file sizes, so
+    /// the vectors never move while growing).
+    pub fn reserve(&mut self, n: usize) {
+        self.hashes.reserve(n);
+        self.times.reserve(n);
+        self.bits.reserve(n);
+    }
+
     /// Number of blocks (the tip's height plus one).
     pub fn len(&self) -> usize {
         self.hashes.len()
