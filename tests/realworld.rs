@@ -70,3 +70,52 @@ fn junk_between_records_is_skipped() {
     assert_eq!(code, 0, "{j}");
     assert_eq!(j["best_height"], 3, "{j}");
 }
+
+/// Block 170's spend (the first of the chain) with one byte of its signature changed, merkle root
+/// recomputed (proof of work then fails, so `--no-pow`): Bitcoin Core's interpreter refuses it at
+/// 170. Under `--assume-valid` naming that block its scripts are skipped, and it is valid; naming
+/// block 169 instead, block 170 is not covered and is refused again.
+#[test]
+fn a_bad_signature_is_refused_unless_assumed_valid() {
+    use powkit::primitives::{serialize, Block, TxMerkleNode};
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/bitcoin/mainnet-000000-000255.blk");
+    let Ok(bytes) = std::fs::read(&p) else { return eprintln!("skipping: {} not present", p.display()) };
+    let mut out = Vec::new();
+    let (mut o, mut height) = (0usize, 0u32);
+    let mut hashes = Vec::new();
+    while height <= 170 {
+        let len = u32::from_le_bytes(bytes[o + 4..o + 8].try_into().unwrap()) as usize;
+        let mut raw = bytes[o + 8..o + 8 + len].to_vec();
+        if height == 170 {
+            let mut b = Block::from_bytes(&raw).unwrap();
+            let sig = &mut b.txdata[1].inputs[0].script_sig;
+            sig[10] ^= 1;
+            let ids: Vec<[u8; 32]> = b.txdata.iter().map(|t| t.txid().0).collect();
+            b.header.merkle_root = TxMerkleNode(powkit::sha256::merkle::root_and_mutation(&ids).0);
+            raw = serialize(&b);
+        }
+        hashes.push(powkit::primitives::BlockHeader::from_bytes(&raw[..80]).unwrap().block_hash().to_string());
+        out.extend_from_slice(&bytes[o..o + 4]);
+        out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+        out.extend_from_slice(&raw);
+        o += 8 + len;
+        height += 1;
+    }
+    let d = common::tmp_dir("realworld", "assumevalid");
+    let f = d.join("bad-sig-170.blk");
+    std::fs::write(&f, &out).unwrap();
+    let f = f.to_str().unwrap();
+    let (code, j) = validate(&["--no-pow", f]);
+    assert_eq!(code, 1, "{j}");
+    assert_eq!(
+        (j["invalid"]["height"].clone(), j["invalid"]["reason"].clone()),
+        (170.into(), "block-script-verify-flag-failed".into()),
+        "{j}"
+    );
+    let (code, j) = validate(&["--no-pow", "--assume-valid", &hashes[170], f]);
+    assert_eq!(code, 0, "{j}");
+    assert_eq!(j["scripts"]["inputs_checked"], 0, "{j}");
+    assert_eq!(j["scripts"]["inputs_assumed_valid"], 1, "{j}");
+    let (code, j) = validate(&["--no-pow", "--assume-valid", &hashes[169], f]);
+    assert_eq!((code, j["invalid"]["height"].clone()), (1, 170.into()), "{j}");
+}
