@@ -119,3 +119,21 @@ fn a_bad_signature_is_refused_unless_assumed_valid() {
     let (code, j) = validate(&["--no-pow", "--assume-valid", &hashes[169], f]);
     assert_eq!((code, j["invalid"]["height"].clone()), (1, 170.into()), "{j}");
 }
+
+/// Mainnet blocks 0..255 fully validated (issue 13's acceptance): block 170 is the first spend; the
+/// UTXO set holds the 255 coinbases after genesis less what was spent, as Core's would.
+#[test]
+fn mainnet_blocks_0_to_255_validate_fully() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/bitcoin/mainnet-000000-000255.blk");
+    if !p.exists() {
+        return eprintln!("skipping: {} not present", p.display());
+    }
+    let (code, j) = validate(&[p.to_str().unwrap()]);
+    assert_eq!(code, 0, "{j}");
+    assert_eq!(j["best_height"], 255, "{j}");
+    // 255 coinbases of 50 BTC (genesis's is not in the set), spends move value but create none.
+    assert_eq!(j["utxo"]["total_amount"], 255 * 50 * 100_000_000i64, "{j}");
+    assert_eq!(j["utxo"]["txouts"], 260, "{j}");
+    assert_eq!(j["scripts"]["inputs_checked"], 7, "{j}");
+    assert!(j["not_checked"].as_str().unwrap().starts_with("nothing"), "{j}");
+}

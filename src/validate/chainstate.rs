@@ -283,7 +283,7 @@ impl Chainstate {
         for (i, tx) in block.txdata.iter().enumerate() {
             let rule = |e| ConnectError::Rule(Some(i), e);
             let is_coinbase = i == 0;
-            let coins = if is_coinbase { Vec::new() } else { self.spend_inputs(tx, txids[i])? };
+            let coins = if is_coinbase { Vec::new() } else { self.spend_inputs(tx)? };
             if !is_coinbase {
                 let fee = txrules::check_tx_inputs(tx, &coins, ctx.height).map_err(rule)?;
                 fees = fees.saturating_add(fee);
@@ -323,7 +323,7 @@ impl Chainstate {
 
     /// Spends the inputs of `tx` (each coin removed from the set) and returns their coins; an
     /// input that is missing or already spent is Core's `bad-txns-inputs-missingorspent`.
-    fn spend_inputs(&mut self, tx: &Transaction, txid: Txid) -> Result<Vec<Coin>, ConnectError> {
+    fn spend_inputs(&mut self, tx: &Transaction) -> Result<Vec<Coin>, ConnectError> {
         let mut coins = Vec::with_capacity(tx.inputs.len());
         for input in &tx.inputs {
             match self.utxo.spend(&input.prevout)? {
@@ -332,7 +332,6 @@ impl Chainstate {
                     let found: Vec<Option<&Coin>> =
                         coins.iter().map(Some).chain(std::iter::repeat(None)).take(tx.inputs.len()).collect();
                     let e = txrules::inputs_are_available(tx, &found).expect_err("an input is missing");
-                    let _ = txid;
                     return Err(ConnectError::Rule(None, e));
                 }
             }
@@ -386,7 +385,8 @@ impl Chainstate {
     }
 
     /// The script-check ceiling: the kept checks (every input of the run) run again on `threads`
-    /// threads with nothing else to do; inputs per second.
+    /// threads with nothing else to do: (inputs, inputs per second). Failures count like passes
+    /// (the verdict came from the run itself).
     pub fn script_ceiling(&mut self, threads: usize) -> Option<(u64, f64)> {
         use rayon::prelude::*;
         let checks = self.keep.take()?;
@@ -394,9 +394,12 @@ impl Chainstate {
             checks.iter().enumerate().flat_map(|(k, c)| (0..c.inputs()).map(move |i| (k, i))).collect();
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build().ok()?;
         let t0 = std::time::Instant::now();
-        let bad = pool.install(|| jobs.par_iter().filter(|(k, i)| checks[*k].verify_input(*i).is_err()).count());
+        pool.install(|| {
+            jobs.par_iter().for_each(|(k, i)| {
+                let _ = checks[*k].verify_input(*i);
+            })
+        });
         let secs = t0.elapsed().as_secs_f64().max(1e-9);
-        let _ = bad;
         Some((jobs.len() as u64, jobs.len() as f64 / secs))
     }
 }
