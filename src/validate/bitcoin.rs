@@ -611,7 +611,7 @@ impl Validator {
         let prev = block.header.prev_blockhash;
         match state.connect(block, txids, &ctx) {
             Ok(()) => Ok(()),
-            Err(ConnectError::Rule(_, e)) => {
+            Err(ConnectError::Rule(e)) => {
                 // A script failure in an earlier block comes first (Core would have stopped there).
                 let stop = invalid(&self.opts.files, loc, hash, &prev, Some(height), e.into());
                 Err(self.earlier_script_failure().unwrap_or(stop))
@@ -742,7 +742,7 @@ pub fn run(
     let hasher = crate::backend::open_header_hasher(opts.backend, opts.adapter, threads, &mut Vec::new())?;
     let backend = hasher.describe();
     let files = expand_paths(&opts.files, params.magic)?;
-    let keys = files.iter().map(|f| file_key(f, opts.xor_key)).collect::<Result<Vec<_>, _>>()?;
+    let keys = files.iter().map(|f| super::read::file_key(f, opts.xor_key)).collect::<Result<Vec<_>, _>>()?;
     let checks = Options {
         params: params.clone(),
         no_context: opts.no_context,
@@ -853,22 +853,6 @@ pub fn run(
         scripts,
         peak_rss_bytes: super::peak_rss_bytes(),
     })
-}
-
-/// The obfuscation key `path` is read with: `--xor-key` when given, else the `xor.dat` beside a
-/// Bitcoin Core `blk?????.dat` file (Core 28+), else none.
-fn file_key(path: &std::path::Path, flag: Option<XorKey>) -> Result<Option<XorKey>, ValidateError> {
-    if flag.is_some() {
-        return Ok(flag);
-    }
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    let Some(dir) = path.parent() else { return Ok(None) };
-    let xor = dir.join("xor.dat");
-    if !(name.starts_with("blk") && name.ends_with(".dat") && xor.exists()) {
-        return Ok(None);
-    }
-    let key = XorKey::from_file(&xor).map_err(|e| ValidateError::Input(format!("{}: {e}", xor.display())))?;
-    Ok((!key.is_zero()).then_some(key))
 }
 
 /// The hashes of `av` and its ancestors as the input's headers link them (a first pass over the

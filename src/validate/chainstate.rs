@@ -45,8 +45,8 @@ pub struct BlockContext<'a> {
 /// Why a block failed to connect.
 #[derive(Debug)]
 pub enum ConnectError {
-    /// A consensus rule: the transaction index (None for block-level rules) and the rule.
-    Rule(Option<usize>, TxRuleError),
+    /// A consensus rule (its error names the transaction where there is one).
+    Rule(TxRuleError),
     /// The UTXO store failed (not a verdict on the block).
     Store(UtxoError),
     /// Something that is not the block's fault (a bug or a broken store): the message.
@@ -199,8 +199,6 @@ pub struct Chainstate {
     utxo: UtxoSet,
     scripts: ScriptQueue,
     assume_valid: Option<HashSet<BlockHash>>,
-    /// Inputs whose scripts were queued (checked, or being checked).
-    pub inputs_queued: u64,
     /// Inputs whose scripts were skipped under `--assume-valid`.
     pub inputs_assumed_valid: u64,
     /// Blocks connected (genesis included) and disconnected.
@@ -231,7 +229,6 @@ impl Chainstate {
             utxo: UtxoSet::open(dir, cache_bytes)?,
             scripts: ScriptQueue::new(threads),
             assume_valid,
-            inputs_queued: 0,
             inputs_assumed_valid: 0,
             connected: 0,
             disconnected: 0,
@@ -270,7 +267,7 @@ impl Chainstate {
             if let Some(e) = store_error {
                 return Err(e.into());
             }
-            r.map_err(|e| ConnectError::Rule(None, e))?;
+            r.map_err(ConnectError::Rule)?;
         }
         let flags = block_script_flags(params, ctx.height, &ctx.hash);
         let check_scripts = !self.assume_valid.as_ref().is_some_and(|s| s.contains(&ctx.hash));
@@ -281,7 +278,7 @@ impl Chainstate {
         let mut sigop_cost: i64 = 0;
         let mut undo = BlockUndo { spent: Vec::with_capacity(block.txdata.len().saturating_sub(1)) };
         for (i, tx) in block.txdata.iter().enumerate() {
-            let rule = |e| ConnectError::Rule(Some(i), e);
+            let rule = ConnectError::Rule;
             let is_coinbase = i == 0;
             let coins = if is_coinbase { Vec::new() } else { self.spend_inputs(tx)? };
             if !is_coinbase {
@@ -301,7 +298,6 @@ impl Chainstate {
                     let check = TxScriptCheck::new(tx, spent, flags)
                         .map_err(|e| ConnectError::Internal(format!("script check setup for {}: {e}", txids[i])))?;
                     let check = Arc::new(check);
-                    self.inputs_queued += tx.inputs.len() as u64;
                     if let Some(k) = &mut self.keep {
                         k.push(check.clone());
                     }
@@ -315,7 +311,7 @@ impl Chainstate {
         }
         let coinbase = &block.txdata[0];
         txrules::coinbase_value_is_within_reward(coinbase, fees, ctx.height, &self.params)
-            .map_err(|e| ConnectError::Rule(Some(0), e))?;
+            .map_err(ConnectError::Rule)?;
         self.utxo.undo_store().put(&ctx.hash, &undo)?;
         self.utxo.flush_if_over()?;
         Ok(())
@@ -332,7 +328,7 @@ impl Chainstate {
                     let found: Vec<Option<&Coin>> =
                         coins.iter().map(Some).chain(std::iter::repeat(None)).take(tx.inputs.len()).collect();
                     let e = txrules::inputs_are_available(tx, &found).expect_err("an input is missing");
-                    return Err(ConnectError::Rule(None, e));
+                    return Err(ConnectError::Rule(e));
                 }
             }
         }
@@ -377,11 +373,6 @@ impl Chainstate {
     /// The store fails.
     pub fn stats(&mut self) -> Result<UtxoStats, UtxoError> {
         self.utxo.stats()
-    }
-
-    /// Peak and current memory of the UTXO cache, bytes.
-    pub fn cache_memory(&self) -> usize {
-        self.utxo.memory_usage()
     }
 
     /// The script-check ceiling: the kept checks (every input of the run) run again on `threads`

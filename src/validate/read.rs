@@ -116,6 +116,28 @@ pub const CORE_NETWORKS: [([u8; 4], &str, &str); 5] = [
 ];
 
 /// The number of a Core block file name, `blk?????.dat` (digits only), else `None`.
+/// The obfuscation key file `p` is read through: `given` (`--xor-key`) when there is one, else the
+/// `xor.dat` beside a `blk?????.dat` (a Bitcoin Core 28+ blocks directory), else none; an all-zero
+/// key is none. The reader and the validator's block re-reads both ask here.
+///
+/// # Errors
+/// The `xor.dat` cannot be read or is not 8 bytes.
+pub fn file_key(p: &Path, given: Option<XorKey>) -> Result<Option<XorKey>, ReadError> {
+    let key = match given {
+        Some(k) => Some(k),
+        None if p.file_name().and_then(blk_number).is_some() => {
+            let kf = p.parent().unwrap_or(Path::new("")).join(KEY_FILE);
+            if kf.exists() {
+                Some(XorKey::from_file(&kf).map_err(|e| err(&kf, "obfuscation key".into(), e))?)
+            } else {
+                None
+            }
+        }
+        None => None,
+    };
+    Ok(key.filter(|k| !k.is_zero()))
+}
+
 fn blk_number(name: &std::ffi::OsStr) -> Option<u64> {
     let digits = name.to_str()?.strip_prefix("blk")?.strip_suffix(".dat")?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -419,21 +441,9 @@ impl Reader {
         &self.skipped
     }
 
-    /// The key `p` is read through: the one given, else the `xor.dat` beside a `blk?????.dat`.
+    /// The key `p` is read through (see [`file_key`]).
     fn key_for(&self, p: &Path) -> Result<Option<XorKey>, ReadError> {
-        let key = match self.xor_key {
-            Some(k) => Some(k),
-            None if p.file_name().and_then(blk_number).is_some() => {
-                let kf = p.parent().unwrap_or(Path::new("")).join(KEY_FILE);
-                if kf.exists() {
-                    Some(XorKey::from_file(&kf).map_err(|e| err(&kf, "obfuscation key".into(), e))?)
-                } else {
-                    None
-                }
-            }
-            None => None,
-        };
-        Ok(key.filter(|k| !k.is_zero()))
+        file_key(p, self.xor_key)
     }
 
     fn open_next(&mut self) -> Result<bool, ReadError> {
