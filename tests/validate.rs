@@ -413,6 +413,67 @@ fn deep_reorgs_across_files_follow_the_most_work() {
     assert_eq!(j["stale_blocks"], 8, "{j}");
 }
 
+/// Header files keep only a window of recent headers in memory (4,096 or more): a fork 9,000
+/// deep, a reorg back 9,500 deep, and a duplicate of a header far below the window are placed
+/// exactly by reading older headers back from their files; the same input through a pipe (which
+/// cannot be read back, so every header stays in memory) gives the same report.
+#[test]
+fn reorgs_and_duplicates_far_below_the_header_window_are_exact() {
+    use powkit::consensus::BitcoinNetwork;
+    use powkit::primitives::{BlockHeader, TxMerkleNode};
+    let g = BitcoinNetwork::BitcoinRegtest.params().genesis;
+    let grow = |from: &BlockHeader, n: usize, tag: u8| {
+        let mut out = Vec::with_capacity(n);
+        let mut prev = *from;
+        for i in 0..n {
+            let h = BlockHeader {
+                version: 4,
+                prev_blockhash: prev.block_hash(),
+                merkle_root: TxMerkleNode([tag; 32]),
+                time: prev.time + 1,
+                bits: g.bits,
+                nonce: i as u32,
+            };
+            out.push(h);
+            prev = h;
+        }
+        out
+    };
+    let a = grow(&g, 12_600, 1); // a[i] at height i + 1
+    let b = grow(&a[2_999], 9_500, 2); // heights 3,001..=12,500
+    let d = tmpdir("windowreorg");
+    let write = |name: &str, hs: &[BlockHeader]| {
+        let f = d.join(name);
+        std::fs::write(&f, hs.iter().flat_map(|h| h.to_bytes()).collect::<Vec<u8>>()).unwrap();
+        f.to_str().unwrap().to_string()
+    };
+    let mut first = vec![g];
+    first.extend_from_slice(&a[..12_000]);
+    let f1 = write("1.bin", &first);
+    let f2 = write("2.bin", &b);
+    let f3 = write("3.bin", &[&a[12_000..], &a[9..10]].concat());
+    let base = ["--chain", "bitcoin-regtest", "--format", "headers", "--no-pow"];
+    let (code, j) = validate(&[&base[..], &[f1.as_str(), f2.as_str()]].concat());
+    assert_eq!(code, 0, "{j}");
+    assert_eq!(j["best_height"], 12_500, "{j}");
+    assert_eq!(j["tip"], b[9_499].block_hash().to_string(), "{j}");
+    assert_eq!((j["reorgs"].as_u64(), j["max_reorg_depth"].as_u64()), (Some(1), Some(9_000)), "{j}");
+    let (code, j) = validate(&[&base[..], &[f1.as_str(), f2.as_str(), f3.as_str()]].concat());
+    assert_eq!(code, 0, "{j}");
+    assert_eq!(j["best_height"], 12_600, "{j}");
+    assert_eq!(j["tip"], a[12_599].block_hash().to_string(), "{j}");
+    assert_eq!((j["reorgs"].as_u64(), j["max_reorg_depth"].as_u64()), (Some(2), Some(9_500)), "{j}");
+    assert_eq!((j["stale_blocks"].as_u64(), j["duplicates"].as_u64()), (Some(9_500), Some(1)), "{j}");
+    // The same bytes through a pipe: nothing can be read back, everything stays in memory.
+    let cat =
+        format!("cat {f1} {f2} {f3} | {} validate {} /dev/stdin --json", env!("CARGO_BIN_EXE_powkit"), base.join(" "));
+    let out = Command::new("bash").args(["-c", &cat]).output().unwrap();
+    let k: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    for field in ["best_height", "tip", "chainwork", "reorgs", "max_reorg_depth", "stale_blocks", "duplicates"] {
+        assert_eq!(k[field], j[field], "{field}: {k}");
+    }
+}
+
 /// The file in `../shared/data/realworld/` (issue 13's failing inputs), or `None` with a reason.
 fn realworld(name: &str) -> Option<PathBuf> {
     data(&format!("../realworld/{name}"))

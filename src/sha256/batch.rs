@@ -18,6 +18,13 @@ pub fn sha256d_headers_with(imp: CpuImpl, headers: &[[u8; 80]]) -> Vec<[u8; 32]>
     sha256d_fixed_with(imp, headers)
 }
 
+/// [`sha256d_headers`] into `out` (cleared first): a caller that hashes run after run reuses one
+/// buffer instead of faulting in fresh pages for each.
+pub fn sha256d_headers_into(headers: &[[u8; 80]], out: &mut Vec<[u8; 32]>) {
+    let widest = [CpuImpl::Avx512, CpuImpl::Avx2].into_iter().find(|i| i.is_available());
+    sha256d_fixed_into(widest.unwrap_or(CpuImpl::Shani), headers, out);
+}
+
 /// Double SHA-256 of each 64-byte message (a merkle node's two children), on this thread, with
 /// the widest SIMD the CPU has.
 pub fn sha256d_64s(msgs: &[[u8; 64]]) -> Vec<[u8; 32]> {
@@ -32,7 +39,15 @@ pub fn sha256d_64s_with(imp: CpuImpl, msgs: &[[u8; 64]]) -> Vec<[u8; 32]> {
 
 /// Double SHA-256 of each `N`-byte message with one implementation (see [`sha256d_headers_with`]).
 fn sha256d_fixed_with<const N: usize>(imp: CpuImpl, msgs: &[[u8; N]]) -> Vec<[u8; 32]> {
-    let mut out = vec![[0u8; 32]; msgs.len()];
+    let mut out = Vec::new();
+    sha256d_fixed_into(imp, msgs, &mut out);
+    out
+}
+
+/// [`sha256d_fixed_with`] into `out` (cleared, then one hash per message).
+fn sha256d_fixed_into<const N: usize>(imp: CpuImpl, msgs: &[[u8; N]], out: &mut Vec<[u8; 32]>) {
+    out.clear();
+    out.resize(msgs.len(), [0u8; 32]);
     let mut done = 0;
     match imp {
         #[cfg(target_arch = "x86_64")]
@@ -58,7 +73,6 @@ fn sha256d_fixed_with<const N: usize>(imp: CpuImpl, msgs: &[[u8; N]]) -> Vec<[u8
     for (m, o) in msgs[done..].iter().zip(&mut out[done..]) {
         *o = crate::primitives::sha256d(m);
     }
-    out
 }
 
 /// [`sha256d_headers`] split over `threads` threads.

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use super::chainstate::{BlockContext, Chainstate, ConnectError};
 use super::read::{expand_paths, Format, Kind, Reader, Record};
-use super::tree::{ActiveChain, Body, SideEntry};
+use super::tree::{ActiveChain, Body, HeaderFiles, SideEntry};
 use super::xor::XorKey;
 use super::{
     pipeline, Invalid, Malformed, Progress, Stats, Stop, ValidateError, ValidateOptions, ValidateReport, NOT_CHECKED,
@@ -104,6 +104,8 @@ pub struct Validator {
     pub stats: Stats,
     /// Buffers of linked header runs, for the reader to reuse ([`Validator::take_spent`]).
     spent: Vec<Vec<u8>>,
+    /// Hash buffers of linked header runs, for the workers to reuse.
+    spent_hashes: Vec<Vec<[u8; 32]>>,
     /// Full validation: the UTXO set and the script threads (`None`: headers and block rules only).
     pub state: Option<Chainstate>,
     /// Blocks connected so far (connection order, for the earliest script failure).
@@ -241,7 +243,7 @@ impl Validator {
         Validator {
             state: None,
             seq: 0,
-            chain: ActiveChain::new(opts.format != Format::Headers),
+            chain: active_chain(&opts),
             side: HashMap::new(),
             last_regular_bits: None,
             last_work: None,
@@ -249,6 +251,7 @@ impl Validator {
             orphan_count: 0,
             stats: Stats::default(),
             spent: Vec::new(),
+            spent_hashes: Vec::new(),
             opts,
         }
     }
@@ -262,6 +265,7 @@ impl Validator {
                 Prepared::Run(run) if self.opts.no_context => {
                     self.stats.headers += run.hashes.len() as u64;
                     self.spent.push(run.bytes);
+                    self.spent_hashes.push(run.hashes);
                 }
                 Prepared::Run(run) => self.accept_run(run)?,
                 Prepared::Stop(Stop::Invalid(mut i)) => {
@@ -269,7 +273,15 @@ impl Validator {
                     if i.height.is_none() && !self.opts.no_context {
                         i.height = match i.prev {
                             Some(p) if p == BlockHash::ZERO => Some(0),
-                            Some(p) => self.height_of(&p).map(|h| h + 1),
+                            // The failure is reported either way: a parent that cannot be
+                            // read back only leaves its height out.
+                            Some(p) => self
+                                .chain
+                                .height_of(&p)
+                                .ok()
+                                .flatten()
+                                .or_else(|| self.side.get(&p).map(|e| e.height))
+                                .map(|h| h + 1),
                             None => None,
                         };
                     }
@@ -297,17 +309,27 @@ impl Validator {
             }
         }
         self.spent.push(run.bytes);
+        self.spent_hashes.push(run.hashes);
         Ok(())
     }
 
-    /// The buffers of header runs linked since the last call.
-    pub fn take_spent(&mut self) -> Vec<Vec<u8>> {
-        std::mem::take(&mut self.spent)
+    /// The buffers of header runs linked since the last call: their bytes and their hashes.
+    pub fn take_spent(&mut self) -> (Vec<Vec<u8>>, Vec<Vec<[u8; 32]>>) {
+        (std::mem::take(&mut self.spent), std::mem::take(&mut self.spent_hashes))
     }
 
-    /// The height of a known block (active or side branch).
-    fn height_of(&mut self, hash: &BlockHash) -> Option<u32> {
-        self.chain.height_of(hash).or_else(|| self.side.get(hash).map(|e| e.height))
+    /// The height of `hash` on the active chain, read-back failures stopping validation at `loc`.
+    fn active_height_of(&mut self, hash: &BlockHash, loc: Loc) -> Result<Option<u32>, Stop> {
+        self.chain.height_of(hash).map_err(|e| self.read_back_failed(loc, e))
+    }
+
+    /// The stop for headers that cannot be read back from their files to place the record at `loc`.
+    fn read_back_failed(&self, loc: Loc, why: String) -> Stop {
+        Stop::Malformed(Box::new(Malformed {
+            file: self.file_name(loc.file),
+            offset: loc.offset,
+            message: format!("placing this record needs older headers read back from the input, which failed: {why}"),
+        }))
     }
 
     /// Work of one block with `bits` (remembered for the last bits seen: they change once per
@@ -329,7 +351,7 @@ impl Validator {
     fn offer(&mut self, p: Pending) -> Result<(), Stop> {
         let mut queue = std::collections::VecDeque::from([p]);
         while let Some(p) = queue.pop_front() {
-            if self.side.contains_key(&p.hash) || self.chain.height_of(&p.hash).is_some() {
+            if self.side.contains_key(&p.hash) || self.active_height_of(&p.hash, p.loc)?.is_some() {
                 self.stats.duplicates += 1;
                 continue;
             }
@@ -346,7 +368,7 @@ impl Validator {
                 self.count(p.block.as_deref());
                 self.extend(&p.header, &p.hash, p.block.as_ref(), &p.txids, p.loc)?;
                 true
-            } else if self.chain.height_of(&prev).is_some() || self.side.contains_key(&prev) {
+            } else if self.side.contains_key(&prev) || self.active_height_of(&prev, p.loc)?.is_some() {
                 self.count(p.block.as_deref());
                 self.add_side(&p)?;
                 true
@@ -379,7 +401,7 @@ impl Validator {
         &self,
         header: &BlockHeader,
         height: u32,
-        ancestor: &dyn Fn(u32) -> HeaderInfo,
+        ancestor: &impl Fn(u32) -> HeaderInfo,
         last_regular_bits: Option<CompactTarget>,
         recent_times: &[u32],
     ) -> Result<(), RuleError> {
@@ -460,23 +482,30 @@ impl Validator {
         // The branch from the new block's parent down to the active chain, newest first.
         let mut branch: Vec<HeaderInfo> = Vec::new();
         let mut at = prev;
-        let (parent_height, parent_work) = match self.side.get(&prev) {
-            Some(e) => (e.height, e.chainwork),
-            None => {
-                let h = self.chain.height_of(&prev).expect("offer checked the parent is known");
-                let mut w = self.chain.chainwork;
-                for k in (h + 1..=self.chain.tip_height().expect("not empty")).rev() {
-                    let bits = self.chain.info(k).bits;
-                    w = w.overflowing_sub(self.work(bits)).0;
-                }
-                (h, w)
-            }
-        };
         while let Some(e) = self.side.get(&at) {
             branch.push(HeaderInfo { height: e.height, time: e.time, bits: e.bits });
             at = e.prev;
         }
-        let fork = branch.last().map_or(parent_height, |i| i.height - 1);
+        let on_side = self.side.get(&prev).map(|e| (e.height, e.chainwork));
+        let fork = match (branch.last(), on_side) {
+            (Some(low), Some(_)) => low.height - 1,
+            _ => self.active_height_of(&prev, p.loc)?.expect("offer checked the parent is known"),
+        };
+        // The retarget and the median time past look back at most an interval (plus 11) from the
+        // new block: bring that much of the active chain below the fork into memory.
+        let back = self.opts.params.retarget_interval + 16;
+        self.chain.materialize(fork.saturating_sub(back)).map_err(|e| self.read_back_failed(p.loc, e))?;
+        let (parent_height, parent_work) = match on_side {
+            Some(hw) => hw,
+            None => {
+                let mut w = self.chain.chainwork;
+                for k in (fork + 1..=self.chain.tip_height().expect("not empty")).rev() {
+                    let bits = self.chain.info(k).bits;
+                    w = w.overflowing_sub(self.work(bits)).0;
+                }
+                (fork, w)
+            }
+        };
         let height = parent_height + 1;
         let err = |e| invalid(&self.opts.files, p.loc, &p.hash, &prev, Some(height), e);
         let prev_mtp = {
@@ -702,6 +731,18 @@ impl Validator {
             return Err(invalid(&self.opts.files, p.loc, &p.hash, &prev, None, RuleError::UnknownParent { prev }));
         }
         Ok(())
+    }
+}
+
+/// The active chain for `opts`' input: blocks keep every header in memory; raw header files that
+/// are all regular files keep a window and read older headers back (see [`super::tree`]).
+fn active_chain(opts: &Options) -> ActiveChain {
+    let regular = opts.files.iter().all(|f| std::fs::metadata(f).is_ok_and(|m| m.is_file()));
+    if opts.format == Format::Headers && regular {
+        let source = HeaderFiles { files: opts.files.clone(), keys: opts.keys.clone() };
+        ActiveChain::with_header_files(source, opts.params.retarget_interval as usize + 16)
+    } else {
+        ActiveChain::new(opts.format != Format::Headers)
     }
 }
 

@@ -11,7 +11,7 @@ use super::bitcoin::{prepare_record, Options, Prepared, Validator};
 use super::read::{Kind, ReadError, Reader, Record};
 use super::{Progress, Stop};
 use crate::backend::HeaderHasher;
-use crate::sha256::batch::sha256d_headers;
+use crate::sha256::batch::{sha256d_headers, sha256d_headers_into};
 
 /// Records per batch a worker reads, prepares and hands to the linker (batches also end at 1 MB of
 /// input: small batches stay in cache and reuse freed memory instead of faulting in fresh pages).
@@ -27,7 +27,12 @@ fn header_bytes(records: &[Record]) -> Vec<[u8; 80]> {
 /// Hashes (unless the GPU already has: `gpu` holds this chunk's hashes in header order) and
 /// prepares one thread's share of a batch. Runs of raw headers are hashed in place, sixteen at a
 /// time; the headers of single records are gathered into one batch first.
-fn prepare_chunk(chunk: Vec<Record>, gpu: Option<&[[u8; 32]]>, opts: &Options) -> Vec<Prepared> {
+fn prepare_chunk(
+    chunk: Vec<Record>,
+    gpu: Option<&[[u8; 32]]>,
+    opts: &Options,
+    spare: &mut Vec<Vec<[u8; 32]>>,
+) -> Vec<Prepared> {
     let mut singles = match gpu {
         Some(_) => Vec::new(),
         None => {
@@ -46,7 +51,11 @@ fn prepare_chunk(chunk: Vec<Record>, gpu: Option<&[[u8; 32]]>, opts: &Options) -
         let n = r.header_count();
         let hashes = match gpu {
             Some(g) => g[at..at + n].to_vec(),
-            None if r.kind == Kind::Headers => sha256d_headers(r.bytes.as_chunks::<80>().0),
+            None if r.kind == Kind::Headers => {
+                let mut out = spare.pop().unwrap_or_default();
+                sha256d_headers_into(r.bytes.as_chunks::<80>().0, &mut out);
+                out
+            }
             None => vec![singles.next().expect("one hash per single record")],
         };
         at += n;
@@ -57,12 +66,18 @@ fn prepare_chunk(chunk: Vec<Record>, gpu: Option<&[[u8; 32]]>, opts: &Options) -
 
 /// Hashes a batch's headers and runs the context-free rules on this thread (the hashing on the GPU
 /// when there is one).
-fn prepare(hasher: &HeaderHasher, records: Vec<Record>, opts: &Options) -> Result<Vec<Prepared>, String> {
+/// `spare`: hash buffers of runs already linked, to reuse.
+fn prepare(
+    hasher: &HeaderHasher,
+    records: Vec<Record>,
+    opts: &Options,
+    spare: &mut Vec<Vec<[u8; 32]>>,
+) -> Result<Vec<Prepared>, String> {
     match hasher {
-        HeaderHasher::Cpu(_) => Ok(prepare_chunk(records, None, opts)),
+        HeaderHasher::Cpu(_) => Ok(prepare_chunk(records, None, opts, spare)),
         HeaderHasher::Gpu(dev, h) => {
             let hashes = h.hash_headers(dev, &header_bytes(&records)).map_err(|e| e.to_string())?;
-            Ok(prepare_chunk(records, Some(&hashes), opts))
+            Ok(prepare_chunk(records, Some(&hashes), opts, spare))
         }
     }
 }
@@ -76,6 +91,8 @@ enum Item {
 /// The reader, shared by the workers (each takes the next batch under the lock).
 struct Input {
     reader: Reader,
+    /// Hash buffers of linked header runs, for the workers to reuse.
+    spare_hashes: Vec<Vec<[u8; 32]>>,
     next_seq: u64,
     finished: bool,
 }
@@ -111,7 +128,7 @@ struct Flow<'a> {
 impl Flow<'_> {
     fn worker(&self) {
         while !self.done.load(Ordering::Relaxed) {
-            let (seq, batch, failure) = {
+            let (seq, batch, failure, mut spare) = {
                 let mut input = self.input.lock().expect("no worker panics");
                 while input.next_seq - self.linked.load(Ordering::Acquire) >= self.max_in_flight
                     && !self.done.load(Ordering::Relaxed)
@@ -127,14 +144,17 @@ impl Flow<'_> {
                 }
                 let seq = input.next_seq;
                 input.next_seq += u64::from(!batch.is_empty()) + u64::from(failure.is_some());
-                (seq, batch, failure)
+                let keep = input.spare_hashes.len().saturating_sub(batch.len());
+                let spare = input.spare_hashes.split_off(keep);
+                (seq, batch, failure, spare)
             };
             let mut seq = seq;
             if !batch.is_empty() {
                 // A panic here is a bug, but it must not leave the other workers waiting for
                 // this batch forever: it becomes the batch's failure.
-                let prepared =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| prepare(self.hasher, batch, self.opts)));
+                let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    prepare(self.hasher, batch, self.opts, &mut spare)
+                }));
                 let item = match prepared {
                     Ok(Ok(b)) => Item::Batch(b),
                     Ok(Err(e)) => Item::Failed(e),
@@ -185,12 +205,14 @@ impl Flow<'_> {
                         self.done.store(true, Ordering::Relaxed);
                     }
                 }
-                let spent = l.validator.take_spent();
+                let (spent, hashes) = l.validator.take_spent();
                 {
                     let mut input = self.input.lock().expect("no worker panics");
                     for buf in spent {
                         input.reader.recycle(buf);
                     }
+                    let room = 64usize.saturating_sub(input.spare_hashes.len());
+                    input.spare_hashes.extend(hashes.into_iter().take(room));
                     self.linked.store(next + 1, Ordering::Release);
                 }
                 self.room.notify_all();
@@ -259,7 +281,7 @@ pub(super) fn link_all(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Linked {
     let flow = Flow {
-        input: Mutex::new(Input { reader, next_seq: 0, finished: false }),
+        input: Mutex::new(Input { reader, spare_hashes: Vec::new(), next_seq: 0, finished: false }),
         room: Condvar::new(),
         ready: Mutex::new(BTreeMap::new()),
         linker: Mutex::new(Linker { validator, stop: None, failure: None, last_progress: Instant::now(), progress }),
