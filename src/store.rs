@@ -222,7 +222,7 @@ impl Store {
     }
 
     /// Refuses a store whose genesis is not `params`' (consensus rule `genesis_matches_chain`): one
-    /// made by a powkit before consensus version 2, or for another chain spec of the same name.
+    /// made by a powkit before consensus version 3, or for another chain spec of the same name.
     fn genesis_is_this_chains(&self) -> Result<(), StoreError> {
         let rtx = self.db.begin_read().map_err(|e| self.err(e))?;
         let main = rtx.open_table(MAIN).map_err(|e| self.err(e))?;

@@ -62,7 +62,7 @@ fn chain_new_writes_a_spec_that_every_command_takes() {
     assert_eq!(written["half_life"], 16, "8 spacings by default");
     assert_eq!(written["pow_limit"], "1e7fffff");
     assert_eq!(written["launch_time"], 1_795_900_000u32);
-    assert_eq!(written["consensus_version"], 2);
+    assert_eq!(written["consensus_version"], 3);
     // The recorded genesis is the one the fields give, and it meets the limit.
     let p = ChainSpec::load(&f).unwrap();
     assert_eq!(p.genesis.header.block_hash().to_string(), written["genesis_hash"].as_str().unwrap());
@@ -140,21 +140,45 @@ fn chain_new_writes_a_spec_that_every_command_takes() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
-/// The powkit-regtest parameters of consensus version 1: genesis dated 1,700,000,000, ASERT
-/// anchored at genesis (the genesis is all that matters here).
-fn v1_regtest() -> &'static LedgerParams {
-    let p = LedgerParams::new(
+/// The 77-byte coinbase of consensus versions 1 and 2 (no extranonce): kind 0, height, recipient,
+/// amount, state root; the genesis one is all zeros after the kind byte.
+const OLD_GENESIS_COINBASE: [u8; 77] = [0; 77];
+
+/// powkit-regtest's genesis header as a powkit of consensus version 1 or 2 made it: merkle root
+/// the txid of the 77-byte coinbase, `time`, the limit bits, `nonce`.
+fn old_regtest_genesis(time: u32, nonce: u32) -> BlockHeader {
+    BlockHeader {
+        version: 1,
+        prev_blockhash: powkit::primitives::BlockHash::ZERO,
+        merkle_root: powkit::primitives::TxMerkleNode(powkit::primitives::sha256d(&OLD_GENESIS_COINBASE)),
+        time,
+        bits: CompactTarget(0x1e7f_ffff),
+        nonce,
+    }
+}
+
+/// powkit-regtest's parameters with an old genesis header (the header is all that an old store's
+/// or blk file's refusal looks at; its block carries today's coinbase so that it can be written).
+fn old_regtest(time: u32, nonce: u32) -> &'static LedgerParams {
+    let mut p = LedgerParams::new(
         "powkit-regtest",
         0x706f_77ff,
         [0x70, 0x6b, 0x77, 0xff],
         CompactTarget(0x1e7f_ffff),
         1,
         60,
-        1_700_000_000,
-        208_754,
+        time,
+        nonce,
     )
     .unwrap();
+    p.genesis.header = old_regtest_genesis(time, nonce);
     Box::leak(Box::new(p))
+}
+
+/// The powkit-regtest parameters of consensus version 1: genesis dated 1,700,000,000, ASERT
+/// anchored at genesis (the genesis is all that matters here).
+fn v1_regtest() -> &'static LedgerParams {
+    old_regtest(1_700_000_000, 208_754)
 }
 
 /// A data directory or blk file made with the consensus version 1 genesis is refused with a
@@ -170,7 +194,7 @@ fn version_1_data_and_files_are_refused_by_name() {
     );
     drop(Store::open(&d.join("data"), old).unwrap());
     let e = Store::open(&d.join("data"), LedgerNetwork::PowkitRegtest.params()).err().unwrap().to_string();
-    assert!(e.contains("00003ba6c421") && e.contains("consensus version 2"), "{e}");
+    assert!(e.contains("00003ba6c421") && e.contains("consensus version 3"), "{e}");
     let data = d.join("data");
     let o = powkit(&[
         "node",
@@ -183,17 +207,64 @@ fn version_1_data_and_files_are_refused_by_name() {
         "--rpc",
         "127.0.0.1:0",
     ]);
-    assert!(!o.status.success() && text(&o).contains("consensus version 2"), "{}", text(&o));
+    assert!(!o.status.success() && text(&o).contains("consensus version 3"), "{}", text(&o));
 
+    // A blk file as version 1 wrote it: one record, magic | length | header | 01 | 77-byte coinbase.
     let blk = d.join("v1.blk");
-    let mut f = std::fs::File::create(&blk).unwrap();
-    powkit::generate::ledger::generate(old, 5, 0, &mut f).unwrap();
-    drop(f);
+    let block: Vec<u8> = [&old.genesis.header.to_bytes()[..], &[1], &OLD_GENESIS_COINBASE[..]].concat();
+    let rec = [&old.magic[..], &(block.len() as u32).to_le_bytes(), &block].concat();
+    std::fs::write(&blk, rec).unwrap();
     let o = powkit(&["validate", "--chain", "powkit-regtest", s(&blk)]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("genesis_matches_chain") && text(&o).contains("consensus version 2"), "{}", text(&o));
+    assert!(text(&o).contains("genesis_matches_chain") && text(&o).contains("consensus version 3"), "{}", text(&o));
     let o = powkit(&["chain", "import", "--chain", "powkit-regtest", "--datadir", s(&d.join("fresh")), s(&blk)]);
     assert!(text(&o).contains("genesis_matches_chain"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A data directory written by consensus version 2 (coinbases without extranonce: its genesis block
+/// stored as the 158 bytes header | 01 | 77-byte coinbase) is refused at open, by the store and by
+/// `powkit node`, naming the file, the genesis found, the version and what to do; its blocks are
+/// never decoded with the new layout.
+#[test]
+fn version_2_stores_without_extranonce_are_refused_by_name() {
+    let d = tmp("v2");
+    let v2 = old_regtest(powkit::consensus::params::ledger::GENESIS_TIME, 7302);
+    let g = v2.genesis.header;
+    assert_eq!(
+        g.block_hash().to_string(),
+        "0000705a4fde7160f64e7c47d4af656f546e8f57b20deb82fdcfbb2baeee006d",
+        "version 2's genesis as it was (docs/CONSENSUS.md of version 2)"
+    );
+    let data = d.join("data");
+    drop(Store::open(&data, v2).unwrap());
+    // Put the genesis block's bytes as version 2 wrote them.
+    {
+        let old: Vec<u8> = [&g.to_bytes()[..], &[1], &OLD_GENESIS_COINBASE[..]].concat();
+        assert!(powkit::ledger::LedgerBlock::from_bytes(&old).is_err(), "a version 2 block does not decode");
+        let db = redb::Database::create(data.join("chain.redb")).unwrap();
+        let t: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("blocks");
+        let w = db.begin_write().unwrap();
+        w.open_table(t).unwrap().insert(&g.block_hash().0[..], &old[..]).unwrap();
+        w.commit().unwrap();
+    }
+    let e = Store::open(&data, LedgerNetwork::PowkitRegtest.params()).err().unwrap().to_string();
+    for want in ["chain.redb", "0000705a4fde", "consensus version 3", "extranonce", "start a new data directory"] {
+        assert!(e.contains(want), "{want:?} missing from: {e}");
+    }
+    let o = powkit(&[
+        "node",
+        "--chain",
+        "powkit-regtest",
+        "--datadir",
+        s(&data),
+        "--listen",
+        "none",
+        "--rpc",
+        "127.0.0.1:0",
+    ]);
+    assert!(!o.status.success() && text(&o).contains("consensus version 3"), "{}", text(&o));
+    assert!(text(&o).contains("chain.redb"), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&d);
 }
 

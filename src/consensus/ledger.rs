@@ -160,8 +160,8 @@ pub fn asert_bits_after_anchor(
 
 /// Rule: the first block of a blk file or data directory is this chain's genesis (a genesis block
 /// is any block whose parent is all zeros). A file or store made with another chain's genesis, or
-/// with the genesis of consensus version 1 (anchored at genesis, docs/CONSENSUS.md "Consensus
-/// versions"), is refused by name rather than reported as a block with an unknown parent.
+/// with the genesis of an earlier consensus version (1: anchored at genesis; 2: a coinbase without
+/// extranonce, docs/CONSENSUS.md "Consensus versions"), is refused by name rather than reported as a block with an unknown parent.
 pub fn genesis_matches_chain(hash: &BlockHash, params: &LedgerParams) -> Result<(), LedgerError> {
     let want = params.genesis.header.block_hash();
     if *hash != want {
@@ -316,7 +316,8 @@ pub enum LedgerError {
     /// See [`genesis_matches_chain`].
     #[error(
         "genesis block {got} is not {chain}'s genesis {want}: made for another chain, or by a powkit before \
-         consensus version 2 (docs/CONSENSUS.md, \"Consensus versions\"); start a new data directory or \
+         consensus version 3 (docs/CONSENSUS.md, \"Consensus versions\": version 3 gave the coinbase an \
+         extranonce, so blocks from earlier versions do not decode); start a new data directory or \
          regenerate the file"
     )]
     ForeignGenesis {
@@ -645,6 +646,6 @@ mod tests {
         let other = LedgerNetwork::Powkit.params().genesis.header.block_hash();
         let e = genesis_matches_chain(&other, p).unwrap_err();
         assert_eq!(e.rule(), "genesis_matches_chain");
-        assert!(e.to_string().contains(&other.to_string()) && e.to_string().contains("consensus version 2"), "{e}");
+        assert!(e.to_string().contains(&other.to_string()) && e.to_string().contains("consensus version 3"), "{e}");
     }
 }

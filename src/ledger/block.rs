@@ -94,6 +94,7 @@ mod tests {
     fn blocks_round_trip_and_reject_bad_counts_and_trailing_bytes() {
         let cb = LedgerTx::Coinbase(Coinbase {
             height: 1,
+            extranonce: [0; crate::ledger::tx::COINBASE_EXTRANONCE_SIZE],
             recipient: AccountKey([1; 32]),
             amount: 5,
             state_root: StateRoot([2; 32]),

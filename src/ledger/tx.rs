@@ -4,10 +4,15 @@
 //! an unknown kind byte, a short input and trailing bytes, and re-encoding gives the input back.
 //!
 //! ```text
-//! coinbase: 0x00 | height u32 LE | recipient [32] | amount u64 LE | state_root [32]          (77 bytes)
+//! coinbase: 0x00 | height u32 LE | extranonce [12] | recipient [32] | amount u64 LE
+//!                | state_root [32]                                                          (89 bytes)
 //! transfer: 0x01 | chain_id u32 LE | from [32] | to [32] | amount u64 LE | fee u64 LE
 //!                | nonce u64 LE | signature [64]                                            (157 bytes)
 //! ```
+//!
+//! The coinbase's extranonce (consensus version 3) is free for miners: a Stratum job splits the
+//! encoding around it as coinb1 (kind and height, 5 bytes) + extranonce + coinb2 (the other 72
+//! bytes), see [`Coinbase::stratum_split`].
 //!
 //! txid = SHA-256d(encoding). A transfer's signature is Ed25519 (ZIP-215 rules, `crate::sigs`)
 //! by `from` over [`Transfer::signing_hash`]: SHA-256d of the domain tag `powkit/transfer/v1` and
@@ -18,7 +23,12 @@ use crate::primitives::encoding::{deserialize, Decodable, DecodeError, Encodable
 use crate::primitives::{sha256d, Txid};
 
 /// Bytes in an encoded coinbase.
-pub const COINBASE_SIZE: usize = 77;
+pub const COINBASE_SIZE: usize = 89;
+/// Bytes in a coinbase's extranonce field (consensus version 3): room for a Stratum server's 4-byte
+/// extranonce1 and a miner's 8-byte extranonce2.
+pub const COINBASE_EXTRANONCE_SIZE: usize = 12;
+/// Offset of the extranonce field in an encoded coinbase (after the kind byte and the height).
+pub const COINBASE_EXTRANONCE_OFFSET: usize = 5;
 /// Bytes in an encoded transfer.
 pub const TRANSFER_SIZE: usize = 157;
 /// The domain tag of transfer signatures.
@@ -29,6 +39,9 @@ pub const TRANSFER_DOMAIN: &[u8] = b"powkit/transfer/v1";
 pub struct Coinbase {
     /// The block's height (makes every coinbase, and so every txid, unique).
     pub height: u32,
+    /// Bytes free for the miner (no rule reads them): they change the txid, so the merkle root,
+    /// so the header a miner searches, when the 32-bit nonce is exhausted.
+    pub extranonce: [u8; COINBASE_EXTRANONCE_SIZE],
     /// The account credited.
     pub recipient: AccountKey,
     /// At most the subsidy plus the block's fees.
@@ -95,6 +108,7 @@ impl Encodable for LedgerTx {
             LedgerTx::Coinbase(c) => {
                 out.push(0);
                 out.extend_from_slice(&c.height.to_le_bytes());
+                out.extend_from_slice(&c.extranonce);
                 c.recipient.consensus_encode(out);
                 out.extend_from_slice(&c.amount.to_le_bytes());
                 c.state_root.consensus_encode(out);
@@ -119,6 +133,7 @@ impl Decodable for LedgerTx {
         match r.u8("transaction kind")? {
             0 => Ok(LedgerTx::Coinbase(Coinbase {
                 height: r.u32_le("coinbase height")?,
+                extranonce: r.array("coinbase extranonce")?,
                 recipient: AccountKey(r.array("coinbase recipient")?),
                 amount: r.u64_le("coinbase amount")?,
                 state_root: StateRoot(r.array("coinbase state root")?),
@@ -138,6 +153,27 @@ impl Decodable for LedgerTx {
                 why: "not 0 (coinbase) or 1 (transfer)",
             }),
         }
+    }
+}
+
+impl Coinbase {
+    /// The encoding split for Stratum around the last `extranonce_size` bytes of the extranonce
+    /// field: `(coinb1, coinb2)` with `coinb1 ++ extranonce ++ coinb2` the full encoding (89 bytes)
+    /// and its SHA-256d the txid. The first `12 - extranonce_size` extranonce bytes stay in coinb1
+    /// as this coinbase has them.
+    ///
+    /// # Errors
+    /// `extranonce_size` is over [`COINBASE_EXTRANONCE_SIZE`] (12).
+    pub fn stratum_split(&self, extranonce_size: usize) -> Result<(Vec<u8>, Vec<u8>), String> {
+        if extranonce_size > COINBASE_EXTRANONCE_SIZE {
+            return Err(format!(
+                "an extranonce of {extranonce_size} bytes does not fit a powkit coinbase (at most \
+                 {COINBASE_EXTRANONCE_SIZE})"
+            ));
+        }
+        let b = LedgerTx::Coinbase(*self).to_bytes();
+        let at = COINBASE_EXTRANONCE_OFFSET + COINBASE_EXTRANONCE_SIZE;
+        Ok((b[..at - extranonce_size].to_vec(), b[at..].to_vec()))
     }
 }
 
@@ -180,6 +216,7 @@ mod tests {
     fn encodings_round_trip_with_fixed_sizes() {
         let c = LedgerTx::Coinbase(Coinbase {
             height: 9,
+            extranonce: [5; 12],
             recipient: AccountKey([3; 32]),
             amount: 50,
             state_root: StateRoot([4; 32]),
@@ -190,6 +227,33 @@ mod tests {
         for tx in [c, t] {
             assert_eq!(LedgerTx::from_bytes(&tx.to_bytes()), Ok(tx));
         }
+    }
+
+    /// The extranonce sits at bytes 5..17 and a Stratum split around its last n bytes gives the
+    /// encoding back once a miner's bytes are put in, its SHA-256d the txid of that coinbase.
+    #[test]
+    fn coinbase_extranonce_layout_and_stratum_split() {
+        let c = Coinbase {
+            height: 0x0102_0304,
+            extranonce: [0xaa; 12],
+            recipient: AccountKey([3; 32]),
+            amount: 50,
+            state_root: StateRoot([4; 32]),
+        };
+        let b = LedgerTx::Coinbase(c).to_bytes();
+        assert_eq!(&b[..17], &[0, 4, 3, 2, 1, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa]);
+        assert_eq!(&b[17..49], &[3; 32]);
+        for n in [0, 4, 8, 12] {
+            let (c1, c2) = c.stratum_split(n).unwrap();
+            assert_eq!((c1.len(), c2.len()), (17 - n, 72));
+            let mine: Vec<u8> = (0..n as u8).collect();
+            let full = [c1.clone(), mine.clone(), c2].concat();
+            let mut want = c;
+            want.extranonce[12 - n..].copy_from_slice(&mine);
+            assert_eq!(LedgerTx::from_bytes(&full), Ok(LedgerTx::Coinbase(want)));
+            assert_eq!(crate::primitives::sha256d(&full), LedgerTx::Coinbase(want).txid().0);
+        }
+        assert!(c.stratum_split(13).unwrap_err().contains("at most 12"));
     }
 
     #[test]

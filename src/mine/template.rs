@@ -26,6 +26,7 @@ pub fn template(
     let fees = transfers.iter().fold(0u64, |f, t| f.saturating_add(t.fee));
     let cb = Coinbase {
         height,
+        extranonce: [0; crate::ledger::tx::COINBASE_EXTRANONCE_SIZE],
         recipient: miner,
         amount: params.subsidy(height).saturating_add(fees),
         state_root: StateRoot::ZERO,

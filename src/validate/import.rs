@@ -66,8 +66,10 @@ pub fn import(
             Err(e) => return Err(ValidateError::Input(format!("unreadable input: {e}"))),
         };
         let at = format!("{} offset {}", rec.file.display(), rec.offset);
-        let b = LedgerBlock::from_bytes(&rec.bytes)
-            .map_err(|e| ValidateError::Malformed(format!("MALFORMED block at {at}: {e}")))?;
+        let b = LedgerBlock::from_bytes(&rec.bytes).map_err(|e| {
+            let why = super::powkit::undecodable(&rec.bytes, params, &e);
+            ValidateError::Malformed(format!("MALFORMED block at {at}: {why}"))
+        })?;
         let hash = b.header.block_hash();
         if store.contains(&hash)? {
             skipped += 1;

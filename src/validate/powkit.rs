@@ -44,6 +44,22 @@ struct Prepared {
     hash: BlockHash,
 }
 
+/// Why a record does not decode, and, when it starts with a genesis header that is not this
+/// chain's (parent all zeros), the `genesis_matches_chain` verdict first: a blk file written by an
+/// earlier consensus version (version 2's coinbases are 12 bytes shorter) is named as such, not
+/// only reported as malformed.
+pub(crate) fn undecodable(bytes: &[u8], params: &LedgerParams, e: &crate::primitives::DecodeError) -> String {
+    if let Some(h) = bytes.get(..80).and_then(|h| <&[u8; 80]>::try_from(h).ok()) {
+        let header = crate::primitives::BlockHeader::from_array(h);
+        if header.prev_blockhash == BlockHash::ZERO {
+            if let Err(g) = crate::consensus::ledger::genesis_matches_chain(&header.block_hash(), params) {
+                return format!("rule genesis_matches_chain: {g} (the block does not decode: {e})");
+            }
+        }
+    }
+    e.to_string()
+}
+
 fn stop_invalid(
     files: &[PathBuf],
     rec: &Record,
@@ -160,7 +176,7 @@ pub fn follow(
                         Stop::Malformed(Box::new(Malformed {
                             file: rec.file.display().to_string(),
                             offset: rec.offset,
-                            message: e.to_string(),
+                            message: undecodable(&rec.bytes, params, &e),
                         }))
                     })?;
                     let hash = block.header.block_hash();

@@ -62,8 +62,9 @@ pub struct LedgerParams {
 }
 
 /// The consensus version of this powkit's chains (docs/CONSENSUS.md, "Consensus versions"):
-/// 2 = ASERT anchored at the first block after genesis (1 was anchored at genesis).
-pub const CONSENSUS_VERSION: u32 = 2;
+/// 3 = the coinbase has a 12-byte extranonce (2 = ASERT anchored at the first block after genesis,
+/// 1 was anchored at genesis).
+pub const CONSENSUS_VERSION: u32 = 3;
 
 impl LedgerNetwork {
     /// The built-in powkit chains.
@@ -90,7 +91,7 @@ impl LedgerNetwork {
         static REGTEST: OnceLock<LedgerParams> = OnceLock::new();
         match self {
             LedgerNetwork::Powkit => MAIN.get_or_init(|| {
-                let (bits, nonce) = (CompactTarget(0x1e00_ffff), 2_616_017);
+                let (bits, nonce) = (CompactTarget(0x1e00_ffff), 313_726);
                 LedgerParams::new(
                     "powkit",
                     0x706f_7701,
@@ -104,7 +105,7 @@ impl LedgerNetwork {
                 .expect("valid built-in parameters")
             }),
             LedgerNetwork::PowkitRegtest => REGTEST.get_or_init(|| {
-                let (bits, nonce) = (CompactTarget(0x1e7f_ffff), 7302);
+                let (bits, nonce) = (CompactTarget(0x1e7f_ffff), 193_905);
                 LedgerParams::new(
                     "powkit-regtest",
                     0x706f_77ff,
@@ -157,17 +158,18 @@ impl LedgerParams {
     }
 }
 
-/// The built-in genesis blocks' time (2026-11-29 00:00:00 UTC, consensus version 2; version 1's
+/// The built-in genesis blocks' time (2026-11-29 00:00:00 UTC, since consensus version 2; version 1's
 /// genesis blocks were dated 1,700,000,000). With ASERT anchored at the block after genesis, the
 /// genesis time no longer sets the difficulty schedule; it only has to precede every block.
 pub const GENESIS_TIME: u32 = 1_795_910_400;
 
-/// The genesis block: one coinbase (height 0, amount 0, the zero recipient, the empty state's
-/// root), version 1, `time` and the limit bits. `nonce` is the lowest that meets the limit, found
+/// The genesis block: one coinbase (height 0, a zero extranonce, amount 0, the zero recipient, the
+/// empty state's root), version 1, `time` and the limit bits. `nonce` is the lowest that meets the limit, found
 /// once and written into the parameters (a test mines it again) so that start-up does no mining.
 pub fn genesis_block(time: u32, bits: CompactTarget, nonce: u32) -> LedgerBlock {
     let cb = LedgerTx::Coinbase(Coinbase {
         height: 0,
+        extranonce: [0; crate::ledger::tx::COINBASE_EXTRANONCE_SIZE],
         recipient: crate::ledger::AccountKey::ZERO,
         amount: 0,
         state_root: crate::ledger::StateRoot::ZERO,
@@ -220,15 +222,16 @@ mod tests {
             assert_eq!(LedgerBlock::from_bytes(&g.to_bytes()).as_ref(), Ok(g));
             assert_eq!(g.header.time, GENESIS_TIME);
         }
-        // The consensus version 2 genesis hashes (recomputed independently with Python's hashlib:
-        // SHA-256d of the 80-byte header, version 1, zero parent, the coinbase txid as root).
+        // The consensus version 3 genesis hashes (recomputed independently with Python's hashlib:
+        // SHA-256d of the 80-byte header, version 1, zero parent, the coinbase txid as root, the
+        // coinbase the 89 bytes 00 | 00000000 | 12 zero extranonce bytes | 72 zero bytes).
         assert_eq!(
             LedgerNetwork::Powkit.params().genesis.header.block_hash().to_string(),
-            "000000ce017e7a6d65191ef0c5238807c42ed3465227c748af558a32a44543c0"
+            "0000004bf77d77aae0960ed7d5ffa651361895975e9801177fb78b6ca9360ceb"
         );
         assert_eq!(
             LedgerNetwork::PowkitRegtest.params().genesis.header.block_hash().to_string(),
-            "0000705a4fde7160f64e7c47d4af656f546e8f57b20deb82fdcfbb2baeee006d"
+            "0000373b4f3171b30a25e5bd1602089feb109e3379fe0c28af8353eb80ff8b5b"
         );
         assert_ne!(LedgerNetwork::Powkit.params().chain_id, LedgerNetwork::PowkitRegtest.params().chain_id);
         assert_eq!(LedgerNetwork::from_name("bitcoin"), None);
