@@ -18,6 +18,7 @@ const FLOORS: &[(&str, u32)] = &[
     ("ledger", 2),
     ("consensus", 3),
     ("net", 3),
+    ("stratum", 3),
     ("state", 4),
     ("mine", 5),
     ("backend", 5),
