@@ -4,6 +4,7 @@
 
 pub mod job;
 pub mod message;
+pub mod server;
 pub mod work;
 
 pub use job::{JobSource, Template};
