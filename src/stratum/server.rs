@@ -389,6 +389,11 @@ impl Shared {
     }
 
     fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+        // Connections wait in the backlog until there is a job: a miner served before the first
+        // template would get no job and a difficulty not fitted to the network's.
+        while self.jobs.lock().unwrap().list.is_empty() && !self.stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         for stream in listener.incoming() {
             if self.stop.load(Ordering::SeqCst) {
                 break;
