@@ -66,6 +66,10 @@ pub struct NodeArgs {
     /// Log level: error, warn, info, debug, trace (default info; or RUST_LOG).
     #[arg(long)]
     pub log: Option<String>,
+    /// Run a Stratum v1 job server on IP:PORT (or PORT: 127.0.0.1:PORT) for any Stratum miner
+    /// (cpuminer, cgminer, `powkit mine --pool`); the blocks found pay --miner-key's account.
+    #[arg(long)]
+    pub stratum: Option<String>,
 }
 
 /// Flags of `powkit rpc`.
@@ -133,6 +137,7 @@ pub fn main(a: &NodeArgs) -> Result<i32, CliError> {
         mempool_bytes: a.mempool_bytes,
         max_peers: None,
         low_work_headers: a.low_work_headers,
+        stratum: a.stratum.clone(),
     };
     let cfg = flags.resolve(file, a.datadir.clone()).map_err(CliError::usage)?;
     crate::node::run(cfg).map_err(CliError::usage)?;

@@ -3,7 +3,7 @@
 //!
 //! Keys: `chain`, `listen`, `peer` (repeatable), `rpc`, `rpcauth` (repeatable), `rpc_allow_remote`,
 //! `mine`, `miner_key`, `backend`, `threads`, `ban_seconds`, `mempool_bytes`, `max_peers`,
-//! `low_work_headers`. `listen = none` turns listening off.
+//! `low_work_headers`, `stratum`. `listen = none` turns listening off.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,6 +45,8 @@ pub struct NodeConfig {
     pub max_peers: usize,
     /// New headers with no more work than the tip one peer may send before it is banned.
     pub low_work_headers: u64,
+    /// Stratum job server address (`None`: no server; needs `miner_key`).
+    pub stratum: Option<SocketAddr>,
 }
 
 /// Settings as given on the command line or in the file (absent: not given).
@@ -78,6 +80,8 @@ pub struct Settings {
     pub max_peers: Option<usize>,
     /// `low_work_headers`.
     pub low_work_headers: Option<u64>,
+    /// `stratum` (IP:PORT, or a port for 127.0.0.1:PORT).
+    pub stratum: Option<String>,
 }
 
 /// The config file's name in the data directory.
@@ -149,6 +153,7 @@ impl Settings {
                 "mempool_bytes" => s.mempool_bytes = Some(num("mempool_bytes")? as usize),
                 "max_peers" => s.max_peers = Some(num("max_peers")? as usize),
                 "low_work_headers" => s.low_work_headers = Some(num("low_work_headers")?),
+                "stratum" => s.stratum = Some(v.into()),
                 other => return Err(format!("{}: unknown setting {other:?}", at())),
             }
         }
@@ -183,6 +188,16 @@ impl Settings {
         if mine && miner_key.is_none() {
             return Err("--mine needs --miner-key FILE (make one with `powkit key new --out FILE`)".into());
         }
+        let stratum = match self.stratum.or(file.stratum).as_deref() {
+            None | Some("none") => None,
+            Some(s) => Some(match s.parse::<u16>() {
+                Ok(port) => SocketAddr::from(([127, 0, 0, 1], port)),
+                Err(_) => s.parse().map_err(|_| format!("stratum {s:?}: expected IP:PORT or PORT (loopback)"))?,
+            }),
+        };
+        if stratum.is_some() && miner_key.is_none() {
+            return Err("--stratum needs --miner-key FILE: the blocks its miners find pay that account".into());
+        }
         let threads = self.threads.or(file.threads).unwrap_or_else(crate::mine::default_threads);
         if threads == 0 {
             return Err("threads must be at least 1".into());
@@ -203,6 +218,7 @@ impl Settings {
             mempool_bytes: self.mempool_bytes.or(file.mempool_bytes).unwrap_or(32 << 20),
             max_peers: self.max_peers.or(file.max_peers).unwrap_or(64),
             low_work_headers: self.low_work_headers.or(file.low_work_headers).unwrap_or(super::MAX_LOW_WORK_HEADERS),
+            stratum,
         })
     }
 }

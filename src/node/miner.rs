@@ -222,11 +222,17 @@ impl Node {
     }
 
     pub(super) fn new_job(&mut self) {
-        let (Some(_), Some(key)) = (&self.miner, self.miner_key) else { return };
+        let Some(key) = self.miner_key else { return };
+        if self.miner.is_none() && self.stratum.is_none() {
+            return;
+        }
         match self.template(key) {
             Ok(block) => {
                 self.job += 1;
                 let id = self.job;
+                if let Some((source, _)) = &self.stratum {
+                    source.publish(id, block.clone(), self.chain.median_time_past() + 1);
+                }
                 if let Some(m) = &self.miner {
                     m.set_job(MinerJob { id, block });
                 }

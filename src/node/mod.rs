@@ -22,6 +22,7 @@ pub mod peer;
 mod peers;
 mod relay;
 pub mod rpc;
+pub mod stratum;
 mod sync;
 
 use std::collections::{HashMap, HashSet};
@@ -131,6 +132,8 @@ pub enum Event {
         /// The job id.
         job: u64,
     },
+    /// The Stratum job server's miners solved a template: accept it (and answer).
+    Stratum(Box<stratum::StratumBlock>),
 }
 
 fn unix_now() -> i64 {
@@ -171,6 +174,8 @@ struct Node {
     /// [`MAX_ORPHAN_TXS`] and [`ORPHAN_EXPIRY`].
     orphans: HashMap<Txid, (Transfer, Instant)>,
     last_progress: Instant,
+    /// `--stratum`: the templates the job server takes, and the server.
+    stratum: Option<(Arc<stratum::NodeSource>, crate::stratum::server::Server)>,
 }
 
 /// Runs a node until SIGINT, SIGTERM or the `stop` call. Returns an error line (exit 2) when it
@@ -204,11 +209,24 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
     let rpc_server = rpc::start(&cfg, tx.clone(), stop.clone(), rpc_active.clone())?;
     let rpc_addr = rpc_server.as_ref().map(|s| s.addr);
     let miner = if cfg.mine { Some(miner::Miner::start(cfg.backend, cfg.threads, tx.clone())?) } else { None };
+    let stratum = match cfg.stratum {
+        Some(addr) => {
+            let source = Arc::new(stratum::NodeSource::new(tx.clone()));
+            let server = crate::stratum::server::Server::start(
+                addr,
+                source.clone(),
+                crate::stratum::server::ServerConfig::default(),
+            )?;
+            Some((source, server))
+        }
+        None => None,
+    };
     let info = json!({
         "pid": std::process::id(),
         "chain": params.name,
         "p2p": listen_addr.map(|a| a.to_string()),
         "rpc": rpc_addr.map(|a| a.to_string()),
+        "stratum": stratum.as_ref().map(|(_, s)| s.address().to_string()),
     });
     let info_path = cfg.datadir.join("node.json");
     std::fs::write(&info_path, format!("{info}\n")).map_err(|e| format!("{}: {e}", info_path.display()))?;
@@ -237,6 +255,7 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
         held: HashMap::new(),
         orphans: HashMap::new(),
         last_progress: Instant::now(),
+        stratum,
         cfg,
     };
     node.reload_mempool()?;
@@ -398,6 +417,22 @@ impl Node {
                     }
                     Err(e) => tracing::warn!(%hash, "mined block rejected: {e}"),
                 }
+                self.template_due = Some(Instant::now());
+            }
+            Event::Stratum(b) => {
+                let hash = b.block.header.block_hash();
+                let r = match self.submit(&b.block, None) {
+                    Ok(_) => {
+                        self.blocks_mined += 1;
+                        tracing::info!(%hash, height = self.chain.height(), txs = b.block.txs.len(), "stratum block accepted");
+                        Ok(())
+                    }
+                    Err(e) => {
+                        tracing::warn!(%hash, "stratum block rejected: {e}");
+                        Err(e.to_string())
+                    }
+                };
+                let _ = b.reply.send(r);
                 self.template_due = Some(Instant::now());
             }
         }

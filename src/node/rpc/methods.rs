@@ -47,6 +47,7 @@ pub const METHODS: &[(&str, &[&str])] = &[
     ("setban", &["subnet", "command", "bantime"]),
     ("clearbanned", &[]),
     ("getmininginfo", &[]),
+    ("getstratuminfo", &[]),
     ("submitblock", &["hexdata"]),
     ("generate", &["nblocks", "pubkey"]),
     ("stop", &[]),
@@ -343,6 +344,12 @@ impl Node {
                 self.banned.clear();
                 Ok(Value::Null)
             }
+            "getstratuminfo" => match &self.stratum {
+                Some((_, server)) => {
+                    serde_json::to_value(server.stats()).map_err(|e| RpcError::internal(e.to_string()))
+                }
+                None => Err(RpcError::not_found("no Stratum server: start the node with --stratum ADDR")),
+            },
             "getmininginfo" => {
                 let tip = self.chain.tip();
                 let bits = self.chain.entry(&tip).expect("tip").header.bits;
