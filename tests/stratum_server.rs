@@ -288,6 +288,19 @@ fn malformed_and_oversized_lines_close_the_connection() {
     // 100 KiB without a newline: over the 64 KiB line limit.
     let _ = c.w.write_all(&vec![b'a'; 100 * 1024]);
     assert!(c.closed(), "an oversized line closes the connection");
+    // JSON nested as deep as a line allows: refused by the parser, on the connection's stack.
+    let mut c = Client::connect(s.address());
+    let _ = c.w.write_all(format!("{}\n", "[".repeat(60_000)).as_bytes());
+    assert!(c.closed(), "deep nesting closes the connection");
+    let mut c = Client::connect(s.address());
+    let _ = c.w.write_all(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[\"\xff\xfe\"]}\n");
+    assert!(c.closed(), "a line that is not UTF-8 closes the connection");
+    // Authorizing worker after worker: at most 64 per connection.
+    let mut c = Client::connect(s.address());
+    for i in 0..64 {
+        assert_eq!(c.call("mining.authorize", json!([format!("w{i}"), "x"])).0, json!(true));
+    }
+    assert_eq!(code(&c.call("mining.authorize", json!(["w64", "x"])).1), 20);
     // The server still serves.
     let mut c = Client::connect(s.address());
     let (en1, _) = ready(&mut c, "w");

@@ -17,14 +17,14 @@
 //! - `mining.submit` `[worker, job_id, extranonce2, ntime, nonce, version_bits?]`: checked in this
 //!   order, errors as `[code, message, null]`: not subscribed (25), unauthorized worker (24),
 //!   malformed params (20), unknown or stale job (21), extranonce2 size (20), ntime outside
-//!   `[mintime, curtime + 7200]` (20), version bits outside the mask (20), duplicate (22), hash
-//!   above the share target (23).
+//!   `[mintime, curtime + 7200]` (20), version bits outside the mask (20), hash above the share
+//!   target (23), duplicate of an accepted share (22).
 //!
 //! Malformed lines (not JSON, not a request), lines over [`message::MAX_LINE`] and non-UTF-8 lines
 //! close the connection with a log line; nothing a client sends can panic the server.
 //!
-//! Design: one thread per connection (64 KiB stacks; a 4 KiB read buffer; idle connections
-//! hold only that), one job thread polling the source ([`JobSource::wait_for_change`]) that
+//! Design: one thread per connection (256 KiB stacks reserved, a few pages used; a 4 KiB read
+//! buffer), one job thread polling the source ([`JobSource::wait_for_change`]) that
 //! fans a new job out to every subscribed connection. Connections over
 //! [`ServerConfig::max_clients`] are refused.
 
@@ -52,6 +52,13 @@ pub const EXTRANONCE1_SIZE: usize = 4;
 pub const MAX_NTIME_AHEAD: u32 = 7200;
 /// Jobs kept for late shares (older ones answer "job not found").
 const JOBS_KEPT: usize = 8;
+/// A connection thread's stack: room for serde_json's 128 levels of nesting (only the pages
+/// touched are resident; an idle connection touches a few).
+const CONN_STACK: usize = 256 * 1024;
+/// Workers one connection may authorize.
+const MAX_WORKERS_PER_CONN: usize = 64;
+/// Workers the statistics keep (a flood of names is refused, not stored).
+const MAX_WORKERS: usize = 100_000;
 
 /// How the server runs.
 #[derive(Clone, Debug)]
@@ -417,7 +424,7 @@ impl Shared {
             let s = self.clone();
             let spawned = std::thread::Builder::new()
                 .name("stratum-conn".into())
-                .stack_size(64 * 1024)
+                .stack_size(CONN_STACK)
                 .spawn(move || s.serve(stream, peer));
             if let Err(e) = spawned {
                 tracing::warn!(%peer, "stratum: connection dropped, no thread: {e}");
@@ -490,8 +497,20 @@ impl Shared {
                 let Some(worker) = p.first().and_then(Value::as_str).filter(|w| !w.is_empty() && w.len() <= 256) else {
                     return vec![Message::err(id, StratumError::new(ERR_OTHER, "authorize: worker name missing"))];
                 };
-                client.state.lock().unwrap().workers.insert(worker.to_string());
-                self.workers.lock().unwrap().entry(worker.to_string()).or_default();
+                {
+                    let mut st = client.state.lock().unwrap();
+                    if !st.workers.contains(worker) && st.workers.len() >= MAX_WORKERS_PER_CONN {
+                        let m = format!("authorize: at most {MAX_WORKERS_PER_CONN} workers per connection");
+                        return vec![Message::err(id, StratumError::new(ERR_OTHER, m))];
+                    }
+                    let mut all = self.workers.lock().unwrap();
+                    if !all.contains_key(worker) && all.len() >= MAX_WORKERS {
+                        let m = format!("authorize: the server keeps at most {MAX_WORKERS} workers");
+                        return vec![Message::err(id, StratumError::new(ERR_OTHER, m))];
+                    }
+                    all.entry(worker.to_string()).or_default();
+                    st.workers.insert(worker.to_string());
+                }
                 tracing::info!(worker, peer = %client.state.lock().unwrap().peer, "stratum: authorized");
                 vec![Message::ok(id, json!(true))]
             }
@@ -662,9 +681,6 @@ impl Shared {
             ));
         }
         let version = work::rolled_version(job.notify.version, vb, mask);
-        if !job.seen.lock().unwrap().insert((en1, en2.clone(), ntime, nonce, vb)) {
-            return Err(reject(ERR_DUPLICATE, "duplicate", "duplicate share"));
-        }
         let en1b = en1.to_be_bytes();
         let header = job.notify.header(&en1b, &en2, ntime, nonce, version);
         let hash = header.block_hash();
@@ -680,6 +696,11 @@ impl Shared {
                 "low difficulty",
                 format!("low difficulty share: {achieved:.4e} < {needed:.4e}"),
             ));
+        }
+        // Only shares that met the target are remembered: the set grows with work done, not with
+        // what a client sends.
+        if !job.seen.lock().unwrap().insert((en1, en2.clone(), ntime, nonce, vb)) {
+            return Err(reject(ERR_DUPLICATE, "duplicate", "duplicate share"));
         }
         let worker = p[0].as_str().unwrap_or("").to_string();
         let mut block = None;
