@@ -254,6 +254,17 @@ mod tests {
         let e =
             Settings { mine: Some(true), ..Settings::default() }.resolve(Settings::default(), dir.clone()).unwrap_err();
         assert!(e.contains("--miner-key"), "{e}");
+        // --stratum: a port alone is loopback; it needs the key the blocks pay.
+        let stratum = |v: &str, key: bool| {
+            let miner_key = key.then(|| dir.join("k"));
+            Settings { stratum: Some(v.into()), miner_key, ..Settings::default() }
+                .resolve(Settings::default(), dir.clone())
+        };
+        assert!(stratum("3333", false).unwrap_err().contains("--stratum needs --miner-key"));
+        assert_eq!(stratum("3333", true).unwrap().stratum, Some("127.0.0.1:3333".parse().unwrap()));
+        assert_eq!(stratum("0.0.0.0:3333", true).unwrap().stratum, Some("0.0.0.0:3333".parse().unwrap()));
+        assert!(stratum("here", true).unwrap_err().contains("stratum \"here\": expected IP:PORT or PORT"));
+        assert_eq!(stratum("none", false).unwrap().stratum, None);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
