@@ -119,6 +119,18 @@ pub fn witness_script(version: u8, program: &[u8]) -> Vec<u8> {
     s
 }
 
+/// An error and its sources, `outer: inner: ...` (bech32's outer errors say only "decoding failed").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
 /// The scriptPubKey that `addr` pays on `network`: base58check P2PKH/P2SH or a bech32 (v0) /
 /// bech32m (v1..v16) segwit address (BIP173, BIP350).
 ///
@@ -149,7 +161,7 @@ pub fn script_for_address(addr: &str, network: Network) -> Result<Vec<u8>, Addre
     };
     let (hrp, version, program) = match bech32::segwit::decode(addr) {
         Ok(d) => d,
-        Err(e) => return Err(AddressError::Invalid { addr: addr.into(), base58, bech32: e.to_string() }),
+        Err(e) => return Err(AddressError::Invalid { addr: addr.into(), base58, bech32: error_chain(&e) }),
     };
     let hrp = hrp.to_lowercase();
     if hrp != network.bech32_hrp() {

@@ -171,7 +171,7 @@ pub fn run(
             // The watcher: cancels the search when the template changes or the run is cancelled.
             s.spawn(|| {
                 while !done.load(Ordering::Relaxed) {
-                    if cancel.is_cancelled() || source.wait_for_change(&t, Duration::from_millis(200)) {
+                    if cancel.is_cancelled() || source.wait_for_change(&t, Duration::from_millis(25)) {
                         switch.cancel();
                         return;
                     }
