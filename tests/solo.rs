@@ -7,14 +7,22 @@
 //! paying powkit's payout script (a bech32m P2TR address) the block's subsidy plus its fees
 //! (`getblockstats`), and every mempool transaction must end up in powkit's blocks.
 //!
-//! Needs a `bitcoind` (tests/common/bitcoind.rs says where it is looked for); skips with a printed
-//! reason without one, unless `POWKIT_REQUIRE_BITCOIND=1` (CI).
+//! [`the_gpu_engine_mines_blocks_bitcoind_accepts`]: the same on `--backend gpu` (lavapipe where
+//! there is no hardware GPU; skipped without any adapter).
+//!
+//! These need a `bitcoind` (tests/common/bitcoind.rs says where it is looked for); they skip with a
+//! printed reason without one, unless `POWKIT_REQUIRE_BITCOIND=1` (CI).
+//!
+//! [`hostile_node_answers_are_clear_errors`] needs nothing: a fake node on a local socket answers
+//! with missing fields, wrong types, non-JSON and HTTP 401, and powkit must exit with one clear line.
 
 #[path = "common/bitcoind.rs"]
 mod bitcoind;
 mod common;
 
 use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
 
 use bitcoind::{btc, find_bitcoind, sats, Bitcoind};
 use serde_json::{json, Value};
@@ -161,4 +169,143 @@ fn ten_consecutive_blocks_with_mempool_transactions_are_accepted() {
     assert!(err.contains("is a mainnet address but the node runs regtest"), "{err}");
     node.stop();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_gpu_engine_mines_blocks_bitcoind_accepts() {
+    let Some(bin) = find_bitcoind() else { return };
+    if !common::have_gpu() {
+        return;
+    }
+    let dir = common::tmp_dir("solo", "gpu");
+    let mut node = Bitcoind::start(&bin, &dir.join("node"), false, &[]);
+    let url = format!("http://127.0.0.1:{}", node.rpc_port);
+    let cookie = dir.join("node/regtest/.cookie");
+    let out = common::powkit(&[
+        "mine",
+        "--node",
+        &url,
+        "--rpc-cookie",
+        cookie.to_str().unwrap(),
+        "--coinbase-script",
+        "51",
+        "--blocks",
+        "3",
+        "--backend",
+        "gpu",
+        "--json",
+    ]);
+    let ctx = format!(
+        "exit {:?}\n{}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{ctx}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect(&ctx);
+    assert_eq!(report["backend"], "gpu", "{ctx}");
+    assert_eq!(report["blocks_accepted"], 3, "{ctx}");
+    assert_eq!(node.call("getblockcount", json!([])), 3);
+    let tip = node.call("getblock", json!([node.call("getbestblockhash", json!([])), 2]));
+    assert_eq!(tip["tx"][0]["vout"][0]["scriptPubKey"]["hex"], "51");
+    node.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// How the fake node answers a method: (HTTP status, body).
+type Answer = fn(&str) -> (u16, String);
+
+/// A fake node: answers each HTTP request with `answer(method)`, on its own thread.
+fn fake_node(answer: Answer) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn);
+                loop {
+                    let mut len = 0;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line.trim().is_empty() {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    r.read_exact(&mut body).unwrap();
+                    let req: Value = serde_json::from_slice(&body).unwrap();
+                    let (status, text) = answer(req["method"].as_str().unwrap());
+                    let resp = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
+                        text.len()
+                    );
+                    r.get_mut().write_all(resp.as_bytes()).unwrap();
+                }
+            });
+        }
+    });
+    url
+}
+
+fn chain_or(method: &str, gbt: &str) -> (u16, String) {
+    match method {
+        "getblockchaininfo" => (200, r#"{"result":{"chain":"regtest"},"error":null,"id":1}"#.into()),
+        _ => (200, gbt.into()),
+    }
+}
+
+#[test]
+fn hostile_node_answers_are_clear_errors() {
+    let cases: [(Answer, &str); 5] = [
+        (
+            |m| {
+                chain_or(
+                    m,
+                    r#"{"result":{"version":1,"previousblockhash":"00","transactions":[]},"error":null,"id":1}"#,
+                )
+            },
+            "bitcoind getblocktemplate: unexpected answer: missing field",
+        ),
+        (
+            |m| chain_or(m, r#"{"result":{"version":"x"},"error":null,"id":1}"#),
+            "bitcoind getblocktemplate: unexpected answer: invalid type: string \"x\", expected i64",
+        ),
+        (
+            |m| chain_or(m, "<html>busy</html>"),
+            "bitcoind getblocktemplate: unexpected answer: HTTP 200, body is not JSON",
+        ),
+        (|_| (401, String::new()), "refused the credentials (HTTP 401): check --rpc-user and --rpc-password"),
+        (
+            |_| (500, r#"{"result":null,"error":{"code":-32601,"message":"Method not found"},"id":1}"#.into()),
+            "bitcoind getblockchaininfo: Method not found (RPC error -32601)",
+        ),
+    ];
+    for (answer, want) in cases {
+        let url = fake_node(answer);
+        let out = common::powkit(&[
+            "mine",
+            "--node",
+            &url,
+            "--rpc-user",
+            "u",
+            "--rpc-password",
+            "p",
+            "--coinbase-script",
+            "51",
+            "--blocks",
+            "1",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{want}: {err}");
+        assert!(err.contains(want), "wanted {want:?} in {err:?}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+    }
 }
