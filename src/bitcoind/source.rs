@@ -363,3 +363,77 @@ impl JobSource for GbtSource {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consensus::params::BitcoinNetwork;
+    use crate::consensus::rules;
+    use crate::primitives::{serialize, sha256d, Block, OutPoint, Transaction, TxIn, TxMerkleNode, TxOut, Txid};
+
+    /// A template with one segwit spend and the commitment bitcoind would give for it
+    /// (`GenerateCoinbaseCommitment`: sha256d(witness root with the coinbase's wtxid as zero ||
+    /// the zero reserved value)).
+    fn segwit_template() -> BlockTemplate {
+        let tx = Transaction {
+            version: 2,
+            inputs: vec![TxIn {
+                prevout: OutPoint { txid: Txid([9; 32]), vout: 1 },
+                script_sig: vec![],
+                sequence: 0xffff_fffd,
+                witness: vec![vec![0x30; 71], vec![0x02; 33]],
+            }],
+            outputs: vec![TxOut {
+                value: 12_345,
+                script_pubkey: vec![0x00, 0x14].into_iter().chain([7; 20]).collect(),
+            }],
+            lock_time: 0,
+        };
+        let root = crate::sha256::merkle::root(&[[0; 32], tx.wtxid().0]).unwrap();
+        let commitment = sha256d(&[&root[..], &[0u8; 32]].concat());
+        BlockTemplate {
+            height: 300,
+            prev_hash: crate::primitives::BlockHash([5; 32]),
+            version: 0x2000_0000,
+            bits: crate::primitives::CompactTarget(0x207f_ffff),
+            curtime: 1_700_000_000,
+            mintime: 1_699_999_000,
+            coinbase_value: 5_000_010_000,
+            witness_commitment: Some([&[0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed][..], &commitment[..]].concat()),
+            transactions: vec![serialize(&tx)],
+            txids: vec![tx.txid().0],
+            longpollid: None,
+        }
+    }
+
+    #[test]
+    fn an_assembled_block_passes_cores_rules() {
+        let g = segwit_template();
+        let split = coinbase::build(g.height, g.coinbase_value, &[0x51], g.witness_commitment.as_deref(), 8).unwrap();
+        let cb = split.with_extranonce(&[0xee; 8]);
+        let root = work::merkle_root(sha256d(&cb), &work::merkle_branch(&g.txids));
+        let header = BlockHeader {
+            version: g.version,
+            prev_blockhash: g.prev_hash,
+            merkle_root: TxMerkleNode(root),
+            time: g.curtime,
+            bits: g.bits,
+            nonce: 0,
+        };
+        let bytes = assemble_block(&g, &split, &header, &cb).unwrap();
+        let block = Block::from_bytes(&bytes).unwrap();
+        assert_eq!(block.txdata.len(), 2);
+        assert_eq!(serialize(&block.txdata[1]), g.transactions[0], "the template's transaction as given");
+        let p = BitcoinNetwork::BitcoinRegtest.params();
+        rules::merkle_root_is_valid(&block).unwrap();
+        rules::coinbase_is_first_and_only(&block).unwrap();
+        rules::coinbase_has_height(&block, g.height, &p).unwrap();
+        rules::witness_commitment_is_valid(&block, g.height, &p).unwrap();
+        rules::transaction_is_well_formed(&block.txdata[0], 0).unwrap();
+
+        // Another extranonce's coinbase under this header, or a foreign coinbase, is refused.
+        let other = split.with_extranonce(&[0xef; 8]);
+        assert!(assemble_block(&g, &split, &header, &other).unwrap_err().contains("merkle root"));
+        assert!(assemble_block(&g, &split, &header, &cb[1..]).is_err());
+    }
+}
