@@ -12,8 +12,8 @@ use crate::primitives::{BlockHeader, CompactTarget, Target, HEADER_SIZE};
 #[derive(Args, Debug, Clone)]
 pub struct MineArgs {
     /// The 80-byte header in hex (160 digits); its nonce field is ignored.
-    #[arg(long)]
-    pub header: String,
+    #[arg(long, required_unless_present_any = ["node"])]
+    pub header: Option<String>,
     /// Target in compact form (8 hex digits, e.g. 1d00ffff); default: the header's own bits.
     #[arg(long, conflicts_with = "target")]
     pub bits: Option<String>,
@@ -46,6 +46,9 @@ pub struct MineArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// `--node` and its flags: solo mining on a bitcoind's getblocktemplate.
+    #[command(flatten)]
+    pub solo: super::solo::SoloArgs,
 }
 
 fn parse_u64(s: &str) -> Result<u64, String> {
@@ -102,7 +105,7 @@ pub fn parse_target(a: &MineArgs, header: &BlockHeader) -> Result<Target, CliErr
 
 /// Checks the flags and turns them into [`MineOptions`].
 pub fn options(a: &MineArgs) -> Result<MineOptions, CliError> {
-    let header = parse_header_hex(&a.header)?;
+    let header = parse_header_hex(a.header.as_deref().ok_or_else(|| CliError::usage("--header is required"))?)?;
     let target = parse_target(a, &header)?;
     let threads = a.threads.unwrap_or_else(crate::mine::default_threads);
     if threads == 0 || threads > 1024 {
@@ -145,6 +148,9 @@ pub fn run(a: &MineArgs, progress: Option<RollProgress<'_>>) -> Result<MineRepor
 
 /// `powkit mine`: exit 0 when found, 1 when the range holds no solution, 2 on bad input.
 pub fn main(a: &MineArgs) -> Result<i32, CliError> {
+    if let Some(url) = &a.solo.node {
+        return super::solo::main(a, url);
+    }
     let tty = std::io::stderr().is_terminal();
     let show = move |p: &Progress, rolls: u32| {
         let pct = 100.0 * p.hashes as f64 / p.total.max(1) as f64;

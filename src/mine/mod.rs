@@ -1,11 +1,13 @@
 //! Mining: the multi-threaded nonce search over the CPU and GPU engines ([`search`]), one
 //! `powkit mine` job over a header's nonce range ([`job`]), the nonce-search benchmark ([`bench`]),
-//! mining one header at an easy target ([`header`]), and powkit block templates ([`template`]).
+//! mining one header at an easy target ([`header`]), powkit block templates ([`template`]), and
+//! solo mining on a node's templates ([`solo`]).
 
 pub mod bench;
 pub mod header;
 pub mod job;
 pub mod search;
+pub mod solo;
 pub mod template;
 
 pub use header::mine_header;
