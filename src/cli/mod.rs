@@ -8,6 +8,7 @@ pub mod gpu;
 pub mod ledger;
 pub mod mine;
 pub mod node;
+pub mod pool;
 pub mod sigs;
 pub mod solo;
 pub mod validate;
@@ -53,6 +54,8 @@ pub enum Command {
     Tx(ledger::TxCommand),
     /// Run a node: P2P sync, fork choice, replicated state, mempool, mining, JSON-RPC.
     Node(node::NodeArgs),
+    /// A solo pool for Bitcoin: a Stratum job server on a bitcoind's getblocktemplate.
+    Pool(pool::PoolArgs),
     /// Call a running node's JSON-RPC (e.g. `powkit rpc --datadir DIR getblockchaininfo`).
     Rpc(node::RpcArgs),
     /// Make a JSON-RPC user for `powkit node --rpcauth` (prints the entry and a new password).
@@ -99,6 +102,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Key(c) => ledger::key_main(&c),
         Command::Tx(c) => ledger::tx_main(&c),
         Command::Node(a) => node::main(&a),
+        Command::Pool(a) => pool::main(&a),
         Command::Rpc(a) => node::rpc_main(&a),
         Command::RpcAuth(a) => node::rpc_auth_main(&a),
     };

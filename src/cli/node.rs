@@ -98,7 +98,7 @@ pub struct RpcArgs {
     pub params: Vec<String>,
 }
 
-fn init_logging(level: Option<&str>) -> Result<(), CliError> {
+pub(super) fn init_logging(level: Option<&str>) -> Result<(), CliError> {
     let env = std::env::var("RUST_LOG").ok();
     let name = level.or(env.as_deref()).unwrap_or("info");
     let level: tracing::Level = name

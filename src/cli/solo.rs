@@ -11,7 +11,7 @@ use clap::Args;
 
 use super::mine::MineArgs;
 use super::{fmt_rate, CliError};
-use crate::bitcoind::{script_from_hex, Auth, GbtConfig, GbtSource, Payout};
+use crate::bitcoind::{GbtConfig, GbtSource};
 use crate::mine::solo::{self, SoloOptions, SoloProgress};
 use crate::mine::CancelToken;
 
@@ -45,16 +45,14 @@ pub struct SoloArgs {
 }
 
 fn config(a: &SoloArgs, url: &str) -> Result<GbtConfig, CliError> {
-    let auth = match (&a.rpc_cookie, &a.rpc_user, &a.rpc_password) {
-        (Some(c), _, _) => Auth::Cookie(c.clone()),
-        (None, Some(u), Some(p)) => Auth::UserPass { user: u.clone(), password: p.clone() },
-        _ => return Err(CliError::usage("--node needs --rpc-cookie FILE or --rpc-user U --rpc-password P")),
-    };
-    let payout = match (&a.coinbase_script, &a.coinbase_address) {
-        (Some(h), _) => Payout::Script(script_from_hex(h).map_err(|e| CliError::usage(e.to_string()))?),
-        (None, Some(addr)) => Payout::Address(addr.clone()),
-        (None, None) => return Err(CliError::usage("--node needs --coinbase-script HEX or --coinbase-address ADDR")),
-    };
+    let (auth, payout) = super::pool::auth_and_payout(
+        &a.rpc_cookie,
+        &a.rpc_user,
+        &a.rpc_password,
+        &a.coinbase_script,
+        &a.coinbase_address,
+        "--node",
+    )?;
     if !(a.poll_seconds.is_finite() && (0.05..=600.0).contains(&a.poll_seconds)) {
         return Err(CliError::usage("--poll-seconds must be between 0.05 and 600"));
     }
