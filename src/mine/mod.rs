@@ -1,10 +1,12 @@
 //! Mining: the multi-threaded nonce search over the CPU and GPU engines ([`search`]), one
 //! `powkit mine` job over a header's nonce range ([`job`]), the nonce-search benchmark ([`bench`]),
-//! mining one header at an easy target ([`header`]), and powkit block templates ([`template`]).
+//! mining one header at an easy target ([`header`]), powkit block templates ([`template`]), and
+//! pool mining over Stratum v1 ([`pool`]).
 
 pub mod bench;
 pub mod header;
 pub mod job;
+pub mod pool;
 pub mod search;
 pub mod template;
 
