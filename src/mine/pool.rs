@@ -63,6 +63,9 @@ pub const VERSION_MASK_REQUEST: u32 = 0x1fff_e000;
 /// The longest wait between two dials.
 pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
 
+/// How long the end of a run waits for the answers to shares already submitted.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// How long a dial may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -981,6 +984,9 @@ impl Client<'_> {
             };
             // Every job of this connection is dropped with it.
             self.shared.set_work(None, true);
+            if matches!(end, End::Stop) {
+                self.drain(&mut s, &rx);
+            }
             let unanswered = s.pending.values().filter(|p| matches!(p, Pending::Submit { .. })).count() as u64;
             self.report.unanswered += unanswered;
             let _ = s.stream.shutdown(std::net::Shutdown::Both);
@@ -1087,6 +1093,25 @@ impl Client<'_> {
                 Err(_) => Err(()),
             },
             default(Duration::from_millis(50)) => Ok(()),
+        }
+    }
+
+    /// At the end of a run: waits up to [`DRAIN_TIMEOUT`] for the answers to shares already
+    /// submitted, so the accounting matches the pool's.
+    fn drain(&mut self, s: &mut Session, rx: &Receiver<(u64, Event)>) {
+        let until = Instant::now() + DRAIN_TIMEOUT;
+        let submits = |s: &Session| s.pending.values().filter(|p| matches!(p, Pending::Submit { .. })).count();
+        while submits(s) > 0 && Instant::now() < until {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok((conn, Event::Line(m @ Message::Response { .. }, at))) if conn == s.conn => {
+                    let mut resume = None;
+                    if self.message(s, m, at, &mut resume).is_err() {
+                        return;
+                    }
+                }
+                Ok((conn, Event::Closed(_))) if conn == s.conn => return,
+                _ => {}
+            }
         }
     }
 
