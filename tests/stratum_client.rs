@@ -112,6 +112,8 @@ struct Script {
 enum End {
     Close,
     Oversized,
+    /// `client.reconnect` to the same place (empty host and port), wait 0; the socket stays open.
+    Reconnect,
 }
 
 fn be_target(k: u32) -> [u8; 32] {
@@ -371,6 +373,10 @@ fn serve(
                 shares += 1;
                 if let Some(&(_, _, end)) = sc.ends.iter().find(|(c, n, _)| *c == conn && *n == shares) {
                     match end {
+                        End::Reconnect => {
+                            send(&mut w, json!({"id": null, "method": "client.reconnect", "params": ["", null, 0]}))?;
+                            continue;
+                        }
                         End::Close => {}
                         End::Oversized => {
                             let _ = w.write_all(&vec![b'x'; 70_000]);
@@ -499,6 +505,23 @@ fn reconnects_resume_the_session_after_a_close_and_an_oversized_line() {
 }
 
 #[test]
+fn client_reconnect_redials_and_resumes() {
+    let Some(t) = template() else { return };
+    let mut sc = script(None);
+    sc.ends = vec![(0, 2, End::Reconnect)];
+    let pool = Pool::start(&t, sc);
+    let (r, stderr) =
+        mine(&[pool.url()], &["--backend", "cpu", "--threads", "2", "--shares", "6", "--duration", "120"]);
+    pool.verify();
+    let log = pool.log.lock().unwrap();
+    assert_eq!(log.connections, 2, "{stderr}");
+    assert_eq!(log.subscribes[1][1], "sess-0");
+    assert!(log.submits.iter().any(|s| s.conn == 1));
+    assert!(stderr.contains("client.reconnect"));
+    assert_eq!(r["resumed"], 1, "{r}");
+}
+
+#[test]
 fn fails_over_to_the_second_pool_when_the_first_refuses() {
     let Some(t) = template() else { return };
     let refused = {
@@ -528,4 +551,22 @@ fn the_gpu_engine_submits_valid_shares() {
     pool.verify();
     assert_eq!(r["devices"][0]["device"], "gpu", "{r}");
     assert!(r["devices"][0]["accepted"].as_u64().unwrap() >= 6, "{r}");
+}
+
+/// The job-switch figure in docs/PERFORMANCE.md: a new job after every share (every other one
+/// clean) for 30 s at difficulty 2^-10; prints the report. `cargo test --release --test stratum_client -- --ignored --nocapture job_switch`.
+#[test]
+#[ignore = "a 30 s measurement for docs/PERFORMANCE.md"]
+fn job_switch_latency_figures() {
+    let Some(t) = template() else { return };
+    let backend = std::env::var("POWKIT_POOL_BACKEND").unwrap_or_else(|_| "cpu".into());
+    let mut sc = script(Some(0x1fff_e000));
+    // POWKIT_POOL_JOB_EVERY: shares per new job (default 1: a job switch after every share).
+    sc.new_job_every = std::env::var("POWKIT_POOL_JOB_EVERY").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    sc.k = 10;
+    let pool = Pool::start(&t, sc);
+    let (r, _) = mine(&[pool.url()], &["--backend", &backend, "--gpu-allow-software", "--duration", "30"]);
+    pool.verify();
+    eprintln!("{}", serde_json::to_string_pretty(&r).unwrap());
+    assert!(r["job_switch_ms"]["samples"].as_u64().unwrap() >= 20, "{r}");
 }

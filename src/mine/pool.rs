@@ -1128,3 +1128,44 @@ impl Client<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_never_repeat_a_header_and_keep_to_the_mask() {
+        for mask in [0u32, 0x1fff_e000, 0x1ffe_0000, 0x0000_6000] {
+            let mut seen = HashSet::new();
+            for unit in 0..(1u64 << 12) {
+                let (en2, bits) = unit_parts(unit, mask);
+                assert_eq!(bits & !mask, 0, "mask {mask:08x} unit {unit}");
+                assert!(seen.insert((en2, bits)), "mask {mask:08x}: unit {unit} repeats");
+            }
+        }
+        // Without a mask the version never changes and extranonce2 counts the units.
+        assert_eq!(unit_parts(7, 0), (7, 0));
+        // Two mask bits: four versions per extranonce2.
+        assert_eq!(unit_parts(5, 0x0000_6000), (1, 0x2000));
+        assert_eq!(extranonce2_bytes(0x0102, 4), [2, 1, 0, 0]);
+        assert_eq!(extranonce2_bytes(0x0102, 2), [2, 1]);
+    }
+
+    #[test]
+    fn pool_urls() {
+        assert_eq!(parse_pool_url("stratum+tcp://pool.example:3333").unwrap(), "pool.example:3333");
+        assert_eq!(parse_pool_url("127.0.0.1:3333/").unwrap(), "127.0.0.1:3333");
+        for bad in
+            ["stratum+ssl://pool.example:443", "stratum+tcp://pool.example", "http://x:1", "stratum+tcp://:3333", "x:0"]
+        {
+            assert!(parse_pool_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn segments_are_whole_lanes_and_bounded() {
+        assert_eq!(segment_size(0.0), 1 << 16);
+        assert_eq!(segment_size(1e12), 1 << 30);
+        assert_eq!(segment_size(10e6) % 64, 0);
+    }
+}
