@@ -572,3 +572,33 @@ fn job_switch_latency_figures() {
     eprintln!("{}", serde_json::to_string_pretty(&r).unwrap());
     assert!(r["accepted"].as_u64().unwrap() >= 20, "{r}");
 }
+
+#[test]
+fn no_pool_answering_is_exit_code_1_with_the_reason_logged() {
+    let refused = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("stratum+tcp://127.0.0.1:{}", l.local_addr().unwrap().port())
+    };
+    let out = common::powkit(&[
+        "mine",
+        "--pool",
+        &refused,
+        "--user",
+        "w",
+        "--backend",
+        "cpu",
+        "--threads",
+        "1",
+        "--duration",
+        "1.5",
+        "--retry-ms",
+        "100",
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot connect") && stderr.contains("no pool answered"), "{stderr}");
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r["failed_dials"].as_u64().unwrap() >= 3, "backoff 100, 200, 400 ms: {r}");
+    assert_eq!(r["sessions"], 0);
+}

@@ -303,7 +303,8 @@ fn init_logging(level: Option<&str>) -> Result<(), CliError> {
 }
 
 /// `powkit mine --pool`: exit 0 after a run that got at least one share accepted (or none was
-/// found), 1 when shares were found and none was accepted, 2 on bad input, 3 when the GPU failed.
+/// found), 1 when no pool answered or shares were submitted and none was accepted, 2 on bad input,
+/// 3 when the GPU failed.
 fn pool_main(a: &MineArgs) -> Result<i32, CliError> {
     let opts = pool_options(a)?;
     init_logging(a.log.as_deref())?;
@@ -369,6 +370,10 @@ fn pool_main(a: &MineArgs) -> Result<i32, CliError> {
         for n in &r.notes {
             eprintln!("note: {n}");
         }
+    }
+    if r.sessions == 0 {
+        eprintln!("powkit: no pool answered ({} failed dial(s)); see the log above", r.failed_dials);
+        return Ok(1);
     }
     Ok(if r.submitted > 0 && r.accepted == 0 { 1 } else { 0 })
 }
