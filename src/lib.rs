@@ -12,6 +12,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod backend;
+pub mod bitcoind;
 pub mod chain;
 pub mod cli;
 pub mod consensus;

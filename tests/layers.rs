@@ -19,6 +19,7 @@ const FLOORS: &[(&str, u32)] = &[
     ("consensus", 3),
     ("net", 3),
     ("stratum", 3),
+    ("bitcoind", 3),
     ("state", 4),
     ("mine", 5),
     ("backend", 5),

@@ -17,11 +17,11 @@ use crate::primitives::{BlockHeader, CompactTarget, Target, HEADER_SIZE};
 /// Flags of `powkit mine`.
 #[derive(Args, Debug, Clone)]
 pub struct MineArgs {
-    /// The 80-byte header in hex (160 digits); its nonce field is ignored. Not with --pool.
-    #[arg(long, required_unless_present_any = ["pool"], conflicts_with = "pool")]
+    /// The 80-byte header in hex (160 digits); its nonce field is ignored. Not with --pool or --node.
+    #[arg(long, required_unless_present_any = ["pool", "node"], conflicts_with_all = ["pool", "node"])]
     pub header: Option<String>,
     /// A Stratum v1 pool, stratum+tcp://HOST:PORT; repeat for failover (tried in order).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", conflicts_with = "node")]
     pub pool: Vec<String>,
     /// The worker name for the pools: once for all, or once per --pool in the same order.
     #[arg(long, requires = "pool")]
@@ -76,6 +76,9 @@ pub struct MineArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// `--node` and its flags: solo mining on a bitcoind's getblocktemplate.
+    #[command(flatten)]
+    pub solo: super::solo::SoloArgs,
 }
 
 fn parse_u64(s: &str) -> Result<u64, String> {
@@ -132,7 +135,7 @@ pub fn parse_target(a: &MineArgs, header: &BlockHeader) -> Result<Target, CliErr
 
 /// Checks the flags and turns them into [`MineOptions`].
 pub fn options(a: &MineArgs) -> Result<MineOptions, CliError> {
-    let header = parse_header_hex(a.header.as_deref().unwrap_or_default())?;
+    let header = parse_header_hex(a.header.as_deref().ok_or_else(|| CliError::usage("--header is required"))?)?;
     let target = parse_target(a, &header)?;
     let threads = a.threads.unwrap_or_else(crate::mine::default_threads);
     if threads == 0 || threads > 1024 {
@@ -175,6 +178,9 @@ pub fn run(a: &MineArgs, progress: Option<RollProgress<'_>>) -> Result<MineRepor
 
 /// `powkit mine`: exit 0 when found, 1 when the range holds no solution, 2 on bad input.
 pub fn main(a: &MineArgs) -> Result<i32, CliError> {
+    if let Some(url) = &a.solo.node {
+        return super::solo::main(a, url);
+    }
     if !a.pool.is_empty() {
         return pool_main(a);
     }

@@ -9,6 +9,7 @@ pub mod ledger;
 pub mod mine;
 pub mod node;
 pub mod sigs;
+pub mod solo;
 pub mod validate;
 
 use std::fmt;
