@@ -448,8 +448,10 @@ fn shares_are_valid_unique_and_rolled_inside_the_granted_mask() {
     // The run waits for the answers to the shares it sent before it reports.
     assert_eq!(r["unanswered"], 0, "{r}");
     assert_eq!(r["accepted"].as_u64().unwrap() + r["rejected"].as_u64().unwrap(), r["submitted"].as_u64().unwrap());
-    assert!(r["accepted"].as_u64().unwrap() >= 20, "{r}");
-    // The only rejections are stale shares at job switches.
+    assert!(r["accepted"].as_u64().unwrap() >= 10, "{r}");
+    // The only rejections are stale shares at job switches (a new job every 4 shares: the shares
+    // of one segment in flight when the pool switched are stale).
+    assert!(r["rejected_by_reason"].as_array().unwrap().iter().all(|x| x["code"] == 21), "{r}");
     assert_eq!(r["rejected"], r["stale"].as_u64().unwrap() - r["stale_unsent"].as_u64().unwrap(), "{r}");
     assert!(r["job_switch_ms"]["samples"].as_u64().unwrap() >= 2, "{r}");
     assert!(r["job_switch_ms"]["median"].as_f64().unwrap() < 1000.0, "{r}");

@@ -295,9 +295,10 @@ fn unit_parts(unit: u64, mask: u32) -> (u64, u32) {
     }
 }
 
-/// How many nonces a device hashes between looks at its job: about a quarter second at its rate.
+/// How many nonces a device hashes between looks at its job (and between handing its shares to
+/// the session): about a tenth of a second at its rate.
 fn segment_size(rate: f64) -> u64 {
-    ((rate * 0.25) as u64).clamp(1 << 16, 1 << 30) & !63
+    ((rate * 0.1) as u64).clamp(1 << 16, 1 << 30) & !63
 }
 
 /// One device thread: hashes units of the current job until the run stops.
