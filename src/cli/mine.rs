@@ -1,19 +1,49 @@
-//! `powkit mine`: search a nonce range of a given header.
+//! `powkit mine`: search a nonce range of a given header, or mine for Stratum v1 pools
+//! (`--pool stratum+tcp://HOST:PORT --user W`, see [`crate::mine::pool`]).
 
 use std::io::{IsTerminal, Write};
 
 use clap::Args;
 
 use super::{fmt_rate, CliError, EngineArgs, SearchEngineArgs};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::mine::pool::{parse_pool_url, PoolConfig, PoolOptions, PoolProgress};
 use crate::mine::{MineOptions, MineReport, Progress, RollProgress, SearchError, NONCE_SPACE};
 use crate::primitives::{BlockHeader, CompactTarget, Target, HEADER_SIZE};
 
 /// Flags of `powkit mine`.
 #[derive(Args, Debug, Clone)]
 pub struct MineArgs {
-    /// The 80-byte header in hex (160 digits); its nonce field is ignored.
-    #[arg(long, required_unless_present_any = ["node"])]
+    /// The 80-byte header in hex (160 digits); its nonce field is ignored. Not with --pool or --node.
+    #[arg(long, required_unless_present_any = ["pool", "node"], conflicts_with_all = ["pool", "node"])]
     pub header: Option<String>,
+    /// A Stratum v1 pool, stratum+tcp://HOST:PORT; repeat for failover (tried in order).
+    #[arg(long, value_name = "URL", conflicts_with = "node")]
+    pub pool: Vec<String>,
+    /// The worker name for the pools: once for all, or once per --pool in the same order.
+    #[arg(long, requires = "pool")]
+    pub user: Vec<String>,
+    /// The worker password (default x): once for all, or once per --pool.
+    #[arg(long, requires = "pool")]
+    pub pass: Vec<String>,
+    /// With --pool: stop after this many seconds.
+    #[arg(long, requires = "pool")]
+    pub duration: Option<f64>,
+    /// With --pool: stop once this many shares have been answered (accepted or rejected).
+    #[arg(long, requires = "pool")]
+    pub shares: Option<u64>,
+    /// With --pool: the first wait before redialing a lost pool, milliseconds (doubles up to 30 s).
+    #[arg(long, default_value_t = 1000, requires = "pool")]
+    pub retry_ms: u64,
+    /// With --pool: failed dials in a row before the next --pool is tried.
+    #[arg(long, default_value_t = 3, requires = "pool")]
+    pub attempts_per_pool: u32,
+    /// With --pool: the log level on stderr (error, warn, info, debug, trace; default info or RUST_LOG).
+    #[arg(long, requires = "pool")]
+    pub log: Option<String>,
     /// Target in compact form (8 hex digits, e.g. 1d00ffff); default: the header's own bits.
     #[arg(long, conflicts_with = "target")]
     pub bits: Option<String>,
@@ -151,6 +181,9 @@ pub fn main(a: &MineArgs) -> Result<i32, CliError> {
     if let Some(url) = &a.solo.node {
         return super::solo::main(a, url);
     }
+    if !a.pool.is_empty() {
+        return pool_main(a);
+    }
     let tty = std::io::stderr().is_terminal();
     let show = move |p: &Progress, rolls: u32| {
         let pct = 100.0 * p.hashes as f64 / p.total.max(1) as f64;
@@ -203,4 +236,150 @@ pub fn main(a: &MineArgs) -> Result<i32, CliError> {
         }
     }
     Ok(if r.found { 0 } else { 1 })
+}
+
+/// The pool options from the flags.
+pub fn pool_options(a: &MineArgs) -> Result<PoolOptions, CliError> {
+    let n = a.pool.len();
+    let pick = |v: &[String], flag: &str, default: Option<&str>| -> Result<Vec<String>, CliError> {
+        match v.len() {
+            0 => default
+                .map(|d| vec![d.to_string(); n])
+                .ok_or_else(|| CliError::usage(format!("--pool needs {flag} (the worker name the pool credits)"))),
+            1 => Ok(vec![v[0].clone(); n]),
+            k if k == n => Ok(v.to_vec()),
+            k => Err(CliError::usage(format!("{k} {flag} for {n} --pool: give one for all, or one per --pool"))),
+        }
+    };
+    let users = pick(&a.user, "--user", None)?;
+    let passes = pick(&a.pass, "--pass", Some("x"))?;
+    let mut pools = Vec::with_capacity(n);
+    for ((url, user), pass) in a.pool.iter().zip(users).zip(passes) {
+        let address = parse_pool_url(url).map_err(|e| CliError::usage(format!("--pool {e}")))?;
+        pools.push(PoolConfig { address, user, pass });
+    }
+    let threads = a.threads.unwrap_or_else(crate::mine::default_threads);
+    if threads == 0 || threads > 1024 {
+        return Err(CliError::usage("--threads must be between 1 and 1024"));
+    }
+    let duration = match a.duration {
+        Some(d) if !(d.is_finite() && d > 0.0) => {
+            return Err(CliError::usage(format!("--duration {d}: expected seconds above zero")))
+        }
+        d => d.map(Duration::from_secs_f64),
+    };
+    if a.shares == Some(0) {
+        return Err(CliError::usage("--shares 0: nothing to wait for"));
+    }
+    if a.attempts_per_pool == 0 {
+        return Err(CliError::usage("--attempts-per-pool must be at least 1"));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(sig, stop.clone());
+    }
+    Ok(PoolOptions {
+        pools,
+        backend: a.engine.backend,
+        adapter: a.engine.adapter,
+        cpu_impl: a.search.cpu_impl.clone(),
+        allow_software: a.search.gpu_allow_software,
+        threads,
+        duration,
+        max_shares: a.shares,
+        backoff_initial: Duration::from_millis(a.retry_ms.max(1)),
+        attempts_per_pool: a.attempts_per_pool,
+        stop,
+    })
+}
+
+fn init_logging(level: Option<&str>) -> Result<(), CliError> {
+    let env = std::env::var("RUST_LOG").ok();
+    let name = level.or(env.as_deref()).unwrap_or("info");
+    let level: tracing::Level = name
+        .parse()
+        .map_err(|_| CliError::usage(format!("--log {name:?}: expected error, warn, info, debug or trace")))?;
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+    Ok(())
+}
+
+/// `powkit mine --pool`: exit 0 after a run that got at least one share accepted (or none was
+/// found), 1 when no pool answered or shares were submitted and none was accepted, 2 on bad input,
+/// 3 when the GPU failed.
+fn pool_main(a: &MineArgs) -> Result<i32, CliError> {
+    let opts = pool_options(a)?;
+    init_logging(a.log.as_deref())?;
+    let tty = std::io::stderr().is_terminal();
+    let show = move |p: &PoolProgress| {
+        let line = format!(
+            "pool: {:.0} s, local {}, accepted {} rejected {} stale {}, implied {}, difficulty {}",
+            p.seconds,
+            fmt_rate(p.hashes_per_second),
+            p.accepted,
+            p.rejected,
+            p.stale,
+            fmt_rate(p.implied_hashes_per_second),
+            p.difficulty
+        );
+        if tty {
+            eprint!("\r{line}  ");
+            let _ = std::io::stderr().flush();
+        } else if (p.seconds as u64).is_multiple_of(10) {
+            eprintln!("{line}");
+        }
+    };
+    let r = crate::mine::pool::run(&opts, Some(&show)).map_err(|e| match e {
+        SearchError::Engines(e) => e.into(),
+        SearchError::Gpu(e) => CliError { code: 3, message: format!("GPU failed while mining: {e}") },
+    })?;
+    if tty {
+        eprintln!();
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r).expect("serializable"));
+    } else {
+        println!("pool {} ({} session(s), {} resumed)", r.pool.as_deref().unwrap_or("-"), r.sessions, r.resumed);
+        println!(
+            "shares: {} accepted, {} rejected ({} stale), {} found stale and not sent, {} submitted",
+            r.accepted,
+            r.rejected,
+            r.stale - r.stale_unsent,
+            r.stale_unsent,
+            r.submitted
+        );
+        for x in &r.rejected_by_reason {
+            println!("  rejected {}: {} ({})", x.count, x.message, x.code);
+        }
+        for d in &r.devices {
+            println!(
+                "{}: {} local, {} implied by {} accepted share(s)",
+                d.device,
+                fmt_rate(d.hashes_per_second),
+                fmt_rate(d.implied_hashes_per_second),
+                d.accepted
+            );
+        }
+        println!(
+            "total: {} local, {} implied, {:.1} s; job switch median {:.2} ms, max {:.2} ms ({} samples)",
+            fmt_rate(r.hashes_per_second),
+            fmt_rate(r.implied_hashes_per_second),
+            r.seconds,
+            r.job_switch_ms.median,
+            r.job_switch_ms.max,
+            r.job_switch_ms.samples
+        );
+        for n in &r.notes {
+            eprintln!("note: {n}");
+        }
+    }
+    if r.sessions == 0 {
+        eprintln!("powkit: no pool answered ({} failed dial(s)); see the log above", r.failed_dials);
+        return Ok(1);
+    }
+    Ok(if r.submitted > 0 && r.accepted == 0 { 1 } else { 0 })
 }

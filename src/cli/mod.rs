@@ -35,7 +35,7 @@ pub enum Command {
     /// Measure double-SHA-256 nonce-search speed per backend and implementation.
     Bench(bench::BenchArgs),
     /// Search a nonce range of an 80-byte header for hashes that meet a target.
-    Mine(mine::MineArgs),
+    Mine(Box<mine::MineArgs>),
     /// GPU adapters.
     #[command(subcommand)]
     Gpu(gpu::GpuCommand),

@@ -1,11 +1,12 @@
 //! Mining: the multi-threaded nonce search over the CPU and GPU engines ([`search`]), one
 //! `powkit mine` job over a header's nonce range ([`job`]), the nonce-search benchmark ([`bench`]),
-//! mining one header at an easy target ([`header`]), powkit block templates ([`template`]), and
-//! solo mining on a node's templates ([`solo`]).
+//! mining one header at an easy target ([`header`]), powkit block templates ([`template`]),
+//! solo mining on a node's templates ([`solo`]), and pool mining over Stratum v1 ([`pool`]).
 
 pub mod bench;
 pub mod header;
 pub mod job;
+pub mod pool;
 pub mod search;
 pub mod solo;
 pub mod template;
