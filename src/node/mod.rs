@@ -422,6 +422,12 @@ impl Node {
             Event::Stratum(b) => {
                 let hash = b.block.header.block_hash();
                 let r = match self.submit(&b.block, None) {
+                    // Valid but not the tip: another block at this height came first (Bitcoin
+                    // Core's submitblock answers "inconclusive"); a pool counts it as stale.
+                    Ok(_) if self.chain.tip() != hash => {
+                        tracing::info!(%hash, "stratum block stored on a side branch: another block came first");
+                        Err("inconclusive: valid, but another block at this height came first".to_string())
+                    }
                     Ok(_) => {
                         self.blocks_mined += 1;
                         tracing::info!(%hash, height = self.chain.height(), txs = b.block.txs.len(), "stratum block accepted");
