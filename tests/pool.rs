@@ -16,30 +16,11 @@ mod bitcoind;
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bitcoind::{find_bitcoind, Bitcoind};
 use serde_json::{json, Value};
-
-/// A peer miner's binary, or `None` with a printed reason (a failure under POWKIT_REQUIRE_PEERS=1).
-fn peer(rel: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("POWKIT_PEERS")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/powkit-peers")))?;
-    let p = dir.join(rel);
-    if p.is_file() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var("POWKIT_REQUIRE_PEERS").map_or(true, |v| v != "1"),
-        "POWKIT_REQUIRE_PEERS=1 but {} is missing (../shared/peers/build.sh builds it)",
-        p.display()
-    );
-    eprintln!("skipping: {} is missing (../shared/peers/build.sh builds it)", p.display());
-    None
-}
 
 /// A running `powkit pool`: its process, the Stratum port it bound, and its stdout (JSON stats).
 struct Pool {
@@ -106,8 +87,7 @@ fn mine_until(node: &Bitcoind, mut cmd: Command, target: u64, limit: Duration) -
 #[test]
 fn real_miners_and_powkit_mine_regtest_blocks_through_the_pool() {
     let Some(bin) = find_bitcoind() else { return };
-    let Some(minerd) = peer("pooler-cpuminer/minerd") else { return };
-    let Some(cpuminer) = peer("cpuminer-opt-26.1/cpuminer") else { return };
+    let Some([(_, minerd), (_, cpuminer)]) = common::peer_miners() else { return };
     let dir = common::tmp_dir("pool", "real-miners");
     let node = Bitcoind::start(&bin, &dir.join("node"), false, &[]);
     // Out of initial block download (getblocktemplate refuses before).

@@ -4,6 +4,8 @@
 //! network target reaches the source as a block whose header and coinbase are the job's; session
 //! resume; per-worker statistics.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -421,32 +423,12 @@ impl Drop for NodeProc {
     }
 }
 
-/// The built peer miners (`../shared/peers/build.sh`), or why not: skipped with a printed reason,
-/// unless POWKIT_REQUIRE_PEERS=1 makes their absence a failure.
-fn peer_miners() -> Option<[(&'static str, std::path::PathBuf); 2]> {
-    let cache = std::env::var_os("POWKIT_PEERS")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache/powkit-peers")))?;
-    let bins =
-        [("minerd", cache.join("pooler-cpuminer/minerd")), ("cpuminer-opt", cache.join("cpuminer-opt-26.1/cpuminer"))];
-    if bins.iter().all(|(_, p)| p.is_file()) {
-        return Some(bins);
-    }
-    assert!(
-        std::env::var("POWKIT_REQUIRE_PEERS").map_or(true, |v| v != "1"),
-        "POWKIT_REQUIRE_PEERS=1 but the peer miners are not built in {}",
-        cache.display()
-    );
-    eprintln!("skipping: the peer miners are not built in {} (run ../shared/peers/build.sh)", cache.display());
-    None
-}
-
 /// Real Stratum miners no one here wrote, pooler's `minerd` 2.5.1 and cpuminer-opt 26.1, mine
 /// powkit-regtest blocks through `powkit node --stratum`: the blocks extend the chain (paying the
 /// node's miner key), and reach a second node over P2P.
 #[test]
 fn real_miners_mine_blocks_through_powkit_node_stratum() {
-    let Some(miners) = peer_miners() else { return };
+    let Some(miners) = common::peer_miners() else { return };
     let d = std::env::temp_dir().join(format!("powkit-stratum-real-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();

@@ -364,28 +364,31 @@ fn short_hex_records_are_malformed_not_a_hang() {
 /// Reorgs at depth across files, back and forth: branch A (heights 1..10) in one file, branch B
 /// forking at height 4 and reaching 12 in a second (a reorg 6 deep), A continuing to 14 in a third
 /// (a reorg back, 8 deep). The most-work chain wins each time, whatever the order of the files.
+/// `n` regtest headers after `from` (the bits of `from`, one second apart, merkle roots of `tag`
+/// bytes so branches differ; no proof of work: run with `--no-pow`).
+fn grow(from: &powkit::primitives::BlockHeader, n: usize, tag: u8) -> Vec<powkit::primitives::BlockHeader> {
+    let mut out = Vec::with_capacity(n);
+    let mut prev = *from;
+    for i in 0..n {
+        let h = powkit::primitives::BlockHeader {
+            version: 4,
+            prev_blockhash: prev.block_hash(),
+            merkle_root: powkit::primitives::TxMerkleNode([tag; 32]),
+            time: prev.time + 1,
+            bits: from.bits,
+            nonce: i as u32,
+        };
+        out.push(h);
+        prev = h;
+    }
+    out
+}
+
 #[test]
 fn deep_reorgs_across_files_follow_the_most_work() {
     use powkit::consensus::BitcoinNetwork;
-    use powkit::primitives::{BlockHeader, TxMerkleNode};
+    use powkit::primitives::BlockHeader;
     let g = BitcoinNetwork::BitcoinRegtest.params().genesis;
-    let grow = |from: &BlockHeader, n: usize, tag: u8| {
-        let mut out = Vec::new();
-        let mut prev = *from;
-        for i in 0..n {
-            let h = BlockHeader {
-                version: 4,
-                prev_blockhash: prev.block_hash(),
-                merkle_root: TxMerkleNode([tag; 32]),
-                time: prev.time + 1,
-                bits: g.bits,
-                nonce: i as u32,
-            };
-            out.push(h);
-            prev = h;
-        }
-        out
-    };
     let a = grow(&g, 14, 1);
     let b = grow(&a[3], 8, 2); // heights 5..12
     let d = tmpdir("deepreorg");
@@ -420,25 +423,8 @@ fn deep_reorgs_across_files_follow_the_most_work() {
 #[test]
 fn reorgs_and_duplicates_far_below_the_header_window_are_exact() {
     use powkit::consensus::BitcoinNetwork;
-    use powkit::primitives::{BlockHeader, TxMerkleNode};
+    use powkit::primitives::BlockHeader;
     let g = BitcoinNetwork::BitcoinRegtest.params().genesis;
-    let grow = |from: &BlockHeader, n: usize, tag: u8| {
-        let mut out = Vec::with_capacity(n);
-        let mut prev = *from;
-        for i in 0..n {
-            let h = BlockHeader {
-                version: 4,
-                prev_blockhash: prev.block_hash(),
-                merkle_root: TxMerkleNode([tag; 32]),
-                time: prev.time + 1,
-                bits: g.bits,
-                nonce: i as u32,
-            };
-            out.push(h);
-            prev = h;
-        }
-        out
-    };
     let a = grow(&g, 12_600, 1); // a[i] at height i + 1
     let b = grow(&a[2_999], 9_500, 2); // heights 3,001..=12,500
     let d = tmpdir("windowreorg");

@@ -293,27 +293,12 @@ pub fn pool_options(a: &MineArgs) -> Result<PoolOptions, CliError> {
     })
 }
 
-fn init_logging(level: Option<&str>) -> Result<(), CliError> {
-    let env = std::env::var("RUST_LOG").ok();
-    let name = level.or(env.as_deref()).unwrap_or("info");
-    let level: tracing::Level = name
-        .parse()
-        .map_err(|_| CliError::usage(format!("--log {name:?}: expected error, warn, info, debug or trace")))?;
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
-    Ok(())
-}
-
 /// `powkit mine --pool`: exit 0 after a run that got at least one share accepted (or none was
 /// found), 1 when no pool answered or shares were submitted and none was accepted, 2 on bad input,
 /// 3 when the GPU failed.
 fn pool_main(a: &MineArgs) -> Result<i32, CliError> {
     let opts = pool_options(a)?;
-    init_logging(a.log.as_deref())?;
+    super::node::init_logging(a.log.as_deref())?;
     let tty = std::io::stderr().is_terminal();
     let show = move |p: &PoolProgress| {
         let line = format!(

@@ -44,7 +44,6 @@ use super::message::{
     ERR_UNAUTHORIZED,
 };
 use super::work::{self, Notify};
-use crate::primitives::BlockHash;
 
 /// Bytes of extranonce1 (per connection).
 pub const EXTRANONCE1_SIZE: usize = 4;
@@ -338,7 +337,7 @@ impl Shared {
                 clean_jobs: clean,
             };
             if let Ok(target) = t.bits.to_target() {
-                *self.network_difficulty.lock().unwrap() = work::hash_difficulty(&BlockHash(target.0.to_le_bytes()));
+                *self.network_difficulty.lock().unwrap() = target.difficulty();
             }
             let job = Arc::new(Job { template: t, notify, seq, seen: Mutex::new(HashSet::new()) });
             jobs.list.push_back(job.clone());

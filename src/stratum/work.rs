@@ -153,9 +153,8 @@ pub fn share_target(difficulty: f64) -> Result<Target, WorkError> {
 /// The difficulty a hash achieves: `difficulty-1 target / hash` (a share is accepted at pool
 /// difficulty `d` when this is at least `d`, up to [`share_target`]'s rounding).
 pub fn hash_difficulty(hash: &BlockHash) -> f64 {
-    let v = U256::from_le_bytes(hash.0);
-    let f = |x: U256| x.0.iter().rev().fold(0.0f64, |acc, &l| acc * 18_446_744_073_709_551_616.0 + l as f64);
-    f(Target::bitcoin_pow_limit().0) / f(v).max(1.0)
+    // The hash read as a target: the same ratio `Target::difficulty` computes.
+    Target(U256::from_le_bytes(hash.0)).difficulty()
 }
 
 /// BIP310: the header version when a miner rolls the bits in `mask`: the job's version outside

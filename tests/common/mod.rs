@@ -42,3 +42,24 @@ pub fn new_key(path: &std::path::Path) -> String {
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
+
+#[allow(dead_code)]
+/// The built peer miners (`../shared/peers/build.sh`), or why not: skipped with a printed reason,
+/// unless POWKIT_REQUIRE_PEERS=1 makes their absence a failure.
+pub fn peer_miners() -> Option<[(&'static str, std::path::PathBuf); 2]> {
+    let cache = std::env::var_os("POWKIT_PEERS")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache/powkit-peers")))?;
+    let bins =
+        [("minerd", cache.join("pooler-cpuminer/minerd")), ("cpuminer-opt", cache.join("cpuminer-opt-26.1/cpuminer"))];
+    if bins.iter().all(|(_, p)| p.is_file()) {
+        return Some(bins);
+    }
+    assert!(
+        std::env::var("POWKIT_REQUIRE_PEERS").map_or(true, |v| v != "1"),
+        "POWKIT_REQUIRE_PEERS=1 but the peer miners are not built in {}",
+        cache.display()
+    );
+    eprintln!("skipping: the peer miners are not built in {} (run ../shared/peers/build.sh)", cache.display());
+    None
+}
