@@ -261,3 +261,15 @@ fn gpu_list_and_bench_gpu_rows() {
         assert!(r["hashes_per_second"].as_f64().unwrap() > 0.0);
     }
 }
+
+/// A password may begin with '-' (`powkit rpc-auth`, like Core's rpcauth.py, draws base64url
+/// passwords, and one in 32 begins with '-'): it is taken as the value of --rpc-password, not refused
+/// as an unknown flag.
+#[test]
+fn a_password_that_begins_with_a_dash_is_a_value() {
+    let out = powkit(&["rpc", "--rpc", "127.0.0.1:1", "--rpc-user", "u", "--rpc-password", "-y", "getblockcount"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("unexpected argument"), "{err}");
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("127.0.0.1:1"), "the error should be the connection's: {err}");
+}

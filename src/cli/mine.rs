@@ -27,7 +27,7 @@ pub struct MineArgs {
     #[arg(long, requires = "pool")]
     pub user: Vec<String>,
     /// The worker password (default x): once for all, or once per --pool.
-    #[arg(long, requires = "pool")]
+    #[arg(long, requires = "pool", allow_hyphen_values = true)]
     pub pass: Vec<String>,
     /// With --pool: stop after this many seconds.
     #[arg(long, requires = "pool")]

@@ -90,7 +90,7 @@ pub struct RpcArgs {
     #[arg(long, requires = "rpc_password")]
     pub rpc_user: Option<String>,
     /// The --rpc-user's password.
-    #[arg(long, requires = "rpc_user")]
+    #[arg(long, requires = "rpc_user", allow_hyphen_values = true)]
     pub rpc_password: Option<String>,
     /// The method.
     pub method: String,

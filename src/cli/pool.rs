@@ -27,7 +27,7 @@ pub struct PoolArgs {
     #[arg(long, requires = "rpc_password")]
     pub rpc_user: Option<String>,
     /// RPC password.
-    #[arg(long, requires = "rpc_user")]
+    #[arg(long, requires = "rpc_user", allow_hyphen_values = true)]
     pub rpc_password: Option<String>,
     /// The coinbase pays this scriptPubKey (hex).
     #[arg(long, value_name = "HEX", conflicts_with = "coinbase_address", required_unless_present = "coinbase_address")]

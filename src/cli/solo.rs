@@ -28,7 +28,7 @@ pub struct SoloArgs {
     #[arg(long, requires_all = ["node", "rpc_password"])]
     pub rpc_user: Option<String>,
     /// RPC password.
-    #[arg(long, requires = "rpc_user")]
+    #[arg(long, requires = "rpc_user", allow_hyphen_values = true)]
     pub rpc_password: Option<String>,
     /// The coinbase pays this scriptPubKey (hex).
     #[arg(long, value_name = "HEX", requires = "node", conflicts_with = "coinbase_address")]
