@@ -31,6 +31,9 @@ struct Template {
     version: u32,
     nbits: u32,
     ntime: u32,
+    /// Each job on a new tip: the job number in the prevhash's first word (a pool whose blocks
+    /// are found).
+    new_tip_per_job: bool,
 }
 
 fn template() -> Option<Template> {
@@ -58,6 +61,7 @@ fn template() -> Option<Template> {
         version: h.version as u32,
         nbits: h.bits.0,
         ntime: h.time,
+        new_tip_per_job: false,
     })
 }
 
@@ -106,6 +110,10 @@ struct Script {
     set_extranonce_after: Option<u64>,
     /// How connection `i` ends after `n` shares.
     ends: Vec<(usize, u64, End)>,
+    /// Every share is a block (the template's nbits must be easy): each is answered after this
+    /// long, the odd-numbered ones as a pool that takes the block does (a clean job first, then
+    /// `true`), the even-numbered ones as a refused block (an error, the job still live).
+    blocks: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -257,9 +265,13 @@ fn notify(
         *c
     };
     let id = format!("j{n}");
+    let prevhash = match t.new_tip_per_job {
+        true => format!("{n:08x}{}", &t.prevhash_stratum[8..]),
+        false => t.prevhash_stratum.clone(),
+    };
     let params = json!([
         id,
-        t.prevhash_stratum,
+        prevhash,
         hex::encode(&t.coinb1),
         hex::encode(&t.coinb2),
         t.branch,
@@ -363,6 +375,22 @@ fn serve(
                         _ => Some("job not found".to_string()),
                     }
                 };
+                if let Some(delay) = sc.blocks {
+                    std::thread::sleep(delay);
+                    shares += 1;
+                    match verdict {
+                        None if shares % 2 == 1 => {
+                            send(&mut w, notify(t, log, jc, &en1, en2_size, mask, sc.k, true))?;
+                            send(&mut w, json!({"id": id, "result": true, "error": null}))?;
+                        }
+                        None => send(
+                            &mut w,
+                            json!({"id": id, "result": null, "error": [20, "inconclusive: another block came first", null]}),
+                        )?,
+                        Some(why) => send(&mut w, json!({"id": id, "result": null, "error": [21, why, null]}))?,
+                    }
+                    continue;
+                }
                 match verdict {
                     None => send(&mut w, json!({"id": id, "result": true, "error": null}))?,
                     Some(why) if why == "job not found" => {
@@ -425,7 +453,7 @@ fn mine(pools: &[String], extra: &[&str]) -> (Value, String) {
 }
 
 fn script(grant: Option<u32>) -> Script {
-    Script { grant, k: 12, new_job_every: 4, set_extranonce_after: None, ends: Vec::new() }
+    Script { grant, k: 12, new_job_every: 4, set_extranonce_after: None, ends: Vec::new(), blocks: None }
 }
 
 #[test]
@@ -557,6 +585,42 @@ fn the_gpu_engine_submits_valid_shares() {
 
 /// The job-switch figure in docs/PERFORMANCE.md: a new job after every share (every other one
 /// clean) for 30 s at difficulty 2^-10; prints the report. `cargo test --release --test stratum_client -- --ignored --nocapture job_switch`.
+/// A share that meets the network target is a block: shares found on the same tip before the
+/// pool answers it are held, then dropped when the pool's clean job replaces the tip (never sent
+/// to be rejected stale), or sent when the pool refuses the block (nothing lost).
+#[test]
+fn shares_on_a_tip_our_block_replaces_wait_for_the_block_answer() {
+    let Some(mut t) = template() else { return };
+    t.nbits = 0x207f_ffff; // regtest's: every share is a block
+    t.new_tip_per_job = true;
+    let mut sc = script(Some(0x1fff_e000));
+    sc.new_job_every = u64::MAX;
+    sc.blocks = Some(Duration::from_millis(150));
+    let pool = Pool::start(&t, sc);
+    let (r, err) = mine(&[pool.url()], &["--backend", "cpu", "--threads", "2", "--shares", "10", "--duration", "120"]);
+    pool.verify();
+    eprintln!("{}", serde_json::to_string_pretty(&r).unwrap());
+    let log = pool.log.lock().unwrap();
+    // No share went to a job after its clean replacement was sent: every rejection is a refused block.
+    for s in &log.submits {
+        let job = &log.jobs[s.params[1].as_str().unwrap()];
+        assert!(job.dropped_at.is_none_or(|d| s.at < d), "a share for a replaced tip was sent: {:?}", s.params);
+    }
+    assert!(r["rejected_by_reason"].as_array().unwrap().iter().all(|x| x["code"] == 20), "{r}");
+    assert_eq!(r["stale"], r["stale_unsent"], "{r}");
+    // 150 ms per answer is several shares' time: some were held and dropped ...
+    assert!(r["stale_unsent"].as_u64().unwrap() >= 1, "{r}");
+    assert!(err.contains("held until the block's answer"), "the hold was never used");
+    // ... and after a refused block, the shares held behind it were sent on the same job.
+    let mut released = 0;
+    for (i, s) in log.submits.iter().enumerate() {
+        if log.submits[..i].iter().any(|p| p.params[1] == s.params[1] && p.at + Duration::from_millis(100) < s.at) {
+            released += 1;
+        }
+    }
+    assert!(released >= 1, "no share followed a refused block on its job");
+}
+
 #[test]
 #[ignore = "a 30 s measurement for docs/PERFORMANCE.md"]
 fn job_switch_latency_figures() {

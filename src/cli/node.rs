@@ -70,6 +70,13 @@ pub struct NodeArgs {
     /// (cpuminer, cgminer, `powkit mine --pool`); the blocks found pay --miner-key's account.
     #[arg(long)]
     pub stratum: Option<String>,
+    /// With --stratum: the difficulty a new connection starts at (default: the network's, at most 1).
+    #[arg(long, value_name = "D", requires = "stratum")]
+    pub stratum_difficulty: Option<f64>,
+    /// With --stratum: the share interval variable difficulty aims at, per connection (seconds,
+    /// default 5).
+    #[arg(long, value_name = "SECONDS", requires = "stratum")]
+    pub stratum_share_interval: Option<f64>,
 }
 
 /// Flags of `powkit rpc`.
@@ -138,6 +145,8 @@ pub fn main(a: &NodeArgs) -> Result<i32, CliError> {
         max_peers: None,
         low_work_headers: a.low_work_headers,
         stratum: a.stratum.clone(),
+        stratum_difficulty: a.stratum_difficulty,
+        stratum_share_interval: a.stratum_share_interval,
     };
     let cfg = flags.resolve(file, a.datadir.clone()).map_err(CliError::usage)?;
     crate::node::run(cfg).map_err(CliError::usage)?;

@@ -11,7 +11,8 @@
 //! - a **reader** thread per connection turns lines into events (a line over
 //!   [`MAX_LINE`] or one that is not a Stratum message ends the connection with a logged reason);
 //! - one **device** thread per engine (`cpu`: the CPU worker threads of one search; `gpu`: the GPU
-//!   search) hashes headers in segments of the nonce space.
+//!   search) hashes headers in segments of the nonce space and hands each share to the session
+//!   the moment a worker confirms it ([`SearchOptions::on_solution`]).
 //!
 //! # No header is hashed twice
 //! Every header a device takes is numbered from one session-wide counter (a *unit*). With a
@@ -48,9 +49,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tracing::{debug, info, warn};
 
-use super::{search_with, CancelToken, Engines, SearchError, SearchOptions, NONCE_SPACE};
+use super::{search_with, CancelToken, Engines, OnSolution, SearchError, SearchOptions, Solution, NONCE_SPACE};
 use crate::backend::{self, Backend};
-use crate::primitives::{BlockHeader, Target};
+use crate::primitives::{BlockHash, BlockHeader, Target};
 use crate::sha256::Job;
 use crate::stratum::message::{error_name, read_line, Message, StratumError, MAX_LINE};
 use crate::stratum::work::{rolled_version, u32_to_hex, version_bits_nth};
@@ -196,7 +197,8 @@ pub struct PoolReport {
     pub rejected_by_reason: Vec<Rejection>,
     /// Stale shares: rejected with 21, plus `stale_unsent`.
     pub stale: u64,
-    /// Solutions for a job already dropped (a clean_jobs notify, a new session): not sent.
+    /// Solutions for a job already dropped (a clean_jobs notify, a new session), or held behind
+    /// one of our blocks when its tip was replaced or the run ended: not sent.
     pub stale_unsent: u64,
     /// Shares submitted and never answered (connection lost).
     pub unanswered: u64,
@@ -295,8 +297,8 @@ fn unit_parts(unit: u64, mask: u32) -> (u64, u32) {
     }
 }
 
-/// How many nonces a device hashes between looks at its job (and between handing its shares to
-/// the session): about a tenth of a second at its rate.
+/// How many nonces a device hashes between looks at its job (its shares go to the session as they
+/// are found): about a tenth of a second at its rate.
 fn segment_size(rate: f64) -> u64 {
     ((rate * 0.1) as u64).clamp(1 << 16, 1 << 30) & !63
 }
@@ -336,6 +338,16 @@ fn device_loop(
         let version = rolled_version(work.job.version, version_bits, mask);
         let header = work.job.header(&work.extranonce1, &extranonce2, work.job.time, 0, version);
         let job = Job::new(&header, work.target);
+        // Each share goes to the session the moment it is found: one held to the end of its
+        // segment (a tenth of a second) would reach the pool late, and a block among them would
+        // leave the device hashing a tip that has already moved.
+        let on_solution = {
+            let (found, generation, extranonce2) = (found.clone(), work.generation, extranonce2.clone());
+            OnSolution(Arc::new(move |s: Solution| {
+                let _ =
+                    found.send(Found { device, generation, extranonce2: extranonce2.clone(), version, nonce: s.nonce });
+            }))
+        };
         let mut start = 0u64;
         while start < NONCE_SPACE {
             if work.generation != last_generation {
@@ -347,20 +359,17 @@ fn device_loop(
                 }
             }
             let count = segment_size(rate).min(NONCE_SPACE - start);
-            let opts = SearchOptions { threads, find_all: true, cancel: cancel.clone(), ..Default::default() };
+            let opts = SearchOptions {
+                threads,
+                find_all: true,
+                cancel: cancel.clone(),
+                on_solution: Some(on_solution.clone()),
+                ..Default::default()
+            };
             let r = search_with(&mut engines, &job, start as u32, count, &opts, None)?;
             shared.hashes[device].fetch_add(r.hashes, Ordering::Relaxed);
             if r.hashes > 0 {
                 rate = r.rate();
-            }
-            for s in &r.solutions {
-                let _ = found.send(Found {
-                    device,
-                    generation: work.generation,
-                    extranonce2: extranonce2.clone(),
-                    version,
-                    nonce: s.nonce,
-                });
             }
             start += count;
             let moved_on = {
@@ -416,7 +425,12 @@ enum Pending {
     Subscribe,
     Authorize,
     ExtranonceSubscribe,
-    Submit { device: usize, difficulty: f64 },
+    /// `block`: the tip the share replaces when it meets its job's network target.
+    Submit {
+        device: usize,
+        difficulty: f64,
+        block: Option<BlockHash>,
+    },
 }
 
 /// What makes a share unique within a job: extranonce2, ntime, nonce, version.
@@ -443,6 +457,11 @@ struct Session {
     sent_session: Option<String>,
     /// `client.reconnect`: where to dial next, and after how long.
     redirect: Option<(String, Duration)>,
+    /// The tip that a submitted share meeting its job's network target (a block), not yet
+    /// answered, builds on.
+    block_pending: Option<BlockHash>,
+    /// Shares on that tip found while the block's answer is awaited (see [`Client::share`]).
+    held: Vec<Found>,
 }
 
 impl Session {
@@ -590,8 +609,16 @@ impl Client<'_> {
                 Some(e) => debug!(pool = %s.address, "mining.extranonce.subscribe refused ({e}); fine"),
                 None => debug!(pool = %s.address, "mining.extranonce.subscribe: {result}"),
             },
-            Pending::Submit { device, difficulty } => {
+            Pending::Submit { device, difficulty, block } => {
                 self.answered += 1;
+                if block.is_some() && block == s.block_pending {
+                    // The block's answer came: the shares held behind it go now, or count as
+                    // stale when its tip has been replaced (the notify came first).
+                    s.block_pending = None;
+                    for f in std::mem::take(&mut s.held) {
+                        self.share(s, f).map_err(io)?;
+                    }
+                }
                 let accepted = result == Value::Bool(true) && error.is_none();
                 if accepted {
                     self.report.accepted += 1;
@@ -720,28 +747,33 @@ impl Client<'_> {
     fn share(&mut self, s: &mut Session, f: Found) -> std::io::Result<()> {
         let Some(work) = s.jobs.values().find(|w| w.generation == f.generation).cloned() else {
             debug!(device = f.device, "solution for a dropped job; not sent");
-            self.report.stale_unsent += 1;
-            self.report.stale += 1;
-            self.devices[f.device].stale += 1;
+            self.count_unsent(f.device);
             return Ok(());
         };
         let mask = self.shared.mask.load(Ordering::Relaxed);
         if f.version & !mask != work.job.version & !mask {
             debug!(device = f.device, "version bits outside the mask now in force; not sent");
-            self.report.stale_unsent += 1;
-            self.report.stale += 1;
-            self.devices[f.device].stale += 1;
+            self.count_unsent(f.device);
             return Ok(());
         }
         let time = work.job.time;
         let header: BlockHeader = work.job.header(&work.extranonce1, &f.extranonce2, time, f.nonce, f.version);
-        if !work.target.is_met_by(&header.block_hash()) {
+        let hash = header.block_hash();
+        if !work.target.is_met_by(&hash) {
             warn!(
                 device = f.device,
                 nonce = f.nonce,
                 "a solution does not meet the share target when rebuilt; not sent"
             );
             self.report.invalid_local += 1;
+            return Ok(());
+        }
+        // A share on a tip that one of our blocks, still unanswered, is about to replace would
+        // be stale the moment the pool takes that block: it waits for the block's answer (as
+        // cgminer drops shares it knows are stale rather than submit them).
+        if s.block_pending == Some(work.job.prev_hash) {
+            debug!(device = f.device, "a share on the tip our block replaces; held until the block's answer");
+            s.held.push(f);
             return Ok(());
         }
         let key = (f.extranonce2.clone(), time, f.nonce, f.version);
@@ -761,11 +793,16 @@ impl Client<'_> {
             params.push(json!(u32_to_hex(f.version & mask)));
         }
         self.report.submitted += 1;
+        let block = work.job.bits.to_target().is_ok_and(|t| t.is_met_by(&hash)).then_some(work.job.prev_hash);
         s.send(
             "mining.submit",
             Value::Array(params),
-            Pending::Submit { device: f.device, difficulty: work.difficulty },
+            Pending::Submit { device: f.device, difficulty: work.difficulty, block },
         )?;
+        if block.is_some() {
+            info!(pool = %s.address, job = %work.job.job_id, %hash, "share meets the network target: a block");
+            s.block_pending = block;
+        }
         Ok(())
     }
 }
@@ -975,6 +1012,8 @@ impl Client<'_> {
                 submitted: HashMap::new(),
                 redirect: None,
                 sent_session: None,
+                block_pending: None,
+                held: Vec::new(),
             };
             let end = loop {
                 // Sessions run in slices so the progress line keeps coming.
@@ -990,6 +1029,9 @@ impl Client<'_> {
             }
             let unanswered = s.pending.values().filter(|p| matches!(p, Pending::Submit { .. })).count() as u64;
             self.report.unanswered += unanswered;
+            for f in s.held.drain(..) {
+                self.count_unsent(f.device);
+            }
             let _ = s.stream.shutdown(std::net::Shutdown::Both);
             if matches!(end, End::Stop) {
                 break;
@@ -1097,10 +1139,22 @@ impl Client<'_> {
         }
     }
 
+    /// Counts a solution that is stale and not sent.
+    fn count_unsent(&mut self, device: usize) {
+        self.report.stale_unsent += 1;
+        self.report.stale += 1;
+        self.devices[device].stale += 1;
+    }
+
     /// At the end of a run: waits up to [`DRAIN_TIMEOUT`] for the answers to shares already
     /// submitted, so the accounting matches the pool's.
     fn drain(&mut self, s: &mut Session, rx: &Receiver<(u64, Event)>) {
         let until = Instant::now() + DRAIN_TIMEOUT;
+        // Shares held behind a block stay unsent: the jobs that would replace their tip are not
+        // read any more.
+        for f in s.held.drain(..) {
+            self.count_unsent(f.device);
+        }
         let submits = |s: &Session| s.pending.values().filter(|p| matches!(p, Pending::Submit { .. })).count();
         while submits(s) > 0 && Instant::now() < until {
             match rx.recv_timeout(Duration::from_millis(50)) {
@@ -1121,9 +1175,7 @@ impl Client<'_> {
         let until = Instant::now() + d;
         while Instant::now() < until && !self.finished(t0) {
             if let Ok(f) = found.recv_timeout(Duration::from_millis(50)) {
-                self.report.stale_unsent += 1;
-                self.report.stale += 1;
-                self.devices[f.device].stale += 1;
+                self.count_unsent(f.device);
             }
             tick(self);
         }

@@ -79,6 +79,20 @@ pub struct SearchOptions {
     pub cancel: CancelToken,
     /// How often the progress callback runs.
     pub progress_interval: Duration,
+    /// Called with each solution the moment a worker confirms it, before the search returns (a
+    /// pool client submits a share as it is found, not when its segment ends). In first-solution
+    /// mode it may see more solutions than the one returned.
+    pub on_solution: Option<OnSolution>,
+}
+
+/// A callback for [`SearchOptions::on_solution`]; runs on the worker thread that found the solution.
+#[derive(Clone)]
+pub struct OnSolution(pub std::sync::Arc<dyn Fn(Solution) + Send + Sync>);
+
+impl std::fmt::Debug for OnSolution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnSolution(..)")
+    }
 }
 
 impl Default for SearchOptions {
@@ -89,6 +103,7 @@ impl Default for SearchOptions {
             deadline: None,
             cancel: CancelToken::new(),
             progress_interval: Duration::from_secs(1),
+            on_solution: None,
         }
     }
 }
@@ -211,6 +226,9 @@ pub fn search_with(
         for &nonce in found {
             if let Some(hash) = job.check(nonce) {
                 solutions.lock().expect("no panics while held").push(Solution { nonce, hash });
+                if let Some(f) = &opts.on_solution {
+                    (f.0)(Solution { nonce, hash });
+                }
                 if !opts.find_all {
                     limit.fetch_min(nonce.wrapping_sub(start) as u64, Ordering::Relaxed);
                     break;

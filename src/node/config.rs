@@ -3,7 +3,8 @@
 //!
 //! Keys: `chain`, `listen`, `peer` (repeatable), `rpc`, `rpcauth` (repeatable), `rpc_allow_remote`,
 //! `mine`, `miner_key`, `backend`, `threads`, `ban_seconds`, `mempool_bytes`, `max_peers`,
-//! `low_work_headers`, `stratum`. `listen = none` turns listening off.
+//! `low_work_headers`, `stratum`, `stratum_difficulty`, `stratum_share_interval`. `listen = none`
+//! turns listening off.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -47,6 +48,10 @@ pub struct NodeConfig {
     pub low_work_headers: u64,
     /// Stratum job server address (`None`: no server; needs `miner_key`).
     pub stratum: Option<SocketAddr>,
+    /// The difficulty a new Stratum connection starts at (`None`: the network's, at most 1).
+    pub stratum_difficulty: Option<f64>,
+    /// The share interval the Stratum server's variable difficulty aims at, per connection.
+    pub stratum_share_interval: std::time::Duration,
 }
 
 /// Settings as given on the command line or in the file (absent: not given).
@@ -82,6 +87,10 @@ pub struct Settings {
     pub low_work_headers: Option<u64>,
     /// `stratum` (IP:PORT, or a port for 127.0.0.1:PORT).
     pub stratum: Option<String>,
+    /// `stratum_difficulty` (a positive number).
+    pub stratum_difficulty: Option<f64>,
+    /// `stratum_share_interval` (seconds, 0.1 to 3600).
+    pub stratum_share_interval: Option<f64>,
 }
 
 /// The config file's name in the data directory.
@@ -131,6 +140,9 @@ impl Settings {
             let num = |what: &str| -> Result<u64, String> {
                 v.parse::<u64>().map_err(|_| format!("{}: {what} must be a whole number, got {v:?}", at()))
             };
+            let real = |what: &str| -> Result<f64, String> {
+                v.parse::<f64>().map_err(|_| format!("{}: {what} must be a number, got {v:?}", at()))
+            };
             let boolean = |what: &str| -> Result<bool, String> {
                 match v {
                     "true" | "1" | "yes" => Ok(true),
@@ -154,6 +166,8 @@ impl Settings {
                 "max_peers" => s.max_peers = Some(num("max_peers")? as usize),
                 "low_work_headers" => s.low_work_headers = Some(num("low_work_headers")?),
                 "stratum" => s.stratum = Some(v.into()),
+                "stratum_difficulty" => s.stratum_difficulty = Some(real("stratum_difficulty")?),
+                "stratum_share_interval" => s.stratum_share_interval = Some(real("stratum_share_interval")?),
                 other => return Err(format!("{}: unknown setting {other:?}", at())),
             }
         }
@@ -198,6 +212,14 @@ impl Settings {
         if stratum.is_some() && miner_key.is_none() {
             return Err("--stratum needs --miner-key FILE: the blocks its miners find pay that account".into());
         }
+        let stratum_difficulty = self.stratum_difficulty.or(file.stratum_difficulty);
+        if let Some(d) = stratum_difficulty {
+            crate::stratum::share_target(d).map_err(|e| format!("stratum_difficulty {d}: {e}"))?;
+        }
+        let interval = self.stratum_share_interval.or(file.stratum_share_interval).unwrap_or(5.0);
+        if !(0.1..=3600.0).contains(&interval) {
+            return Err(format!("stratum_share_interval {interval}: expected 0.1 to 3600 seconds"));
+        }
         let threads = self.threads.or(file.threads).unwrap_or_else(crate::mine::default_threads);
         if threads == 0 {
             return Err("threads must be at least 1".into());
@@ -219,6 +241,8 @@ impl Settings {
             max_peers: self.max_peers.or(file.max_peers).unwrap_or(64),
             low_work_headers: self.low_work_headers.or(file.low_work_headers).unwrap_or(super::MAX_LOW_WORK_HEADERS),
             stratum,
+            stratum_difficulty,
+            stratum_share_interval: std::time::Duration::from_secs_f64(interval),
         })
     }
 }
@@ -265,6 +289,22 @@ mod tests {
         assert_eq!(stratum("0.0.0.0:3333", true).unwrap().stratum, Some("0.0.0.0:3333".parse().unwrap()));
         assert!(stratum("here", true).unwrap_err().contains("stratum \"here\": expected IP:PORT or PORT"));
         assert_eq!(stratum("none", false).unwrap().stratum, None);
+        // Its difficulty and share interval: from the file, checked, flags first.
+        std::fs::write(dir.join(CONFIG_FILE), "stratum_difficulty = 0.5\nstratum_share_interval = 1.5\n").unwrap();
+        let file = Settings::from_file(&dir).unwrap();
+        let c = Settings::default().resolve(file.clone(), dir.clone()).unwrap();
+        assert_eq!((c.stratum_difficulty, c.stratum_share_interval.as_secs_f64()), (Some(0.5), 1.5));
+        let c = Settings { stratum_difficulty: Some(2.0), ..Settings::default() }.resolve(file, dir.clone()).unwrap();
+        assert_eq!(c.stratum_difficulty, Some(2.0));
+        let d = Settings::default().resolve(Settings::default(), dir.clone()).unwrap();
+        assert_eq!((d.stratum_difficulty, d.stratum_share_interval.as_secs()), (None, 5));
+        let bad = |s: Settings| s.resolve(Settings::default(), dir.clone()).unwrap_err();
+        assert!(
+            bad(Settings { stratum_difficulty: Some(-1.0), ..Settings::default() }).contains("stratum_difficulty -1")
+        );
+        assert!(bad(Settings { stratum_share_interval: Some(0.0), ..Settings::default() }).contains("0.1 to 3600"));
+        std::fs::write(dir.join(CONFIG_FILE), "stratum_difficulty = hard\n").unwrap();
+        assert!(Settings::from_file(&dir).unwrap_err().contains(":1: stratum_difficulty must be a number"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

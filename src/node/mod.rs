@@ -215,7 +215,11 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
             let server = crate::stratum::server::Server::start(
                 addr,
                 source.clone(),
-                crate::stratum::server::ServerConfig::default(),
+                crate::stratum::server::ServerConfig {
+                    initial_difficulty: cfg.stratum_difficulty,
+                    share_interval: cfg.stratum_share_interval,
+                    ..Default::default()
+                },
             )?;
             Some((source, server))
         }
@@ -414,10 +418,15 @@ impl Node {
                     Ok(_) => {
                         self.blocks_mined += 1;
                         tracing::info!(%hash, height = self.chain.height(), txs = block.txs.len(), "mined a block");
+                        // The next job at once, not at the next tick.
+                        self.template_due = None;
+                        self.new_job();
                     }
-                    Err(e) => tracing::warn!(%hash, "mined block rejected: {e}"),
+                    Err(e) => {
+                        tracing::warn!(%hash, "mined block rejected: {e}");
+                        self.template_due = Some(Instant::now());
+                    }
                 }
-                self.template_due = Some(Instant::now());
             }
             Event::Stratum(b) => {
                 let hash = b.block.header.block_hash();
@@ -438,8 +447,17 @@ impl Node {
                         Err(e.to_string())
                     }
                 };
+                if r.is_ok() {
+                    // The tip moved: the next template is published before the verdict goes back,
+                    // so the job server's refresh right after an accepted block finds it (not at
+                    // the next tick, a tenth of a second later, with every miner still hashing
+                    // the old tip).
+                    self.template_due = None;
+                    self.new_job();
+                } else {
+                    self.template_due = Some(Instant::now());
+                }
                 let _ = b.reply.send(r);
-                self.template_due = Some(Instant::now());
             }
         }
     }
