@@ -151,6 +151,9 @@ fn real_miners_and_powkit_mine_regtest_blocks_through_the_pool() {
         let w = &stats["workers"][worker];
         assert!(w["accepted"].as_u64().unwrap_or(0) >= 3, "{worker}: {stats}");
         assert!(w["blocks"].as_u64().unwrap_or(0) >= 3, "{worker}: {stats}");
+        // After each accepted block the pool's next job replaces the tip before another share is
+        // checked: a later share on the old tip is stale, never a second block at that height.
+        assert_eq!(w["blocks_refused"].as_u64().unwrap_or(0), 0, "{worker}: {stats}");
     }
     assert!(stats["blocks"].as_u64().unwrap() >= tip - 1, "{stats}");
 }

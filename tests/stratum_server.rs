@@ -598,3 +598,85 @@ fn a_thousand_clients_are_held_and_served() {
         n as u64
     );
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Accepted shares of worker `w` on a node, 0 while the node has none.
+fn accepted(n: &NodeProc, w: &str) -> u64 {
+    n.rpc("getstratuminfo")["workers"][w]["accepted"].as_u64().unwrap_or(0)
+}
+
+fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !ok() {
+        assert!(t.elapsed() < Duration::from_secs(secs), "{what}: not within {secs} s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Issue 14's "reconnect and failover tested by killing the server mid-run": `powkit mine --pool A
+/// --pool B` against two `powkit node --stratum` (B follows A over P2P). A is killed with SIGKILL
+/// mid-run: the client fails over to B. A restarts from its store on the same port, then B is
+/// killed: the client goes back to A. No share is submitted twice, every rejection is a stale one,
+/// and A's chain after the kill still has every block it had accepted.
+#[test]
+fn killing_the_server_mid_run_fails_over_and_reconnects() {
+    let d = common::tmp_dir("stratum", "kill");
+    let key = d.join("miner.key");
+    common::new_key(&key);
+    let key = key.to_str().unwrap();
+    let (pa, pb) = (free_port(), free_port());
+    let (sa, sb) = (format!("127.0.0.1:{pa}"), format!("127.0.0.1:{pb}"));
+    let node = |dir: &str, stratum: &str, peer: Option<&str>| {
+        let mut args = vec!["--stratum", stratum, "--miner-key", key, "--stratum-difficulty", "0.001"];
+        if let Some(p) = peer {
+            args.extend(["--peer", p]);
+        }
+        NodeProc::start(&d.join(dir), &args)
+    };
+    let a = node("a", &sa, None);
+    let b = node("b", &sb, Some(a.info["p2p"].as_str().unwrap()));
+    let client = std::process::Command::new(env!("CARGO_BIN_EXE_powkit"))
+        .args(["mine", "--pool", &format!("stratum+tcp://{sa}"), "--pool", &format!("stratum+tcp://{sb}")])
+        .args(["--user", "w", "--backend", "cpu", "--threads", "1", "--duration", "40", "--retry-ms", "100"])
+        .args(["--attempts-per-pool", "2", "--json", "--log", "debug"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(d.join("client.log")).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("shares accepted by A", 20, || accepted(&a, "w") >= 3);
+    let height_a = a.rpc("getblockcount").as_u64().unwrap();
+    let mut a = a;
+    a.child.kill().unwrap(); // SIGKILL
+    a.child.wait().unwrap();
+    wait_for("shares accepted by B after A was killed", 20, || accepted(&b, "w") >= 3);
+    // A again, from its store, on the same port; then B goes.
+    drop(a);
+    // A killed node leaves its node.json behind; the restart writes a new one.
+    std::fs::remove_file(d.join("a/node.json")).unwrap();
+    let a = node("a", &sa, None);
+    assert!(a.rpc("getblockcount").as_u64().unwrap() >= height_a, "A lost blocks it had accepted");
+    let mut b = b;
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    wait_for("shares accepted by the restarted A", 25, || accepted(&a, "w") >= 3);
+    let out = client.wait_with_output().unwrap();
+    let log = std::fs::read_to_string(d.join("client.log")).unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{log}"));
+    eprintln!("{r}");
+    assert!(r["sessions"].as_u64().unwrap() >= 3, "{r}");
+    // Every rejection is a stale share (the kill can leave none unanswered but cannot make one invalid).
+    assert!(r["rejected_by_reason"].as_array().unwrap().iter().all(|x| x["code"] == 21), "{r}");
+    // No share was submitted twice: each (pool, job, extranonce2, ntime, nonce, version bits) once.
+    let mut seen = std::collections::HashSet::new();
+    for line in log.lines().filter(|l| l.contains("\"mining.submit\"")) {
+        let json = &line[line.find('{').unwrap()..line.rfind('}').unwrap() + 1];
+        let m: Value = serde_json::from_str(json).unwrap();
+        let pool = line.rsplit("pool=").next().unwrap().trim();
+        assert!(seen.insert((pool.to_string(), m["params"].to_string())), "submitted twice: {line}");
+    }
+    assert!(seen.len() as u64 >= r["submitted"].as_u64().unwrap(), "{} submits logged; {r}", seen.len());
+    let _ = std::fs::remove_dir_all(&d);
+}

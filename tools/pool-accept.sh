@@ -71,7 +71,6 @@ gpu=()
 [ "$backend" = gpu ] && gpu=(--gpu-allow-software)
 "$pk" mine --pool "stratum+tcp://$addr" --user acc --backend "$backend" "${gpu[@]}" --threads "$threads" \
   --duration "$secs" --log "${CLIENT_LOG:-info}" --json >"$work/client.json" 2>"$work/client.log" || true
-grep -E "^shares:|^total:" "$work/client.log" || tail -5 "$work/client.log"
 extra=""
 if [ "$server" = pool ]; then extra=",\"bitcoind_blocks\":$(( $(bcli getblockcount) - start_height ))"; fi
 python3 - "$work/client.json" "$server" "$backend" "$extra" <<'EOF'

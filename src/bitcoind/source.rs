@@ -6,7 +6,8 @@
 //! new transactions arrived), else it polls `getbestblockhash` every `poll` and fetches a new
 //! template when the tip moves. Waiters ([`JobSource::wait_for_change`]) sleep on a condition
 //! variable, so any number of them cost the node nothing, and no long poll is ever abandoned
-//! (each would hold one of bitcoind's RPC threads until the tip moves).
+//! (each would hold one of bitcoind's RPC threads until the tip moves). When a block it submitted
+//! is accepted, the next template is fetched at once, before [`JobSource::submit_block`] returns.
 //!
 //! The templates of the last [`KEPT`] ids are kept with their transactions, so a block solved on
 //! a slightly older template can still be assembled and submitted.
@@ -356,6 +357,15 @@ impl JobSource for GbtSource {
         match self.inner.rpc.submitblock(&block) {
             Ok(None) => {
                 tracing::info!(height = template.height, hash = %header.block_hash(), "block accepted");
+                // The next template now, before the job server hears back: otherwise its refresh
+                // finds the old one (the long poll answers a little later), and shares on the old
+                // tip keep passing as current, each a block bitcoind calls "inconclusive".
+                match self.inner.fetch(None) {
+                    Ok(t) => {
+                        self.inner.install(t);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "no template after the block; the long poll will bring it"),
+                }
                 Ok(())
             }
             Ok(Some(reason)) => Err(reason),
