@@ -8,17 +8,21 @@
 #   SERVER   node: `powkit node --stratum` on powkit-regtest (blocks extend the node's chain)
 #            pool: `powkit pool --bitcoind` on a regtest bitcoind (blocks go to bitcoind's submitblock)
 #   BACKEND  cpu or gpu (`--backend gpu --gpu-allow-software`: lavapipe where there is no GPU)
-#   DIFFICULTY  the server's starting share difficulty (vardiff aims at one share a second from there)
+#   DIFFICULTY  the server's starting share difficulty (variable difficulty takes it from there, aiming
+#               at one share per SHARE_INTERVAL seconds, default 0.25: four a second, so that the
+#               implied rate of 2 minutes rests on about 480 shares, a spread of about 5%)
 #
 # Needs target/release/powkit; pool mode needs bitcoind (BITCOIND, or the cache that
-# ../shared/tools/build-bitcoind.sh fills). Prints the client's summary line, then one JSON line
-# with the figures. Not part of CI: it takes minutes.
+# ../shared/tools/build-bitcoind.sh fills). Prints one JSON line with the client's figures (and, for
+# pool, powkit pool's last statistics line). KEEP=1 keeps the work folder with both logs;
+# SERVER_LOG / CLIENT_LOG set their log levels (warn / info). Not part of CI: it takes minutes.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 server=${1:?"usage: tools/pool-accept.sh node|pool cpu|gpu [SECONDS] [DIFFICULTY] [THREADS]"}
 backend=${2:?"usage: tools/pool-accept.sh node|pool cpu|gpu [SECONDS] [DIFFICULTY] [THREADS]"}
 secs=${3:-120}
 threads=${5:-1}
+interval=${SHARE_INTERVAL:-0.25}
 pk="$here/target/release/powkit"
 [ -x "$pk" ] || { echo "build first: cargo build --release" >&2; exit 2; }
 work=$(mktemp -d)
@@ -37,13 +41,13 @@ node)
   "$pk" key new --out "$work/miner.key" >/dev/null
   "$pk" node --chain powkit-regtest --datadir "$work/node" --listen none --rpc 127.0.0.1:0 \
     --stratum 127.0.0.1:0 --miner-key "$work/miner.key" --stratum-difficulty "$diff" \
-    --stratum-share-interval 1 --log "${SERVER_LOG:-warn}" 2>"$work/server.log" &
+    --stratum-share-interval "$interval" --log "${SERVER_LOG:-warn}" 2>"$work/server.log" &
   pids+=($!)
   for _ in $(seq 100); do [ -s "$work/node/node.json" ] && break; sleep 0.1; done
   addr=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["stratum"])' "$work/node/node.json")
   ;;
 pool)
-  diff=${4:-0.005}
+  diff=${4:-0.0015}
   bitcoind=${BITCOIND:-$HOME/.cache/powkit-bitcoind/build/bin/bitcoind}
   cli="$(dirname "$bitcoind")/bitcoin-cli"
   rpc=$(free_port)
@@ -59,7 +63,7 @@ pool)
   port=$(free_port)
   addr=127.0.0.1:$port
   "$pk" pool --bitcoind "http://127.0.0.1:$rpc" --rpc-cookie "$work/btc/regtest/.cookie" \
-    --coinbase-address "$payout" --stratum "$addr" --difficulty "$diff" --share-interval 1 \
+    --coinbase-address "$payout" --stratum "$addr" --difficulty "$diff" --share-interval "$interval" \
     --stats-interval 0 --log "${SERVER_LOG:-warn}" 2>"$work/server.log" &
   pids+=($!)
   for _ in $(seq 100); do grep -q "Stratum on" "$work/server.log" && break; sleep 0.1; done
