@@ -73,7 +73,10 @@ pub trait JobSource: Send + Sync {
     fn wait_for_change(&self, since: &Template, timeout: Duration) -> bool;
 
     /// Submits a block solved on `template`: the solved header and the full coinbase (`coinb1 ++
-    /// extranonce ++ coinb2`).
+    /// extranonce ++ coinb2`). When the block is accepted, the next template (on the new tip) is
+    /// available from [`JobSource::template`] by the time this returns: the job server takes it at
+    /// once, so a later share on the old tip is refused as stale instead of becoming a second block
+    /// at the same height.
     ///
     /// # Errors
     /// The node refused the block (its reason) or could not be reached.
