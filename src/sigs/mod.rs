@@ -106,4 +106,4 @@ pub fn verify_all_in(sigs: &[SigRef<'_>], batch: usize) -> Vec<usize> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -8,11 +8,11 @@ fn h<const N: usize>(s: &str) -> [u8; N] {
     hex::decode(s).unwrap().try_into().unwrap()
 }
 
-type Vector = ([u8; 32], [u8; 32], Vec<u8>, [u8; 64]);
+pub(crate) type Vector = ([u8; 32], [u8; 32], Vec<u8>, [u8; 64]);
 
 /// RFC 8032 section 7.1: (secret key, public key, message, signature) for TEST 1, 2, 3, 1024 and
 /// SHA(abc).
-fn rfc8032() -> Vec<Vector> {
+pub(crate) fn rfc8032() -> Vec<Vector> {
     let v = |sk: &str, pk: &str, msg: &str, sig: &str| (h(sk), h(pk), hex::decode(msg).unwrap(), h(sig));
     vec![
         v(
