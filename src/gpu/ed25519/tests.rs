@@ -606,8 +606,8 @@ fn trace_steps() {
     let r = read_words(8u);
     let s = read_words(16u);
     let k = read_words(24u);
-    let da = point_decompress(a);
     let dr = point_decompress(r);
+    let da = point_decompress(a);
     let q = point_neg(da.p);
     let neg_r = point_neg(dr.p);
     let b = point_base();
