@@ -1,4 +1,4 @@
-// Ed25519 verification under ZIP-215, one invocation per signature. The CPU twin is
+// Ed25519 verification under ZIP-215 in four stages (below). The CPU twin is
 // src/gpu/ed25519.rs: every function here has its namesake there, with the same limb algorithm.
 // The constants (FE_D, FE_D2, FE_SQRT_M1, BASE_X/Y/T) are prepended by the host from the twin's.
 //
@@ -14,15 +14,37 @@ struct Point {
     t: Fe,
 }
 
-// One signature: the encodings of A and R as given, S (< l, checked on the CPU) and
-// k = SHA-512(R || A || M) mod l, each 8 little-endian u32 words.
+// The verification runs as four kinds of small dispatches over one batch (small kernels: Mesa's
+// lavapipe miscompiled the single-kernel form, and short dispatches keep a desktop GPU responsive):
+//   decode_points    one invocation per point: A or R decoded, negated, stored; its flag set;
+//   prepare_table    one per signature: B + (-A) stored, the accumulator set to the identity;
+//   ladder_steps     one per signature: steps first_step .. first_step + steps of the 516;
+//   finish_verdicts  one per signature: both points decoded and the accumulator the identity.
 struct Params {
+    // Signatures in the batch.
     count: u32,
+    // ladder_steps only: the first step of this slice and how many it runs.
+    first_step: u32,
+    steps: u32,
+    _pad: u32,
 }
 
+// One signature in `sigs`: the encodings of A and R as given, S (< l, checked on the CPU) and
+// k = SHA-512(R || A || M) mod l, each 8 little-endian u32 words (32 words in all).
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> sigs: array<u32>;
-@group(0) @binding(2) var<storage, read_write> verdicts: array<u32>;
+// Per signature, STATE_WORDS words: the accumulator, -A, B - A and -R, 80 words each (x, y, z, t).
+@group(0) @binding(2) var<storage, read_write> state: array<u32>;
+// Per point (2 per signature: A then R): 1 when it decoded.
+@group(0) @binding(3) var<storage, read_write> decoded: array<u32>;
+// Per signature: 1 valid, 0 invalid.
+@group(0) @binding(4) var<storage, read_write> verdicts: array<u32>;
+
+const STATE_WORDS: u32 = 320u;
+const ACC: u32 = 0u;
+const NEG_A: u32 = 80u;
+const B_MINUS_A: u32 = 160u;
+const NEG_R: u32 = 240u;
 
 const MASK: u32 = 8191u;
 // 2^260 mod p.
@@ -90,9 +112,8 @@ fn fe_mul(a: Fe, b: Fe) -> Fe {
     return fe_carry(r);
 }
 
-// Locals are zeroed by explicit stores rather than WGSL's implicit zero-initialization (while
-// chasing the lavapipe mismatch the module doc of src/gpu/ed25519.rs describes; both forms differ
-// from the twin there).
+// Arrays are built in 'var's and zeroed by explicit stores: on lavapipe (Mesa 22.3.6) a 'let'
+// array indexed dynamically read wrong (the module doc of src/gpu/ed25519.rs).
 fn fe_zero() -> Fe {
     var r: Fe;
     for (var i = 0u; i < 20u; i++) {
@@ -255,29 +276,30 @@ fn point_is_identity(p: Point) -> bool {
     return fe_is_zero(p.x) && fe_eq(p.y, p.z);
 }
 
-fn scalar_bit(w: array<u32, 8>, i: u32) -> u32 {
-    var v = w;
-    return (v[i / 32u] >> (i % 32u)) & 1u;
+// Bit `bit` of the 256-bit little-endian scalar at sigs[word0 ..].
+fn scalar_bit(word0: u32, bit: u32) -> u32 {
+    return (sigs[word0 + bit / 32u] >> (bit % 32u)) & 1u;
 }
 
-// [8]([s]B + [k]Q - R) as one sequence of 516 complete additions, one call site (Mesa inlines every
-// call): steps 2j and 2j + 1 handle scalar bit 255 - j (Straus-Shamir: acc + acc, then acc plus
-// table[bit of s + 2 bit of k] from {0, B, Q, B + Q}); step 512 adds -R; steps 513-515 double.
-fn cofactored_difference(s: array<u32, 8>, k: array<u32, 8>, q: Point, neg_r: Point) -> Point {
-    let b = point_base();
-    var table = array<Point, 4>(point_identity(), b, q, point_add(b, q));
-    var acc = point_identity();
-    for (var n = 0u; n < 516u; n++) {
-        var operand = acc;
-        if n < 512u && (n & 1u) == 1u {
-            let i = 255u - n / 2u;
-            operand = table[scalar_bit(s, i) + 2u * scalar_bit(k, i)];
-        } else if n == 512u {
-            operand = neg_r;
-        }
-        acc = point_add(acc, operand);
+fn load_point(base: u32) -> Point {
+    var p: Point;
+    for (var i = 0u; i < 20u; i++) {
+        p.x[i] = state[base + i];
+        p.y[i] = state[base + 20u + i];
+        p.z[i] = state[base + 40u + i];
+        p.t[i] = state[base + 60u + i];
     }
-    return acc;
+    return p;
+}
+
+fn store_point(base: u32, p: Point) {
+    var q = p;
+    for (var i = 0u; i < 20u; i++) {
+        state[base + i] = q.x[i];
+        state[base + 20u + i] = q.y[i];
+        state[base + 40u + i] = q.z[i];
+        state[base + 60u + i] = q.t[i];
+    }
 }
 
 fn read_words(base: u32) -> array<u32, 8> {
@@ -288,28 +310,81 @@ fn read_words(base: u32) -> array<u32, 8> {
     return w;
 }
 
-// [8]([S]B - [k]A - R) == identity, A and R decoded under ZIP-215 (one decoding site).
-fn verify_one(a_enc: array<u32, 8>, r_enc: array<u32, 8>, s: array<u32, 8>, k: array<u32, 8>) -> bool {
-    var encodings = array<array<u32, 8>, 2>(a_enc, r_enc);
-    var points: array<Point, 2>;
-    for (var i = 0u; i < 2u; i++) {
-        let d = point_decompress(encodings[i]);
-        if !d.ok {
-            return false;
-        }
-        points[i] = d.p;
-    }
-    let q = cofactored_difference(s, k, point_neg(points[0]), point_neg(points[1]));
-    return point_is_identity(q);
+// The invocation's index across a dispatch that may span two dimensions.
+fn invocation(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return gid.x + gid.y * groups.x * 64u;
 }
 
+// Point j of the batch (signature j / 2; A when j is even, R when odd), decoded under ZIP-215 and
+// negated: -A goes to NEG_A, -R to NEG_R.
 @compute @workgroup_size(64)
-fn verify_batch(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let index = gid.x + gid.y * groups.x * 64u;
-    if index >= params.count {
+fn decode_points(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let j = invocation(gid, groups);
+    if j >= 2u * params.count {
         return;
     }
-    let base = index * 32u;
-    let ok = verify_one(read_words(base), read_words(base + 8u), read_words(base + 16u), read_words(base + 24u));
-    verdicts[index] = select(0u, 1u, ok);
+    let sig = j / 2u;
+    let which = j % 2u;
+    let d = point_decompress(read_words(sig * 32u + which * 8u));
+    decoded[j] = select(0u, 1u, d.ok);
+    store_point(sig * STATE_WORDS + select(NEG_A, NEG_R, which == 1u), point_neg(d.p));
+}
+
+// B + (-A), the fourth entry of the Straus-Shamir table {0, B, -A, B - A}; the accumulator starts
+// at the identity.
+@compute @workgroup_size(64)
+fn prepare_table(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let sig = invocation(gid, groups);
+    if sig >= params.count {
+        return;
+    }
+    let base = sig * STATE_WORDS;
+    store_point(base + B_MINUS_A, point_add(point_base(), load_point(base + NEG_A)));
+    store_point(base + ACC, point_identity());
+}
+
+// Steps first_step .. first_step + steps of [8]([S]B + [k](-A) + (-R)) as 516 complete additions,
+// one addition site: steps 2j and 2j + 1 handle scalar bit 255 - j (acc + acc, then acc plus the
+// table entry for bit j of S + 2 bit j of k); step 512 adds -R; steps 513-515 double.
+@compute @workgroup_size(64)
+fn ladder_steps(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let sig = invocation(gid, groups);
+    if sig >= params.count {
+        return;
+    }
+    let base = sig * STATE_WORDS;
+    var acc = load_point(base + ACC);
+    let end = min(params.first_step + params.steps, 516u);
+    for (var n = params.first_step; n < end; n++) {
+        var operand = acc;
+        if n < 512u && (n & 1u) == 1u {
+            let i = 255u - n / 2u;
+            let entry = scalar_bit(sig * 32u + 16u, i) + 2u * scalar_bit(sig * 32u + 24u, i);
+            if entry == 0u {
+                operand = point_identity();
+            } else if entry == 1u {
+                operand = point_base();
+            } else if entry == 2u {
+                operand = load_point(base + NEG_A);
+            } else {
+                operand = load_point(base + B_MINUS_A);
+            }
+        } else if n == 512u {
+            operand = load_point(base + NEG_R);
+        }
+        acc = point_add(acc, operand);
+    }
+    store_point(base + ACC, acc);
+}
+
+// Valid when A and R decoded and [8]([S]B - [k]A - R) is the identity.
+@compute @workgroup_size(64)
+fn finish_verdicts(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let sig = invocation(gid, groups);
+    if sig >= params.count {
+        return;
+    }
+    let ok = decoded[2u * sig] == 1u && decoded[2u * sig + 1u] == 1u
+        && point_is_identity(load_point(sig * STATE_WORDS + ACC));
+    verdicts[sig] = select(0u, 1u, ok);
 }

@@ -10,7 +10,23 @@
 //!
 //! The split: the CPU computes `k` (SHA-512, reduced mod `l` by curve25519-dalek's `Scalar`, the
 //! code zebra uses) and checks `S < l`; the GPU decodes `A` and `R`, runs the double-scalar
-//! multiplication and the cofactored comparison, one invocation per signature.
+//! multiplication and the cofactored comparison.
+//!
+//! # Stages
+//! One batch is a sequence of small dispatches of `shaders/ed25519_verify.wgsl`, with the state of
+//! each signature in a storage buffer between them ([`STATE_WORDS`] words: the accumulator, `-A`,
+//! `B - A`, `-R`): `decode_points` (one invocation per point), `prepare_table`, `ladder_steps`
+//! ([`LADDER_SLICE`] of the [`LADDER_STEPS`] additions per dispatch) and `finish_verdicts`. Each
+//! has its twin here ([`point_decompress_flagged`], [`straus_table`], [`ladder_step`],
+//! [`point_is_identity`]; [`stages_twin`] strings them together) and the tests compare the
+//! shader's buffers with the twin's limb for limb after each stage.
+//!
+//! The first shader ran the whole verification in one invocation. On lavapipe (Mesa 22.3.6, LLVM
+//! 15) it gave wrong verdicts: an array declared with `let` and indexed dynamically read as limb 0
+//! and zeros, and of the two inlined decodings in one invocation the second produced a wrong `x`
+//! whichever point it decoded, although each function alone matched its twin. Small kernels with
+//! one decoding per invocation and the state in memory are correct there, and short dispatches
+//! also suit desktop GPUs (display watchdogs).
 //!
 //! # Field arithmetic for a 32-bit shading language
 //! WGSL has no 64-bit integers and no high multiply, so a field element mod `p = 2^255 - 19` is 20
@@ -27,13 +43,6 @@
 //! The CPU twin below uses exactly the shader's limb algorithms (same functions, same order); unit
 //! tests pin it against a big-integer reference and curve25519-dalek, and its verdicts against
 //! ed25519-zebra's on every ZIP-215 edge case, and the shader against it.
-//!
-//! # Status: the shader is not yet correct
-//! On lavapipe (Mesa 22.3.6, LLVM 15) the whole shader compiles and runs but its verdicts differ
-//! from the twin's (false accepts, and with explicitly zeroed locals false rejects), although a
-//! small shader built from the same `fe_mul` and `fe_reduce` gives the twin's limbs exactly. The
-//! GPU tests are `#[ignore]`d with that reason until it is found; nothing calls
-//! [`GpuSigVerifier`] outside its tests (`verify-sigs --backend gpu` still refuses).
 
 use bytemuck::{Pod, Zeroable};
 use curve25519_dalek::scalar::Scalar;
@@ -318,18 +327,22 @@ pub fn point_add(p: &Point, q: &Point) -> Point {
 /// `x` the non-negative root of `(y^2 - 1)/(d y^2 + 1)`, negated when bit 255 is set (also when
 /// `x = 0`). `None` when that ratio is not a square.
 pub fn point_decompress(w: &[u32; 8]) -> Option<Point> {
+    let (ok, p) = point_decompress_flagged(w);
+    ok.then_some(p)
+}
+
+/// [`point_decompress`] as the shader's `decode_points` computes it: the flag, and the point built
+/// from whatever root came out (meaningless when the flag is false).
+pub fn point_decompress_flagged(w: &[u32; 8]) -> (bool, Point) {
     let y = fe_from_words(w);
     let yy = fe_mul(&y, &y);
     let u = fe_sub(&yy, &fe_one());
     let v = fe_add(&fe_mul(&FE_D, &yy), &fe_one());
     let (ok, mut x) = fe_sqrt_ratio_i(&u, &v);
-    if !ok {
-        return None;
-    }
     if w[7] >> 31 == 1 {
         x = fe_neg(&x);
     }
-    Some(Point { x, y, z: fe_one(), t: fe_mul(&x, &y) })
+    (ok, Point { x, y, z: fe_one(), t: fe_mul(&x, &y) })
 }
 
 /// Whether `P` is the identity: `X = 0` and `Y = Z`.
@@ -342,24 +355,51 @@ fn bit(w: &[u32; 8], i: usize) -> usize {
 }
 
 /// `[8]([s]B + [k]Q - R)` for 256-bit little-endian scalars, as one sequence of 516 complete
-/// additions (the shader's single addition site): steps `2j` and `2j + 1` handle bit `255 - j`
-/// (Straus-Shamir: `acc + acc`, then `acc` plus `{0, B, Q, B + Q}[bit of s + 2 bit of k]`), step
-/// 512 adds `-R` (`neg_r`), steps 513 to 515 double.
+/// additions ([`ladder_step`], the shader's single addition site in `ladder_steps`).
 pub fn cofactored_difference(s: &[u32; 8], k: &[u32; 8], q: &Point, neg_r: &Point) -> Point {
-    let b = point_base();
-    let table = [point_identity(), b, *q, point_add(&b, q)];
+    let table = straus_table(q);
     let mut acc = point_identity();
-    for n in 0..516 {
-        let mut operand = acc;
-        if n < 512 && n & 1 == 1 {
-            let i = 255 - n / 2;
-            operand = table[bit(s, i) + 2 * bit(k, i)];
-        } else if n == 512 {
-            operand = *neg_r;
-        }
-        acc = point_add(&acc, &operand);
+    for n in 0..LADDER_STEPS {
+        acc = ladder_step(&acc, n, s, k, &table, neg_r);
     }
     acc
+}
+
+/// The Straus-Shamir table `{0, B, Q, B + Q}` (`prepare_table` computes its last entry).
+pub fn straus_table(q: &Point) -> [Point; 4] {
+    let b = point_base();
+    [point_identity(), b, *q, point_add(&b, q)]
+}
+
+/// Step `n` (0 to 515) of [`cofactored_difference`], the shader's `ladder_steps` body: steps `2j`
+/// and `2j + 1` handle bit `255 - j` (`acc + acc`, then `acc` plus `table[bit of s + 2 bit of
+/// k]`), step 512 adds `-R` (`neg_r`), steps 513 to 515 double.
+pub fn ladder_step(acc: &Point, n: u32, s: &[u32; 8], k: &[u32; 8], table: &[Point; 4], neg_r: &Point) -> Point {
+    let mut operand = *acc;
+    if n < 512 && n & 1 == 1 {
+        let i = 255 - n as usize / 2;
+        operand = table[bit(s, i) + 2 * bit(k, i)];
+    } else if n == 512 {
+        operand = *neg_r;
+    }
+    point_add(acc, &operand)
+}
+
+/// The twin of the shader's first stages for one signature: the decoded flags of `A` and `R`
+/// (`decode_points`), and the signature's [`STATE_WORDS`] words of state (the accumulator, `-A`,
+/// `B - A`, `-R`; limbs as computed, not reduced) after `prepare_table` and the first
+/// `ladder_steps` steps of `ladder_steps`.
+pub fn stages_twin(p: &Prepared, ladder_steps: u32) -> ([u32; 2], Vec<u32>) {
+    let (a_ok, a) = point_decompress_flagged(&p.a);
+    let (r_ok, r) = point_decompress_flagged(&p.r);
+    let (neg_a, neg_r) = (point_neg(&a), point_neg(&r));
+    let table = straus_table(&neg_a);
+    let mut acc = point_identity();
+    for n in 0..ladder_steps.min(LADDER_STEPS) {
+        acc = ladder_step(&acc, n, &p.s, &p.k, &table, &neg_r);
+    }
+    let state = [acc, neg_a, table[3], neg_r].iter().flat_map(|q| [q.x, q.y, q.z, q.t]).flatten().collect();
+    ([a_ok as u32, r_ok as u32], state)
 }
 
 /// `[s]B + [k]Q` (tests: [`cofactored_difference`] with `R` the identity, before the doublings).
@@ -460,21 +500,41 @@ pub fn shader_source() -> String {
 
 const WORKGROUP_SIZE: u32 = 64;
 
-/// Signatures per dispatch (128 bytes each in, 4 out: 8 MiB of input).
-pub const DISPATCH: usize = 65_536;
+/// Signatures per batch on the device (128 bytes each in, 1,280 bytes of state, 12 bytes of
+/// flags and verdicts: 46 MiB of buffers).
+pub const DISPATCH: usize = 32_768;
+
+/// Words of per-signature state in the shader (the accumulator, `-A`, `B - A`, `-R`).
+pub const STATE_WORDS: usize = 320;
+
+/// The additions of the ladder (`cofactored_difference`): 512 for the 256 bits, one for `-R`,
+/// three doublings.
+pub const LADDER_STEPS: u32 = 516;
+
+/// Ladder steps per dispatch: short dispatches keep a desktop GPU's display responsive and its
+/// driver's watchdog quiet.
+pub const LADDER_SLICE: u32 = 64;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct Params {
     count: u32,
-    _pad: [u32; 3],
+    first_step: u32,
+    steps: u32,
+    _pad: u32,
 }
 
-/// Batched Ed25519 (ZIP-215) verification on a GPU device. Not yet trustworthy: see the module
-/// doc's status.
+/// The shader's entry points, in the order one batch runs them.
+const ENTRY_POINTS: [&str; 4] = ["decode_points", "prepare_table", "ladder_steps", "finish_verdicts"];
+
+/// Batched Ed25519 (ZIP-215) verification on a GPU device: the four stages of
+/// `shaders/ed25519_verify.wgsl` (decode, table, ladder in slices, verdict), each checked against
+/// its CPU twin in this module's tests.
 pub struct GpuSigVerifier {
     dev: GpuDevice,
-    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+    /// One pipeline per entry of [`ENTRY_POINTS`].
+    pipelines: Vec<wgpu::ComputePipeline>,
 }
 
 impl std::fmt::Debug for GpuSigVerifier {
@@ -483,22 +543,59 @@ impl std::fmt::Debug for GpuSigVerifier {
     }
 }
 
+/// The device buffers of one batch.
+struct Batch {
+    count: u32,
+    sigs: wgpu::Buffer,
+    state: wgpu::Buffer,
+    decoded: wgpu::Buffer,
+    verdicts: wgpu::Buffer,
+}
+
 impl GpuSigVerifier {
-    /// Compiles the verifier on `dev`.
+    /// Compiles the verifier's four stages on `dev` (on lavapipe this takes a minute or more:
+    /// build one verifier and keep it).
     pub fn new(dev: GpuDevice) -> GpuSigVerifier {
         let module = dev.device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("ed25519_verify"),
             source: wgpu::ShaderSource::Wgsl(shader_source().into()),
         });
-        let pipeline = dev.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("ed25519_verify"),
-            layout: None,
-            module: &module,
-            entry_point: Some("verify_batch"),
-            compilation_options: Default::default(),
-            cache: None,
+        let entry = |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: false, min_binding_size: None },
+            count: None,
+        };
+        let rw = wgpu::BufferBindingType::Storage { read_only: false };
+        let layout = dev.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("ed25519 bindings"),
+            entries: &[
+                entry(0, wgpu::BufferBindingType::Uniform),
+                entry(1, wgpu::BufferBindingType::Storage { read_only: true }),
+                entry(2, rw),
+                entry(3, rw),
+                entry(4, rw),
+            ],
         });
-        GpuSigVerifier { dev, pipeline }
+        let pipeline_layout = dev.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("ed25519"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipelines = ENTRY_POINTS
+            .iter()
+            .map(|name| {
+                dev.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(name),
+                    layout: Some(&pipeline_layout),
+                    module: &module,
+                    entry_point: Some(name),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
+            })
+            .collect();
+        GpuSigVerifier { dev, layout, pipelines }
     }
 
     /// The device it runs on.
@@ -508,7 +605,7 @@ impl GpuSigVerifier {
 
     /// The verdict of each signature under ZIP-215 (`true`: valid), in order, the same as
     /// [`crate::sigs::verify_one`]'s. `k` is hashed on the CPU cores; the rest runs on the GPU in
-    /// dispatches of up to [`DISPATCH`] signatures.
+    /// batches of up to [`DISPATCH`] signatures.
     ///
     /// # Errors
     /// [`GpuError::Readback`] when the device fails (lost, out of memory).
@@ -524,28 +621,51 @@ impl GpuSigVerifier {
         Ok(out)
     }
 
-    /// The shader's verdict on each prepared signature (one dispatch; at most [`DISPATCH`]).
+    /// The shader's verdict on each prepared signature (one batch; at most [`DISPATCH`]).
     ///
     /// # Errors
     /// As [`GpuSigVerifier::verify`], and [`GpuError::TooLarge`] past the device's buffer limits.
     pub fn verify_prepared_batch(&self, input: &[Prepared]) -> Result<Vec<bool>, GpuError> {
-        Ok(self.run_raw(input)?.into_iter().map(|w| w == 1).collect())
-    }
-
-    /// The shader's output word for each prepared signature (1: valid, 0: invalid).
-    pub(crate) fn run_raw(&self, input: &[Prepared]) -> Result<Vec<u32>, GpuError> {
         if input.is_empty() {
             return Ok(Vec::new());
         }
+        let batch = self.upload(input)?;
+        let mut enc =
+            self.dev.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ed25519") });
+        self.encode_stages(&mut enc, &batch, LADDER_STEPS, true);
+        self.dev.queue.submit([enc.finish()]);
+        let got = self.dev.read_buffer(&batch.verdicts, 4 * batch.count as u64)?;
+        Ok(got.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")) == 1).collect())
+    }
+
+    /// Tests: the decoded flags (two per signature) and the state words ([`STATE_WORDS`] per
+    /// signature) after decoding, the table, and the first `ladder_steps` steps of the ladder.
+    #[cfg(test)]
+    pub(crate) fn run_stages(&self, input: &[Prepared], ladder_steps: u32) -> Result<(Vec<u32>, Vec<u32>), GpuError> {
+        let batch = self.upload(input)?;
+        let mut enc =
+            self.dev.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ed25519") });
+        self.encode_stages(&mut enc, &batch, ladder_steps, false);
+        self.dev.queue.submit([enc.finish()]);
+        let n = batch.count as u64;
+        let words = |b: Vec<u8>| -> Vec<u32> {
+            b.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes"))).collect()
+        };
+        let decoded = words(self.dev.read_buffer(&batch.decoded, 8 * n)?);
+        let state = words(self.dev.read_buffer(&batch.state, 4 * STATE_WORDS as u64 * n)?);
+        Ok((decoded, state))
+    }
+
+    fn upload(&self, input: &[Prepared]) -> Result<Batch, GpuError> {
         let dev = &self.dev;
-        let n = u32::try_from(input.len()).map_err(|_| GpuError::TooLarge("more than 2^32 signatures".into()))?;
+        let count = u32::try_from(input.len()).map_err(|_| GpuError::TooLarge("more than 2^32 signatures".into()))?;
         let bytes: &[u8] = bytemuck::cast_slice(input);
+        let state_size = (4 * STATE_WORDS * input.len()) as u64;
         let max = dev.limits.max_storage_buffer_binding_size.min(dev.limits.max_buffer_size);
-        if bytes.len() as u64 > max {
+        if state_size > max {
             return Err(GpuError::TooLarge(format!(
-                "{} signatures ({} bytes) exceed the device's storage binding limit of {max} bytes",
-                input.len(),
-                bytes.len()
+                "{} signatures need {state_size} bytes of state, past the device's storage binding limit of {max} bytes",
+                input.len()
             )));
         }
         let storage = |size: u64, label: &str| {
@@ -556,40 +676,68 @@ impl GpuSigVerifier {
                 mapped_at_creation: false,
             })
         };
-        let in_buf = storage(bytes.len() as u64, "ed25519 input");
-        dev.queue.write_buffer(&in_buf, 0, bytes);
-        let out_size = 4 * n as u64;
-        let out_buf = storage(out_size, "ed25519 verdicts");
-        let params = dev.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("ed25519 params"),
-            size: std::mem::size_of::<Params>() as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        dev.queue.write_buffer(&params, 0, bytemuck::bytes_of(&Params { count: n, _pad: [0; 3] }));
-        let bind = dev.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("ed25519 bindings"),
-            layout: &self.pipeline.get_bind_group_layout(0),
-            entries: &[
-                wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 1, resource: in_buf.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 2, resource: out_buf.as_entire_binding() },
-            ],
-        });
-        let mut enc = dev.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ed25519") });
-        {
-            let mut pass =
-                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("ed25519"), timestamp_writes: None });
-            pass.set_pipeline(&self.pipeline);
+        let sigs = storage(bytes.len() as u64, "ed25519 input");
+        dev.queue.write_buffer(&sigs, 0, bytes);
+        Ok(Batch {
+            count,
+            sigs,
+            state: storage(state_size, "ed25519 state"),
+            decoded: storage(8 * count as u64, "ed25519 decoded"),
+            verdicts: storage(4 * count as u64, "ed25519 verdicts"),
+        })
+    }
+
+    /// Records decode, table, the ladder's first `ladder_steps` steps in slices of
+    /// [`LADDER_SLICE`], and (when `verdicts`) the verdicts, each a dispatch with its own
+    /// parameters.
+    fn encode_stages(&self, enc: &mut wgpu::CommandEncoder, batch: &Batch, ladder_steps: u32, verdicts: bool) {
+        let dev = &self.dev;
+        let n = batch.count;
+        let mut stages: Vec<(usize, Params, u32)> = vec![
+            (0, Params { count: n, first_step: 0, steps: 0, _pad: 0 }, 2 * n),
+            (1, Params { count: n, first_step: 0, steps: 0, _pad: 0 }, n),
+        ];
+        let mut first = 0;
+        while first < ladder_steps.min(LADDER_STEPS) {
+            let steps = LADDER_SLICE.min(ladder_steps - first);
+            stages.push((2, Params { count: n, first_step: first, steps, _pad: 0 }, n));
+            first += steps;
+        }
+        if verdicts {
+            stages.push((3, Params { count: n, first_step: 0, steps: 0, _pad: 0 }, n));
+        }
+        for (pipeline, params, invocations) in stages {
+            let uniform = dev.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("ed25519 params"),
+                size: std::mem::size_of::<Params>() as u64,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            // Each dispatch has its own small buffer, so the writes (done before the submit) do
+            // not race.
+            dev.queue.write_buffer(&uniform, 0, bytemuck::bytes_of(&params));
+            let bind = dev.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("ed25519 bindings"),
+                layout: &self.layout,
+                entries: &[
+                    wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 1, resource: batch.sigs.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 2, resource: batch.state.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 3, resource: batch.decoded.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 4, resource: batch.verdicts.as_entire_binding() },
+                ],
+            });
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(ENTRY_POINTS[pipeline]),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&self.pipelines[pipeline]);
             pass.set_bind_group(0, &bind, &[]);
-            let groups = n.div_ceil(WORKGROUP_SIZE);
+            let groups = invocations.div_ceil(WORKGROUP_SIZE);
             let max = dev.limits.max_compute_workgroups_per_dimension.min(65_535);
             let (x, y) = if groups <= max { (groups, 1) } else { (max, groups.div_ceil(max)) };
             pass.dispatch_workgroups(x, y, 1);
         }
-        dev.queue.submit([enc.finish()]);
-        let got = dev.read_buffer(&out_buf, out_size)?;
-        Ok(got.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes"))).collect())
     }
 }
 
