@@ -741,5 +741,27 @@ impl GpuSigVerifier {
     }
 }
 
+impl crate::sigs::SigVerifier for GpuSigVerifier {
+    /// The signatures the shader refuses; should the device fail (lost, out of memory), the CPU
+    /// reference answers instead, with a warning: a device fault never becomes a verdict.
+    fn invalid(&self, sigs: &[SigRef<'_>]) -> Vec<usize> {
+        match self.verify(sigs) {
+            Ok(v) => v.iter().enumerate().filter(|(_, ok)| !**ok).map(|(i, _)| i).collect(),
+            Err(e) => {
+                tracing::warn!(adapter = %self.dev.adapter.name, error = %e, "GPU signature verification failed; verifying on the CPU");
+                crate::sigs::verify_all(sigs)
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("gpu ({})", self.dev.adapter.name)
+    }
+
+    fn preferred_batch(&self) -> usize {
+        DISPATCH
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -163,4 +163,12 @@ fn bisection_names_exactly_the_planted_invalid_signatures() {
     }
     let singles: Vec<usize> = (0..n).filter(|&i| !verify_one(&refs[i])).collect();
     assert_eq!(singles, planted);
+    // Split between two verifiers (the second standing in for the GPU): the indexes of the
+    // second part are offset back, whatever share each call gives it as the rates change.
+    let split = SplitSigVerifier::new(Box::new(CpuSigVerifier { batch: 64 }), Box::new(CpuSigVerifier { batch: 7 }));
+    for len in [n, 2000, 65, SPLIT_MIN - 1, 1] {
+        let want: Vec<usize> = planted.iter().copied().filter(|&i| i < len).collect();
+        assert_eq!(split.invalid(&refs[..len]), want, "split of {len}");
+        assert!((0.02..=0.98).contains(&split.gpu_share()));
+    }
 }
