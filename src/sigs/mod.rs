@@ -155,13 +155,16 @@ impl SigVerifier for CpuSigVerifier {
     }
 }
 
+/// Signatures the GPU gets on a [`SplitSigVerifier`]'s first call, before any rate is measured.
+pub const PROBE: usize = 256;
+
 /// Fewest signatures worth splitting between the two backends (below it the CPU takes them all).
 pub const SPLIT_MIN: usize = 64;
 
 /// Two verifiers at once (`--backend all`): each call gives the second (the GPU) a share of the
 /// signatures in proportion to its measured rate and verifies the rest on the first (the CPU
 /// threads) meanwhile. The rates are measured on every call (signatures per second of each part,
-/// smoothed), so the split follows the machine; the first call splits evenly.
+/// smoothed), so the split follows the machine; the first call gives the GPU at most [`PROBE`].
 pub struct SplitSigVerifier {
     cpu: Box<dyn SigVerifier>,
     gpu: Box<dyn SigVerifier>,
@@ -176,14 +179,20 @@ impl SplitSigVerifier {
         SplitSigVerifier { cpu, gpu, rates: Mutex::new((0.0, 0.0)) }
     }
 
-    /// The GPU's share of the next call (0 to 1), from the rates measured so far.
+    /// The GPU's share of the next call (0.001 to 0.999), from the rates measured so far (0.5
+    /// before any).
     pub fn gpu_share(&self) -> f64 {
         let (c, g) = *self.rates.lock().unwrap_or_else(|e| e.into_inner());
         if c <= 0.0 || g <= 0.0 {
             0.5
         } else {
-            (g / (c + g)).clamp(0.02, 0.98)
+            (g / (c + g)).clamp(0.001, 0.999)
         }
+    }
+
+    fn measured(&self) -> bool {
+        let (c, g) = *self.rates.lock().unwrap_or_else(|e| e.into_inner());
+        c > 0.0 && g > 0.0
     }
 }
 
@@ -192,7 +201,13 @@ impl SigVerifier for SplitSigVerifier {
         if sigs.len() < SPLIT_MIN {
             return self.cpu.invalid(sigs);
         }
-        let on_gpu = ((sigs.len() as f64 * self.gpu_share()).round() as usize).clamp(1, sigs.len() - 1);
+        let on_gpu = if self.measured() {
+            ((sigs.len() as f64 * self.gpu_share()).round() as usize).clamp(1, sigs.len() - 1)
+        } else {
+            // The first call probes: a slow device (a software one) must not hold up the first
+            // half of the input; a fast one earns a larger share from the next call on.
+            (sigs.len() / 2).min(PROBE)
+        };
         let (g_part, c_part) = sigs.split_at(on_gpu);
         let timed = |v: &dyn SigVerifier, part: &[SigRef<'_>]| {
             let t0 = Instant::now();

@@ -151,12 +151,15 @@ fn field_operations_equal_the_reference_at_the_limb_bounds() {
             ("add", fe_add(&a, &b), reference::add(&va, &vb)),
             ("sub", fe_sub(&a, &b), reference::sub(&va, &vb)),
             ("mul", fe_mul(&a, &b), reference::mul(&va, &vb)),
+            ("sq", fe_sq(&a), reference::mul(&va, &va)),
             ("neg", fe_neg(&a), reference::sub(&[0; 4], &va)),
         ] {
             // Every result is back within the input bounds, and its value is right.
             assert!(got[0] <= MASK + 608 && got[1..].iter().all(|&l| l <= MASK), "round {round} {name}: {got:?}");
             assert_eq!(fe_to_bytes(&got), reference::to_bytes(&want), "round {round} {name}");
         }
+        // Squaring doubles cross products but sums the same columns: the same limbs as a product.
+        assert_eq!(fe_sq(&a), fe_mul(&a, &a), "round {round}");
         let r = fe_reduce(&a);
         assert!(r.iter().all(|&l| l <= MASK));
         assert_eq!(fe_to_bytes(&r), reference::to_bytes(&va));
@@ -327,6 +330,9 @@ fn group_law_and_double_scalar_mul_equal_dalek() {
         let want = EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, &q_dalek, &s);
         assert_eq!(compress(&got), want.compress().to_bytes(), "round {round}");
         assert_eq!(compress(&point_add(&q, &q)), (q_dalek + q_dalek).compress().to_bytes());
+        assert_eq!(compress(&point_double(&q)), (q_dalek + q_dalek).compress().to_bytes(), "round {round}");
+        let sum = point_add(&q, &point_base());
+        assert_eq!(compress(&point_double(&sum)), compress(&point_add(&sum, &sum)), "round {round}");
         // The whole sequence: [8]([s]B + [k]Q - R).
         let r_dalek = ED25519_BASEPOINT_POINT * Scalar::from(rng.gen::<u64>());
         let r = point_decompress(&words(&r_dalek.compress().to_bytes())).unwrap();
