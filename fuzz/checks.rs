@@ -187,7 +187,9 @@ pub fn json_lines(data: &[u8]) {
     let Some((&pick, text)) = data.split_first() else { return };
     let batch = 1 + pick as usize % 8;
     let mut input = BufReader::with_capacity(64, text);
-    if let Ok(rep) = powkit::sigs::file::verify_reader("fuzz.jsonl", &mut input, batch) {
+    if let Ok(rep) =
+        powkit::sigs::file::verify_reader("fuzz.jsonl", &mut input, &powkit::sigs::CpuSigVerifier { batch })
+    {
         let lines = text.split(|&b| b == b'\n').count() - usize::from(text.is_empty() || text.ends_with(b"\n"));
         assert_eq!(rep.total, lines);
         assert_eq!(rep.valid + rep.invalid, rep.total);

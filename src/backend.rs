@@ -4,14 +4,16 @@
 //! engines and says, in plain words, what it chose and why ([`EngineSet::notes`]).
 //!
 //! Two kinds of work use it: the nonce search ([`open_search`]: a CPU scanner and/or a GPU search
-//! over one range) and header hashing in bulk validation ([`open_header_hasher`]).
+//! over one range), header hashing in bulk validation ([`open_header_hasher`]), and Ed25519 signature
+//! verification ([`open_sig_verifier`]).
 
 use std::fmt;
 use std::str::FromStr;
 
-use crate::gpu::{GpuDevice, GpuError, GpuHasher, GpuSearch};
+use crate::gpu::{GpuDevice, GpuError, GpuHasher, GpuSearch, GpuSigVerifier};
 use crate::mine::Engines;
 use crate::sha256::{CpuImpl, NonceScanner};
+use crate::sigs::{CpuSigVerifier, SigVerifier, SplitSigVerifier};
 
 /// Where work runs, as the user asks for it (`--backend`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -280,5 +282,35 @@ pub fn open_header_hasher(
             HeaderHasher::Gpu(Box::new(dev), h)
         }
         None => HeaderHasher::Cpu(threads),
+    })
+}
+
+/// Opens the signature verifier `backend` asks for, the GPU decided by [`open_gpu`]: `cpu` verifies
+/// on CPU threads (`batch` signatures per ed25519-zebra batch); `gpu` on the GPU alone; `all` on
+/// both, split by measured speed ([`SplitSigVerifier`]); `auto` like `all` with a hardware GPU, or
+/// a software one when `allow_software`, else the CPU alone. Compiling the GPU verifier takes a
+/// minute or more on a software adapter. `notes` gets what was left out and why.
+///
+/// # Errors
+/// `gpu` or `all` and no adapter could be opened.
+pub fn open_sig_verifier(
+    backend: Backend,
+    adapter: Option<usize>,
+    allow_software: bool,
+    batch: usize,
+    notes: &mut Vec<String>,
+) -> Result<Box<dyn SigVerifier>, BackendError> {
+    let cpu = CpuSigVerifier { batch: batch.max(1) };
+    let allow_software = allow_software || matches!(backend, Backend::Gpu | Backend::All);
+    Ok(match open_gpu(backend, adapter, allow_software, notes)? {
+        None => Box::new(cpu),
+        Some(dev) => {
+            let gpu = GpuSigVerifier::new(dev);
+            if backend == Backend::Gpu {
+                Box::new(gpu)
+            } else {
+                Box::new(SplitSigVerifier::new(Box::new(cpu), Box::new(gpu)))
+            }
+        }
     })
 }

@@ -249,8 +249,19 @@ fn gpu_list_and_bench_gpu_rows() {
     }
     let out = powkit(&["gpu", "list"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("index"));
-    let out =
-        powkit(&["bench", "--backend", "all", "--gpu-allow-software", "--threads", "1", "--seconds", "0.5", "--json"]);
+    let out = powkit(&[
+        "bench",
+        "--backend",
+        "all",
+        "--gpu-allow-software",
+        "--threads",
+        "1",
+        "--seconds",
+        "0.5",
+        "--sigs",
+        "300",
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let j = json(&out);
     let rows = j["results"].as_array().unwrap();
@@ -260,6 +271,15 @@ fn gpu_list_and_bench_gpu_rows() {
         assert!(r["adapter"].as_str().is_some());
         assert!(r["hashes_per_second"].as_f64().unwrap() > 0.0);
     }
+    // Signature rows (issue 15): every verifier, each having called all 300 valid signatures valid.
+    let sigs = j["signatures"].as_array().unwrap();
+    let kinds: Vec<&str> = sigs.iter().map(|r| r["backend"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["cpu", "gpu", "all"], "{j}");
+    for r in sigs {
+        assert_eq!(r["signatures"], 300);
+        assert!(r["signatures_per_second"].as_f64().unwrap() > 0.0);
+    }
+    assert!(sigs[1]["verifier"].as_str().unwrap().starts_with("gpu ("));
 }
 
 /// A password may begin with '-' (`powkit rpc-auth`, like Core's rpcauth.py, draws base64url

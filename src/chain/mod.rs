@@ -14,7 +14,7 @@ pub mod follower;
 pub use follower::Follower;
 
 use crate::consensus::ledger::{
-    check_block_context_free, check_header_context_free, check_header_contextual, check_signatures, next_bits,
+    check_block_context_free, check_header_context_free, check_header_contextual, check_signatures_with, next_bits,
     AsertAnchor, ConsensusError, ParentContext, ASERT_ANCHOR_HEIGHT,
 };
 use crate::consensus::LedgerParams;
@@ -161,6 +161,8 @@ pub struct Chain {
     candidates: HashSet<BlockHash>,
     pending: TipChange,
     seq: u64,
+    /// Where block signatures are verified (CPU threads unless [`Chain::set_sig_verifier`]).
+    sig_verifier: Box<dyn crate::sigs::SigVerifier>,
 }
 
 impl Chain {
@@ -190,6 +192,7 @@ impl Chain {
             candidates: HashSet::new(),
             pending: TipChange::default(),
             seq: 0,
+            sig_verifier: Box::new(crate::sigs::CpuSigVerifier::default()),
         };
         for (hash, rec) in records {
             chain.insert(hash, rec);
@@ -239,6 +242,17 @@ impl Chain {
             }
         }
         best
+    }
+
+    /// Verifies block signatures with `verifier` from now on (a GPU, or CPU and GPU together:
+    /// every verifier gives the same verdicts; the default is CPU threads).
+    pub fn set_sig_verifier(&mut self, verifier: Box<dyn crate::sigs::SigVerifier>) {
+        self.sig_verifier = verifier;
+    }
+
+    /// What verifies block signatures (`cpu (N threads)`, `gpu (ADAPTER)`, `all (...)`).
+    pub fn sig_verifier(&self) -> String {
+        self.sig_verifier.describe()
     }
 
     /// The chain parameters.
@@ -441,7 +455,7 @@ impl Chain {
             }
         }
         let body = check_block_context_free(block, block.encoded_len())
-            .and_then(|()| check_signatures(&[block]).map_err(|(_, e)| e.into()));
+            .and_then(|()| check_signatures_with(&[block], &*self.sig_verifier).map_err(|(_, e)| e.into()));
         if let Err(e) = body {
             if e.is_mutation() {
                 return Err(BlockError::Mutated(e));

@@ -31,6 +31,10 @@ pub struct BenchArgs {
     /// Seconds per row.
     #[arg(long, default_value_t = 5.0)]
     pub seconds: f64,
+    /// Also verify this many Ed25519 signatures (ZIP-215) per verifier --backend stands for (cpu;
+    /// gpu; all: cpu, gpu and both together), after the hash rows.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub sigs: usize,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -53,6 +57,7 @@ pub fn options(a: &BenchArgs) -> Result<BenchOptions, CliError> {
         cpu_impls,
         threads: a.threads.clone(),
         seconds: a.seconds,
+        signatures: a.sigs,
     })
 }
 
@@ -94,6 +99,19 @@ pub fn main(a: &BenchArgs) -> Result<i32, CliError> {
             r.adapter.as_deref().map(|a| format!("  {a}")).unwrap_or_default()
         )
     })?;
+    if !report.signatures.is_empty() {
+        println!("\n{:<8} {:>10} {:>8} {:>16}  verifier", "backend", "signatures", "seconds", "signatures/s");
+        for r in &report.signatures {
+            println!(
+                "{:<8} {:>10} {:>8.3} {:>16.0}  {}",
+                r.backend.name(),
+                r.signatures,
+                r.seconds,
+                r.signatures_per_second,
+                r.verifier
+            );
+        }
+    }
     for n in &report.notes {
         println!("note: {n}");
     }

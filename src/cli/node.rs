@@ -77,6 +77,10 @@ pub struct NodeArgs {
     /// default 5).
     #[arg(long, value_name = "SECONDS", requires = "stratum")]
     pub stratum_share_interval: Option<f64>,
+    /// Where block signatures are verified: cpu, gpu, all (both, split by measured speed) or auto
+    /// (all with a hardware GPU, else the CPU; the default).
+    #[arg(long, value_enum)]
+    pub sig_backend: Option<Backend>,
 }
 
 /// Flags of `powkit rpc`.
@@ -147,6 +151,7 @@ pub fn main(a: &NodeArgs) -> Result<i32, CliError> {
         stratum: a.stratum.clone(),
         stratum_difficulty: a.stratum_difficulty,
         stratum_share_interval: a.stratum_share_interval,
+        sig_backend: a.sig_backend,
     };
     let cfg = flags.resolve(file, a.datadir.clone()).map_err(CliError::usage)?;
     crate::node::run(cfg).map_err(CliError::usage)?;

@@ -4,19 +4,28 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::engine::EngineArgs;
 use super::CliError;
 use crate::sigs;
-pub use crate::sigs::file::{verify_file, SigBackend, VerifySigsReport};
+pub use crate::sigs::file::{verify_file, VerifySigsReport};
 
 /// Flags of `powkit verify-sigs`.
 #[derive(Args, Debug, Clone)]
+#[command(mut_arg("backend", |a| a.help(
+    "Where to verify: cpu (threads, ed25519-zebra batches), gpu (the WGSL verifier), all (both, split by \
+     measured speed), auto (all with a hardware GPU, else the CPU; a software adapter only with \
+     --gpu-allow-software)"
+)))]
 pub struct VerifySigsArgs {
     /// JSON lines: `{"pubkey": hex, "signature": hex, "message": hex}` per line.
     pub file: PathBuf,
-    /// Where to verify.
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub backend: SigBackend,
-    /// Signatures per batch (a failed batch is bisected to name the bad signatures).
+    /// `--backend` and `--adapter`.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// With --backend auto, use a software GPU adapter (lavapipe) too, though it shares the CPU.
+    #[arg(long)]
+    pub gpu_allow_software: bool,
+    /// Signatures per CPU batch (a failed batch is bisected to name the bad signatures).
     #[arg(long, default_value_t = sigs::BATCH)]
     pub batch: usize,
     /// Print one JSON object.
@@ -24,9 +33,21 @@ pub struct VerifySigsArgs {
     pub json: bool,
 }
 
-/// Runs the verification ([`crate::sigs::file::verify_file`]).
+/// Opens the verifier the flags ask for and runs the verification
+/// ([`crate::sigs::file::verify_file`]); notes on the backend's choice go to stderr.
 pub fn run(a: &VerifySigsArgs) -> Result<VerifySigsReport, CliError> {
-    verify_file(&a.file, a.batch, a.backend).map_err(|e| CliError::usage(e.0))
+    let mut notes = Vec::new();
+    let verifier = crate::backend::open_sig_verifier(
+        a.engine.backend,
+        a.engine.adapter,
+        a.gpu_allow_software,
+        a.batch,
+        &mut notes,
+    )?;
+    for n in notes {
+        eprintln!("note: {n}");
+    }
+    verify_file(&a.file, &*verifier).map_err(|e| CliError::usage(e.0))
 }
 
 /// `powkit verify-sigs`: exit 0 all valid, 1 some invalid, 2 malformed input.
@@ -41,10 +62,7 @@ pub fn main(a: &VerifySigsArgs) -> Result<i32, CliError> {
             let more = if r.invalid > 50 { format!(" (and {} more)", r.invalid - 50) } else { String::new() };
             println!("invalid line indexes (0-based): {}{more}", shown.join(", "));
         }
-        println!(
-            "{:.0} signatures/s in {:.3} s ({} threads, batches of {})",
-            r.signatures_per_second, r.seconds, r.threads, r.batch
-        );
+        println!("{:.0} signatures/s in {:.3} s on {}", r.signatures_per_second, r.seconds, r.backend);
     }
     Ok(if r.invalid > 0 { 1 } else { 0 })
 }

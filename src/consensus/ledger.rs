@@ -242,6 +242,18 @@ pub fn check_block_context_free(b: &LedgerBlock, encoded_len: usize) -> Result<(
 /// # Errors
 /// The first failure as (index into `blocks`, error naming the transaction).
 pub fn check_signatures(blocks: &[&LedgerBlock]) -> Result<(), (usize, LedgerError)> {
+    check_signatures_with(blocks, &crate::sigs::CpuSigVerifier::default())
+}
+
+/// [`check_signatures`] on a chosen verifier (CPU threads, a GPU, or both: every one gives the
+/// same verdicts).
+///
+/// # Errors
+/// As [`check_signatures`].
+pub fn check_signatures_with(
+    blocks: &[&LedgerBlock],
+    verifier: &dyn crate::sigs::SigVerifier,
+) -> Result<(), (usize, LedgerError)> {
     let mut place = Vec::new();
     let mut msgs = Vec::new();
     for (b, block) in blocks.iter().enumerate() {
@@ -257,7 +269,7 @@ pub fn check_signatures(blocks: &[&LedgerBlock]) -> Result<(), (usize, LedgerErr
         .zip(&msgs)
         .map(|((_, _, t), m)| crate::sigs::SigRef { pubkey: t.from.as_bytes(), signature: &t.signature, message: m })
         .collect();
-    match crate::sigs::verify_all(&refs).first() {
+    match verifier.invalid(&refs).first() {
         None => Ok(()),
         Some(&k) => {
             let (b, i, t) = place[k];

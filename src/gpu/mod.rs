@@ -2,18 +2,21 @@
 //!
 //! [`GpuDevice`] owns the adapter's device and queue. [`GpuSearch`] runs the nonce-search shader
 //! (`shaders/sha256d_search.wgsl`) with several dispatches in flight; [`GpuHasher`] hashes batches of
-//! headers and builds merkle trees (`shaders/sha256_batch.wgsl`). Every shader has a CPU twin it is
+//! headers and builds merkle trees (`shaders/sha256_batch.wgsl`); [`GpuSigVerifier`] verifies
+//! batches of Ed25519 signatures under ZIP-215 (`shaders/ed25519_verify.wgsl`). Every shader has a CPU twin it is
 //! tested against: the scalar reference in [`crate::sha256`].
 //!
 //! Adapters come from wgpu's native backends (Vulkan, Metal, DX12). On Linux without a GPU, Mesa's
 //! lavapipe (`mesa-vulkan-drivers`) provides a software Vulkan device; CI runs every GPU test on it.
 
 mod batch;
+pub mod ed25519;
 mod search;
 
 use std::fmt;
 
 pub use batch::GpuHasher;
+pub use ed25519::GpuSigVerifier;
 pub use search::{GpuSearch, SearchDispatch};
 
 /// Why the GPU could not be used.

@@ -33,6 +33,9 @@ pub struct BenchOptions {
     pub threads: Vec<usize>,
     /// Seconds per row, in (0, 3600].
     pub seconds: f64,
+    /// Ed25519 signatures (distinct keys and messages) to verify per signature row; 0: no
+    /// signature rows ([`bench_signatures`]).
+    pub signatures: usize,
 }
 
 /// One measured configuration.
@@ -69,6 +72,92 @@ pub struct BenchReport {
     pub hardware_threads: usize,
     /// Plain-language notes (a backend not available, say).
     pub notes: Vec<String>,
+    /// Ed25519 (ZIP-215) verification rows, when asked for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<SigBenchRow>,
+}
+
+/// One signature verifier measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct SigBenchRow {
+    /// `cpu`, `gpu` or `all`.
+    pub backend: Backend,
+    /// What verified (`cpu (N threads)`, `gpu (ADAPTER)`, `all (...)`).
+    pub verifier: String,
+    /// Signatures verified in the measured pass.
+    pub signatures: usize,
+    /// Wall time of the measured pass.
+    pub seconds: f64,
+    /// `signatures / seconds`.
+    pub signatures_per_second: f64,
+}
+
+/// Verifies `count` valid signatures (each with its own key and message, made here) on each
+/// verifier `backend` stands for (`cpu`; `gpu`; `all`: cpu, gpu and the two together; `auto`: all
+/// with a hardware GPU, or a software one when `allow_software`, else cpu), twice each: the first
+/// pass warms up (and lets the split measure its rates), the second is the row. A verifier that
+/// calls a valid signature invalid is a bug and fails the benchmark.
+///
+/// # Errors
+/// `gpu` or `all` and no adapter; a wrong verdict ([`SearchError::Engines`] with the reason).
+pub fn bench_signatures(
+    backend: Backend,
+    adapter: Option<usize>,
+    allow_software: bool,
+    count: usize,
+    notes: &mut Vec<String>,
+) -> Result<Vec<SigBenchRow>, SearchError> {
+    use ed25519_zebra::{SigningKey, VerificationKeyBytes};
+    use rayon::prelude::*;
+    let made: Vec<([u8; 32], [u8; 64], [u8; 32])> = (0..count as u64)
+        .into_par_iter()
+        .map(|i| {
+            let mut seed = [0u8; 32];
+            seed[..8].copy_from_slice(&i.to_le_bytes());
+            seed[8] = 0xb5;
+            let key = SigningKey::from(seed);
+            let msg: [u8; 32] = crate::sha256::reference::sha256d(&seed);
+            (VerificationKeyBytes::from(&key).into(), key.sign(&msg).to_bytes(), msg)
+        })
+        .collect();
+    let refs: Vec<crate::sigs::SigRef> =
+        made.iter().map(|(pk, sig, m)| crate::sigs::SigRef { pubkey: pk, signature: sig, message: m }).collect();
+    let kinds: Vec<Backend> = match backend {
+        Backend::Cpu => vec![Backend::Cpu],
+        Backend::Gpu => vec![Backend::Gpu],
+        Backend::All => vec![Backend::Cpu, Backend::Gpu, Backend::All],
+        Backend::Auto => match backend::open_gpu(Backend::Auto, adapter, allow_software, notes)? {
+            Some(_) => vec![Backend::Cpu, Backend::Gpu, Backend::All],
+            None => vec![Backend::Cpu],
+        },
+    };
+    let mut rows = Vec::new();
+    for kind in kinds {
+        let v = backend::open_sig_verifier(kind, adapter, true, crate::sigs::BATCH, &mut Vec::new())?;
+        let pass = || {
+            let t0 = Instant::now();
+            let bad = v.invalid(&refs);
+            (bad, t0.elapsed().as_secs_f64().max(1e-9))
+        };
+        pass();
+        let (bad, secs) = pass();
+        if !bad.is_empty() {
+            return Err(SearchError::Engines(backend::BackendError(format!(
+                "{}: {} of {count} valid signatures called invalid (first: {})",
+                v.describe(),
+                bad.len(),
+                bad[0]
+            ))));
+        }
+        rows.push(SigBenchRow {
+            backend: kind,
+            verifier: v.describe(),
+            signatures: count,
+            seconds: secs,
+            signatures_per_second: count as f64 / secs,
+        });
+    }
+    Ok(rows)
 }
 
 /// Measures one CPU configuration for `seconds`.
@@ -162,6 +251,7 @@ pub fn bench(opts: &BenchOptions, on_row: &mut dyn FnMut(&BenchRow)) -> Result<B
         cpu_impls_available: CpuImpl::available(),
         hardware_threads: super::default_threads(),
         notes: Vec::new(),
+        signatures: Vec::new(),
     };
     let mut set = backend::open_search_with(opts.backend, opts.cpu_impls, opts.adapter, opts.allow_software)?;
     report.notes.append(&mut set.notes);
@@ -185,6 +275,10 @@ pub fn bench(opts: &BenchOptions, on_row: &mut dyn FnMut(&BenchRow)) -> Result<B
             on_row(&row);
             report.results.push(row);
         }
+    }
+    if opts.signatures > 0 {
+        report.signatures =
+            bench_signatures(opts.backend, opts.adapter, opts.allow_software, opts.signatures, &mut report.notes)?;
     }
     Ok(report)
 }

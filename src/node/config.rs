@@ -3,7 +3,7 @@
 //!
 //! Keys: `chain`, `listen`, `peer` (repeatable), `rpc`, `rpcauth` (repeatable), `rpc_allow_remote`,
 //! `mine`, `miner_key`, `backend`, `threads`, `ban_seconds`, `mempool_bytes`, `max_peers`,
-//! `low_work_headers`, `stratum`, `stratum_difficulty`, `stratum_share_interval`. `listen = none`
+//! `low_work_headers`, `stratum`, `stratum_difficulty`, `stratum_share_interval`, `sig_backend`. `listen = none`
 //! turns listening off.
 
 use std::net::SocketAddr;
@@ -52,6 +52,8 @@ pub struct NodeConfig {
     pub stratum_difficulty: Option<f64>,
     /// The share interval the Stratum server's variable difficulty aims at, per connection.
     pub stratum_share_interval: std::time::Duration,
+    /// Where block signatures are verified (`auto`: with a hardware GPU when there is one).
+    pub sig_backend: Backend,
 }
 
 /// Settings as given on the command line or in the file (absent: not given).
@@ -89,6 +91,8 @@ pub struct Settings {
     pub stratum: Option<String>,
     /// `stratum_difficulty` (a positive number).
     pub stratum_difficulty: Option<f64>,
+    /// `sig_backend` (cpu, gpu, all or auto).
+    pub sig_backend: Option<Backend>,
     /// `stratum_share_interval` (seconds, 0.1 to 3600).
     pub stratum_share_interval: Option<f64>,
 }
@@ -168,6 +172,7 @@ impl Settings {
                 "stratum" => s.stratum = Some(v.into()),
                 "stratum_difficulty" => s.stratum_difficulty = Some(real("stratum_difficulty")?),
                 "stratum_share_interval" => s.stratum_share_interval = Some(real("stratum_share_interval")?),
+                "sig_backend" => s.sig_backend = Some(v.parse().map_err(|e| format!("{}: sig_backend: {e}", at()))?),
                 other => return Err(format!("{}: unknown setting {other:?}", at())),
             }
         }
@@ -243,6 +248,7 @@ impl Settings {
             stratum,
             stratum_difficulty,
             stratum_share_interval: std::time::Duration::from_secs_f64(interval),
+            sig_backend: self.sig_backend.or(file.sig_backend).unwrap_or(Backend::Auto),
         })
     }
 }

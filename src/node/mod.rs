@@ -182,7 +182,15 @@ struct Node {
 /// cannot start or its store fails.
 pub fn run(cfg: NodeConfig) -> Result<(), String> {
     let params = cfg.chain.params();
-    let chain = crate::chain::Chain::open(&cfg.datadir, params).map_err(|e| e.to_string())?;
+    let mut chain = crate::chain::Chain::open(&cfg.datadir, params).map_err(|e| e.to_string())?;
+    let mut notes = Vec::new();
+    let verifier = crate::backend::open_sig_verifier(cfg.sig_backend, None, false, crate::sigs::BATCH, &mut notes)
+        .map_err(|e| e.to_string().replace("--backend", "--sig-backend"))?;
+    for n in notes {
+        tracing::info!("{n}");
+    }
+    tracing::info!("block signatures verified on {}", verifier.describe());
+    chain.set_sig_verifier(verifier);
     let miner_key = match &cfg.miner_key {
         Some(p) => Some(crate::ledger::keys::public(&crate::ledger::keys::load(p)?)),
         None => None,

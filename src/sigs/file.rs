@@ -11,17 +11,8 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::SigRef;
+use super::{SigRef, SigVerifier};
 use crate::primitives::lines::{read_line_bounded, LineError};
-
-/// Where signatures are verified.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum SigBackend {
-    /// CPU threads (batched, all cores).
-    Cpu,
-    /// The GPU (not built yet).
-    Gpu,
-}
 
 /// Why a file could not be verified: one line naming the file (and the line, 1-based, when a
 /// record is malformed).
@@ -44,8 +35,8 @@ pub struct VerifySigsReport {
     pub signatures_per_second: f64,
     /// Seconds, end to end.
     pub seconds: f64,
-    /// Signatures per batch.
-    pub batch: usize,
+    /// What verified (`cpu (N threads)`, `gpu (ADAPTER)`, `all (...)`).
+    pub backend: String,
     /// Threads used.
     pub threads: usize,
     /// The rule set.
@@ -96,33 +87,31 @@ pub const MAX_SIG_LINE_BYTES: usize = 1 << 20;
 /// chunk): memory is bounded by one chunk, not the file.
 const CHUNK_BYTES: usize = 64 << 20;
 
-/// Verifies every signature in the JSON-lines file at `path` on `backend`, `batch` signatures per
-/// batch (at least 1; a failed batch is bisected to name exactly the bad signatures). The file is
-/// streamed ([`verify_reader`]).
+/// Verifies every signature in the JSON-lines file at `path` with `verifier` (a failed batch is
+/// bisected to name exactly the bad signatures). The file is streamed ([`verify_reader`]).
 ///
 /// # Errors
-/// The GPU backend (not built yet), an unreadable file, or what [`verify_reader`] refuses.
-pub fn verify_file(path: &Path, batch: usize, backend: SigBackend) -> Result<VerifySigsReport, SigFileError> {
-    if backend == SigBackend::Gpu {
-        return Err(SigFileError(
-            "--backend gpu: GPU signature verification is not built yet; use --backend cpu".into(),
-        ));
-    }
+/// An unreadable file, or what [`verify_reader`] refuses.
+pub fn verify_file(path: &Path, verifier: &dyn SigVerifier) -> Result<VerifySigsReport, SigFileError> {
     let f = std::fs::File::open(path).map_err(|e| SigFileError(format!("{}: {e}", path.display())))?;
-    verify_reader(&path.display().to_string(), &mut std::io::BufReader::with_capacity(1 << 20, f), batch)
+    verify_reader(&path.display().to_string(), &mut std::io::BufReader::with_capacity(1 << 20, f), verifier)
 }
 
-/// Verifies every record of the JSON-lines input `r` (named `name` in errors) on the CPU, `batch`
-/// signatures per batch. Lines are read with their length checked while reading
-/// ([`MAX_SIG_LINE_BYTES`]) and verified a chunk at a time (at most about 64 MiB of lines held).
+/// Verifies every record of the JSON-lines input `r` (named `name` in errors) with `verifier`.
+/// Lines are read with their length checked while reading ([`MAX_SIG_LINE_BYTES`]) and verified a
+/// chunk at a time (at least the verifier's preferred batch, at most about 64 MiB of lines held):
+/// each chunk is parsed on all cores, then verified in one call.
 ///
 /// # Errors
 /// `NAME: line N: ...` (N 1-based) for a line that cannot be read, is longer than
 /// [`MAX_SIG_LINE_BYTES`], is not UTF-8, or is not a signature record.
-pub fn verify_reader(name: &str, r: &mut dyn BufRead, batch: usize) -> Result<VerifySigsReport, SigFileError> {
+pub fn verify_reader(
+    name: &str,
+    r: &mut dyn BufRead,
+    verifier: &dyn SigVerifier,
+) -> Result<VerifySigsReport, SigFileError> {
     let t0 = Instant::now();
-    let batch = batch.max(1);
-    let chunk_lines = batch.saturating_mul(4 * rayon::current_num_threads()).min(1 << 20);
+    let chunk_lines = verifier.preferred_batch().clamp(1, 1 << 20);
     let (mut text, mut ends, mut line) = (Vec::new(), Vec::new(), Vec::new());
     let (mut total, mut invalid_indexes) = (0usize, Vec::new());
     loop {
@@ -144,7 +133,7 @@ pub fn verify_reader(name: &str, r: &mut dyn BufRead, batch: usize) -> Result<Ve
             Err(LineError::Io(e)) => return Err(SigFileError(format!("{name}: line {at}: {e}"))),
         };
         if ends.len() >= chunk_lines || text.len() >= CHUNK_BYTES || (eof && !ends.is_empty()) {
-            verify_chunk(&text, &ends, total, batch, &mut invalid_indexes)
+            verify_chunk(&text, &ends, total, verifier, &mut invalid_indexes)
                 .map_err(|(i, why)| SigFileError(format!("{name}: line {}: {why}", i + 1)))?;
             total += ends.len();
             text.clear();
@@ -162,47 +151,35 @@ pub fn verify_reader(name: &str, r: &mut dyn BufRead, batch: usize) -> Result<Ve
         invalid_indexes,
         signatures_per_second: total as f64 / secs,
         seconds: secs,
-        batch,
+        backend: verifier.describe(),
         threads: rayon::current_num_threads(),
         rules: "ZIP-215 (canonical S, non-canonical point encodings accepted, cofactored equation)",
     })
 }
 
-/// Parses and verifies the lines of one chunk (line `i` is `text[ends[i - 1]..ends[i]]`, the first
-/// at index `first`) in batches on the pool, appending the invalid indexes in order; or the first
-/// malformed line (index, reason).
+/// Parses the lines of one chunk on all cores (line `i` is `text[ends[i - 1]..ends[i]]`, the first
+/// at index `first`), verifies them in one call, and appends the invalid indexes in order; or the
+/// first malformed line (index, reason).
 fn verify_chunk(
     text: &[u8],
     ends: &[usize],
     first: usize,
-    batch: usize,
+    verifier: &dyn SigVerifier,
     invalid: &mut Vec<usize>,
 ) -> Result<(), (usize, String)> {
     let lines: Vec<&[u8]> =
         ends.iter().scan(0, |start, &end| Some(&text[std::mem::replace(start, end)..end])).collect();
-    let results: Vec<Result<Vec<usize>, (usize, String)>> = lines
-        .par_chunks(batch)
+    let parsed = lines
+        .par_iter()
         .enumerate()
-        .map(|(c, chunk)| {
-            let base = first + c * batch;
-            let parsed = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, l)| {
-                    let l = std::str::from_utf8(l).map_err(|_| (base + i, "not UTF-8".to_string()))?;
-                    parse_line(l.trim_end_matches('\r')).map_err(|e| (base + i, e))
-                })
-                .collect::<Result<Vec<Parsed>, _>>()?;
-            let refs: Vec<SigRef> = parsed
-                .iter()
-                .map(|p| SigRef { pubkey: &p.pubkey, signature: &p.signature, message: &p.message })
-                .collect();
-            Ok(super::verify_all_in(&refs, batch).into_iter().map(|i| base + i).collect())
+        .map(|(i, l)| {
+            let l = std::str::from_utf8(l).map_err(|_| (first + i, "not UTF-8".to_string()))?;
+            parse_line(l.trim_end_matches('\r')).map_err(|e| (first + i, e))
         })
-        .collect();
-    for r in results {
-        invalid.extend(r?);
-    }
+        .collect::<Result<Vec<Parsed>, _>>()?;
+    let refs: Vec<SigRef> =
+        parsed.iter().map(|p| SigRef { pubkey: &p.pubkey, signature: &p.signature, message: &p.message }).collect();
+    invalid.extend(verifier.invalid(&refs).into_iter().map(|i| first + i));
     Ok(())
 }
 
@@ -233,21 +210,21 @@ mod tests {
     }
 
     /// Verdicts keep their file-wide line indexes across chunks (batch 1: a chunk is
-    /// 4 x threads lines, so 50 lines are many chunks).
+    /// the verifier's preferred batch, 4 x threads lines, so 50 lines are many chunks).
     #[test]
     fn indexes_are_file_wide_across_chunks() {
         let bad = [0, 3, 17, 48, 49];
         let text = records(50, &bad);
         for batch in [1, 2, 7, 512] {
-            let rep = verify_reader("t.jsonl", &mut text.as_bytes(), batch).unwrap();
+            let rep = verify_reader("t.jsonl", &mut text.as_bytes(), &super::super::CpuSigVerifier { batch }).unwrap();
             assert_eq!((rep.total, rep.invalid), (50, bad.len()), "batch {batch}");
             assert_eq!(rep.invalid_indexes, bad, "batch {batch}");
         }
         // A malformed line far into the file is named by its 1-based number.
         let text = format!("{}not json\n{}", records(30, &[]), records(2, &[]));
-        let e = verify_reader("t.jsonl", &mut text.as_bytes(), 1).unwrap_err();
+        let e = verify_reader("t.jsonl", &mut text.as_bytes(), &super::super::CpuSigVerifier { batch: 1 }).unwrap_err();
         assert!(e.0.starts_with("t.jsonl: line 31: not a signature record"), "{}", e.0);
-        let e = verify_reader("t.jsonl", &mut &b"\xff\n"[..], 1).unwrap_err();
+        let e = verify_reader("t.jsonl", &mut &b"\xff\n"[..], &super::super::CpuSigVerifier { batch: 1 }).unwrap_err();
         assert_eq!(e.0, "t.jsonl: line 1: not UTF-8");
     }
 
@@ -257,7 +234,7 @@ mod tests {
     fn an_endless_line_is_refused_at_the_limit() {
         let endless = std::io::Cursor::new(records(1, &[]).into_bytes()).chain(std::io::repeat(b'{').take(1 << 40));
         let mut r = BufReader::new(endless);
-        let e = verify_reader("big.jsonl", &mut r, 512).unwrap_err();
+        let e = verify_reader("big.jsonl", &mut r, &super::super::CpuSigVerifier { batch: 512 }).unwrap_err();
         assert_eq!(
             e.0,
             "big.jsonl: line 2: longer than 1048576 bytes, the limit of a signature record; refused after reading \
@@ -265,7 +242,8 @@ mod tests {
         );
         // A line of exactly the limit is read (and then judged as a record).
         let line = format!("{}\n", " ".repeat(MAX_SIG_LINE_BYTES));
-        let e = verify_reader("edge.jsonl", &mut line.as_bytes(), 512).unwrap_err();
+        let e = verify_reader("edge.jsonl", &mut line.as_bytes(), &super::super::CpuSigVerifier { batch: 512 })
+            .unwrap_err();
         assert!(e.0.starts_with("edge.jsonl: line 1: not a signature record"), "{}", e.0);
     }
 }

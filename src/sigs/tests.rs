@@ -8,11 +8,11 @@ fn h<const N: usize>(s: &str) -> [u8; N] {
     hex::decode(s).unwrap().try_into().unwrap()
 }
 
-type Vector = ([u8; 32], [u8; 32], Vec<u8>, [u8; 64]);
+pub(crate) type Vector = ([u8; 32], [u8; 32], Vec<u8>, [u8; 64]);
 
 /// RFC 8032 section 7.1: (secret key, public key, message, signature) for TEST 1, 2, 3, 1024 and
 /// SHA(abc).
-fn rfc8032() -> Vec<Vector> {
+pub(crate) fn rfc8032() -> Vec<Vector> {
     let v = |sk: &str, pk: &str, msg: &str, sig: &str| (h(sk), h(pk), hex::decode(msg).unwrap(), h(sig));
     vec![
         v(
@@ -163,4 +163,12 @@ fn bisection_names_exactly_the_planted_invalid_signatures() {
     }
     let singles: Vec<usize> = (0..n).filter(|&i| !verify_one(&refs[i])).collect();
     assert_eq!(singles, planted);
+    // Split between two verifiers (the second standing in for the GPU): the indexes of the
+    // second part are offset back, whatever share each call gives it as the rates change.
+    let split = SplitSigVerifier::new(Box::new(CpuSigVerifier { batch: 64 }), Box::new(CpuSigVerifier { batch: 7 }));
+    for len in [n, 2000, 65, SPLIT_MIN - 1, 1] {
+        let want: Vec<usize> = planted.iter().copied().filter(|&i| i < len).collect();
+        assert_eq!(split.invalid(&refs[..len]), want, "split of {len}");
+        assert!((0.001..=0.999).contains(&split.gpu_share()));
+    }
 }
