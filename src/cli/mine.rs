@@ -76,6 +76,10 @@ pub struct MineArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics (IP:PORT, or PORT for 127.0.0.1:PORT; off by
+    /// default). The names: docs/METRICS.md.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
     /// `--node` and its flags: solo mining on a bitcoind's getblocktemplate.
     #[command(flatten)]
     pub solo: super::solo::SoloArgs,
@@ -178,6 +182,7 @@ pub fn run(a: &MineArgs, progress: Option<RollProgress<'_>>) -> Result<MineRepor
 
 /// `powkit mine`: exit 0 when found, 1 when the range holds no solution, 2 on bad input.
 pub fn main(a: &MineArgs) -> Result<i32, CliError> {
+    let _metrics = super::start_metrics(a.metrics.as_deref())?;
     if let Some(url) = &a.solo.node {
         return super::solo::main(a, url);
     }

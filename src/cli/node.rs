@@ -77,6 +77,10 @@ pub struct NodeArgs {
     /// default 5).
     #[arg(long, value_name = "SECONDS", requires = "stratum")]
     pub stratum_share_interval: Option<f64>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (IP:PORT, or PORT for 127.0.0.1:PORT; off by
+    /// default). The names: docs/METRICS.md.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
 }
 
 /// Flags of `powkit rpc`.
@@ -149,6 +153,7 @@ pub fn main(a: &NodeArgs) -> Result<i32, CliError> {
         stratum_share_interval: a.stratum_share_interval,
     };
     let cfg = flags.resolve(file, a.datadir.clone()).map_err(CliError::usage)?;
+    let _metrics = super::start_metrics(a.metrics.as_deref())?;
     crate::node::run(cfg).map_err(CliError::usage)?;
     Ok(0)
 }

@@ -625,15 +625,19 @@ impl Client<'_> {
                     self.report.accepted_difficulty += difficulty;
                     self.devices[device].accepted += 1;
                     self.devices[device].accepted_difficulty += difficulty;
+                    ::metrics::counter!(crate::metrics::MINE_SHARES_ACCEPTED).increment(1);
                     debug!(pool = %s.address, difficulty, "share accepted");
                 } else {
                     let e = error.unwrap_or_else(|| StratumError::new(20, format!("result {result}")));
                     warn!(pool = %s.address, code = e.code, "share rejected: {} ({})", e.message, error_name(e.code));
                     self.report.rejected += 1;
                     self.devices[device].rejected += 1;
+                    let reason = crate::stratum::message::error_label(e.code);
+                    ::metrics::counter!(crate::metrics::MINE_SHARES_REJECTED, "reason" => reason).increment(1);
                     if e.code == crate::stratum::message::ERR_JOB_NOT_FOUND {
                         self.report.stale += 1;
                         self.devices[device].stale += 1;
+                        ::metrics::counter!(crate::metrics::MINE_SHARES_STALE).increment(1);
                     }
                     match self.rejections.iter_mut().find(|r| r.code == e.code && r.message == e.message) {
                         Some(r) => r.count += 1,
@@ -801,6 +805,7 @@ impl Client<'_> {
         )?;
         if block.is_some() {
             info!(pool = %s.address, job = %work.job.job_id, %hash, "share meets the network target: a block");
+            ::metrics::counter!(crate::metrics::MINE_BLOCKS_FOUND).increment(1);
             s.block_pending = block;
         }
         Ok(())
@@ -946,12 +951,17 @@ impl Client<'_> {
         let mut conn = 0u64;
         let mut redirect: Option<String> = None;
         let mut last_progress = Instant::now();
+        let mut last_hashes = 0u64;
         let mut progress_tick = |c: &Client<'_>| {
-            if let Some(p) = progress {
-                if last_progress.elapsed() >= Duration::from_secs(1) {
-                    last_progress = Instant::now();
-                    let secs = t0.elapsed().as_secs_f64().max(1e-9);
-                    let hashes: u64 = c.shared.hashes.iter().map(|h| h.load(Ordering::Relaxed)).sum();
+            if last_progress.elapsed() >= Duration::from_secs(1) {
+                let interval = last_progress.elapsed().as_secs_f64();
+                last_progress = Instant::now();
+                let secs = t0.elapsed().as_secs_f64().max(1e-9);
+                let hashes: u64 = c.shared.hashes.iter().map(|h| h.load(Ordering::Relaxed)).sum();
+                let rate = hashes.saturating_sub(last_hashes) as f64 / interval;
+                last_hashes = hashes;
+                ::metrics::gauge!(crate::metrics::MINE_HASH_RATE).set(rate);
+                if let Some(p) = progress {
                     p(&PoolProgress {
                         seconds: secs,
                         hashes_per_second: hashes as f64 / secs,
@@ -1144,6 +1154,7 @@ impl Client<'_> {
         self.report.stale_unsent += 1;
         self.report.stale += 1;
         self.devices[device].stale += 1;
+        ::metrics::counter!(crate::metrics::MINE_SHARES_STALE).increment(1);
     }
 
     /// At the end of a run: waits up to [`DRAIN_TIMEOUT`] for the answers to shares already
