@@ -412,3 +412,84 @@ fn the_text_check_refuses_a_broken_line() {
 fn the_text_check_refuses_a_counter_typed_as_a_gauge() {
     check_text("# TYPE powkit_x_total gauge\npowkit_x_total 2\n");
 }
+
+/// A scripted pool that rejects every share as low difficulty (code 23): serves one job at a tiny
+/// share difficulty, on a network target no share meets (so none is a block). Returns its port.
+fn rejecting_pool() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut w = conn.try_clone().unwrap();
+                let r = BufReader::new(conn);
+                let mut send = |v: Value| writeln!(w, "{v}").is_ok();
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+                for line in r.lines().map_while(Result::ok) {
+                    let Ok(m) = serde_json::from_str::<Value>(&line) else { return };
+                    let id = m["id"].clone();
+                    let ok = match m["method"].as_str().unwrap_or("") {
+                        "mining.configure" => {
+                            send(json!({"id": id, "result": {"version-rolling": false}, "error": null}))
+                        }
+                        "mining.subscribe" => {
+                            send(json!({"id": id, "result": [[["mining.notify", "s1"]], "01020304", 4], "error": null}))
+                        }
+                        "mining.authorize" => {
+                            send(json!({"id": id, "result": true, "error": null}))
+                                && send(json!({"id": null, "method": "mining.set_difficulty", "params": [0.0001]}))
+                                && send(json!({"id": null, "method": "mining.notify", "params": [
+                                    "j1", "00".repeat(32), "01000000", "ffffffff", [], "20000000", "1d00ffff",
+                                    format!("{now:08x}"), true
+                                ]}))
+                        }
+                        "mining.submit" => {
+                            send(json!({"id": id, "result": null, "error": [23, "low difficulty share", null]}))
+                        }
+                        _ => send(json!({"id": id, "result": true, "error": null})),
+                    };
+                    if !ok {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// The miner's side of a rejection: against a pool that rejects every share with 23,
+/// `powkit_mine_shares_rejected_total{reason="low_difficulty"}` rises, nothing is counted
+/// accepted, and cgminer's API (`--api-listen`) shows the same `Rejected` and `Difficulty Rejected`.
+#[test]
+fn a_share_the_pool_rejects_raises_the_miner_s_reason_counter() {
+    let d = common::tmp_dir("metrics", "rejected");
+    let url = format!("stratum+tcp://127.0.0.1:{}", rejecting_pool());
+    let args = ["mine", "--pool", &url, "--user", "w", "--backend", "cpu", "--threads", "1"];
+    let extra = ["--metrics", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"];
+    let mut miner = Proc::start(&[&args[..], &extra].concat(), &d.join("miner.log"));
+    let addr = miner.metrics_addr();
+    let rejected = |s: &Scrape| value(s, "powkit_mine_shares_rejected_total", &[("reason", "low_difficulty")]);
+    wait_for("two rejected shares", 60, || rejected(&scrape(&addr)).unwrap_or(0.0) >= 2.0);
+    let s = scrape(&addr);
+    assert_eq!(value(&s, "powkit_mine_shares_accepted_total", &[]), None);
+    assert_eq!(value(&s, "powkit_mine_blocks_found_total", &[]), None);
+    let api_addr = {
+        let log = miner.log();
+        let line = log.lines().find(|l| l.starts_with("api: cgminer API on ")).expect("api line").to_string();
+        line["api: cgminer API on ".len()..].trim().to_string()
+    };
+    let mut c = TcpStream::connect(&api_addr).unwrap();
+    c.write_all(br#"{"command":"summary"}"#).unwrap();
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).unwrap();
+    let v: Value = serde_json::from_slice(&out[..out.len() - 1]).unwrap();
+    let sum = &v["SUMMARY"][0];
+    assert!(sum["Rejected"].as_u64().unwrap() >= 2, "{sum}");
+    assert_eq!(sum["Accepted"], 0, "{sum}");
+    assert!(sum["Difficulty Rejected"].as_f64().unwrap() > 0.0, "{sum}");
+    assert!(sum["Pool Rejected%"].as_f64().unwrap() > 99.0, "{sum}");
+    drop(miner);
+    let _ = std::fs::remove_dir_all(&d);
+}
