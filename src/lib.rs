@@ -19,6 +19,7 @@ pub mod consensus;
 pub mod generate;
 pub mod gpu;
 pub mod ledger;
+pub mod metrics;
 pub mod mine;
 pub mod net;
 pub mod node;

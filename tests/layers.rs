@@ -15,6 +15,7 @@ const FLOORS: &[(&str, u32)] = &[
     ("sha256", 1),
     ("gpu", 1),
     ("sigs", 1),
+    ("metrics", 1),
     ("ledger", 2),
     ("consensus", 3),
     ("net", 3),

@@ -122,6 +122,35 @@ impl BlockError {
     }
 }
 
+impl BlockError {
+    /// The metrics label of the refusal (`powkit_chain_blocks_rejected_total{reason}`): the
+    /// consensus rule's function name for a rule broken, else `unknown_parent`, `known_invalid`,
+    /// `store`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            BlockError::Header(HeaderError::UnknownParent(_)) => "unknown_parent",
+            BlockError::Header(HeaderError::KnownInvalid) => "known_invalid",
+            BlockError::Header(HeaderError::Invalid(e)) | BlockError::Mutated(e) | BlockError::Invalid(e) => e.rule(),
+            BlockError::Store(_) => "store",
+        }
+    }
+}
+
+/// Counts a tip move for the metrics: blocks connected, a reorg and its depth, blocks the state
+/// rules refused.
+fn record_tip_change(change: &TipChange) {
+    if !change.connected.is_empty() {
+        ::metrics::counter!(crate::metrics::CHAIN_BLOCKS_CONNECTED).increment(change.connected.len() as u64);
+    }
+    if !change.disconnected.is_empty() {
+        ::metrics::counter!(crate::metrics::CHAIN_REORGS).increment(1);
+        ::metrics::histogram!(crate::metrics::CHAIN_REORG_DEPTH).record(change.disconnected.len() as f64);
+    }
+    for (_, e) in &change.invalid {
+        ::metrics::counter!(crate::metrics::CHAIN_BLOCKS_REJECTED, "reason" => e.rule()).increment(1);
+    }
+}
+
 /// What [`Chain::accept_block`] did with a valid-looking block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accepted {
@@ -445,6 +474,24 @@ impl Chain {
     /// [`Chain::activate`], which reports every tip move. A block that breaks a body rule is marked invalid with its
     /// descendants, except a merkle mismatch (the header may be fine with other transactions).
     pub fn accept_block(&mut self, block: &LedgerBlock, now: i64) -> Result<Accepted, BlockError> {
+        let t0 = std::time::Instant::now();
+        let r = self.accept_block_timed(block, now);
+        match &r {
+            Ok(Accepted::New) => {
+                ::metrics::histogram!(crate::metrics::CHAIN_BLOCK_VALIDATION).record(t0.elapsed().as_secs_f64());
+                let transfers = block.txs.len().saturating_sub(1) as u64;
+                ::metrics::counter!(crate::metrics::CHAIN_SIGNATURES_VERIFIED, "backend" => self.sig_verifier.kind())
+                    .increment(transfers);
+            }
+            Ok(Accepted::Duplicate) => {}
+            Err(e) => {
+                ::metrics::counter!(crate::metrics::CHAIN_BLOCKS_REJECTED, "reason" => e.reason()).increment(1);
+            }
+        }
+        r
+    }
+
+    fn accept_block_timed(&mut self, block: &LedgerBlock, now: i64) -> Result<Accepted, BlockError> {
         let hash = block.header.block_hash();
         match self.index.get(&hash).map(|e| e.status) {
             Some(BlockStatus::Invalid) => return Err(HeaderError::KnownInvalid.into()),
@@ -600,6 +647,14 @@ impl Chain {
             }
             let Some((_, path)) = best else { break };
             self.reorg_to(&path, &mut change)?;
+        }
+        record_tip_change(&change);
+        if change.moved() {
+            // Here as well as in the node's periodic gauges, so a scrape never sees the
+            // blocks-connected counter ahead of the height.
+            ::metrics::gauge!(crate::metrics::CHAIN_HEIGHT).set(self.height() as f64);
+            let headers = self.index.get(&self.best_header).map_or(0, |e| e.height);
+            ::metrics::gauge!(crate::metrics::CHAIN_HEADERS).set(headers.max(self.height()) as f64);
         }
         Ok(change)
     }

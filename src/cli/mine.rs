@@ -76,6 +76,14 @@ pub struct MineArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// With --pool: answer cgminer's API (summary, devs, pools, version; read-only) on TCP at ADDR
+    /// (IP:PORT, or PORT for 127.0.0.1:PORT; the flag alone: 127.0.0.1:4028, cgminer's).
+    #[arg(long, value_name = "ADDR", requires = "pool", num_args = 0..=1, default_missing_value = "127.0.0.1:4028")]
+    pub api_listen: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (IP:PORT, or PORT for 127.0.0.1:PORT; off by
+    /// default). The names: docs/METRICS.md.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
     /// `--node` and its flags: solo mining on a bitcoind's getblocktemplate.
     #[command(flatten)]
     pub solo: super::solo::SoloArgs,
@@ -178,6 +186,7 @@ pub fn run(a: &MineArgs, progress: Option<RollProgress<'_>>) -> Result<MineRepor
 
 /// `powkit mine`: exit 0 when found, 1 when the range holds no solution, 2 on bad input.
 pub fn main(a: &MineArgs) -> Result<i32, CliError> {
+    let _metrics = super::start_metrics(a.metrics.as_deref())?;
     if let Some(url) = &a.solo.node {
         return super::solo::main(a, url);
     }
@@ -290,6 +299,7 @@ pub fn pool_options(a: &MineArgs) -> Result<PoolOptions, CliError> {
         backoff_initial: Duration::from_millis(a.retry_ms.max(1)),
         attempts_per_pool: a.attempts_per_pool,
         stop,
+        status: None,
     })
 }
 
@@ -297,8 +307,20 @@ pub fn pool_options(a: &MineArgs) -> Result<PoolOptions, CliError> {
 /// found), 1 when no pool answered or shares were submitted and none was accepted, 2 on bad input,
 /// 3 when the GPU failed.
 fn pool_main(a: &MineArgs) -> Result<i32, CliError> {
-    let opts = pool_options(a)?;
+    let mut opts = pool_options(a)?;
     super::node::init_logging(a.log.as_deref())?;
+    let _api = match &a.api_listen {
+        Some(addr) => {
+            let addr = crate::metrics::parse_listen(addr).map_err(|e| CliError::usage(format!("--api-listen {e}")))?;
+            let live = Arc::new(crate::mine::api::LiveStatus::default());
+            opts.status = Some(live.clone());
+            let server = crate::mine::api::serve(addr, live, std::time::Instant::now())
+                .map_err(|e| CliError { code: 3, message: e })?;
+            eprintln!("api: cgminer API on {}", server.address());
+            Some(server)
+        }
+        None => None,
+    };
     let tty = std::io::stderr().is_terminal();
     let show = move |p: &PoolProgress| {
         let line = format!(

@@ -84,6 +84,17 @@ impl From<crate::backend::BackendError> for CliError {
     }
 }
 
+/// `--metrics ADDR` (IP:PORT, or PORT for loopback): serves Prometheus text at `/metrics` until the
+/// returned server is dropped, and says where on stderr (`metrics: http://ADDR/metrics`, the port
+/// resolved when 0 was asked). `None` when the flag is absent: no recorder, every metric a no-op.
+pub(crate) fn start_metrics(addr: Option<&str>) -> Result<Option<crate::metrics::MetricsServer>, CliError> {
+    let Some(addr) = addr else { return Ok(None) };
+    let addr = crate::metrics::parse_listen(addr).map_err(|e| CliError::usage(format!("--metrics {e}")))?;
+    let server = crate::metrics::serve(addr, None).map_err(|e| CliError { code: 3, message: e })?;
+    eprintln!("metrics: http://{}/metrics", server.address());
+    Ok(Some(server))
+}
+
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)

@@ -81,6 +81,10 @@ pub struct NodeArgs {
     /// (all with a hardware GPU, else the CPU; the default).
     #[arg(long, value_enum)]
     pub sig_backend: Option<Backend>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (IP:PORT, or PORT for 127.0.0.1:PORT; off by
+    /// default). The names: docs/METRICS.md.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
 }
 
 /// Flags of `powkit rpc`.
@@ -154,6 +158,7 @@ pub fn main(a: &NodeArgs) -> Result<i32, CliError> {
         sig_backend: a.sig_backend,
     };
     let cfg = flags.resolve(file, a.datadir.clone()).map_err(CliError::usage)?;
+    let _metrics = super::start_metrics(a.metrics.as_deref())?;
     crate::node::run(cfg).map_err(CliError::usage)?;
     Ok(0)
 }

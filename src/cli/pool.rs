@@ -62,6 +62,10 @@ pub struct PoolArgs {
     /// Log level: error, warn, info, debug, trace (default info; or RUST_LOG).
     #[arg(long)]
     pub log: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (IP:PORT, or PORT for 127.0.0.1:PORT; off by
+    /// default). The names: docs/METRICS.md.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
 }
 
 /// The RPC credentials and payout from the flags of `powkit pool` and `powkit mine --node`.
@@ -165,6 +169,7 @@ pub fn main(a: &PoolArgs) -> Result<i32, CliError> {
         poll,
         ..ServerConfig::default()
     };
+    let _metrics = super::start_metrics(a.metrics.as_deref())?;
     let server = Server::start(addr, Arc::new(source), server_cfg).map_err(|e| CliError { code: 3, message: e })?;
     eprintln!("pool: Stratum on stratum+tcp://{} for {}", server.address(), a.bitcoind);
     let stop = Arc::new(AtomicBool::new(false));

@@ -875,6 +875,10 @@ impl crate::sigs::SigVerifier for GpuSigVerifier {
         format!("gpu ({})", self.dev.adapter.name)
     }
 
+    fn kind(&self) -> &'static str {
+        "gpu"
+    }
+
     fn preferred_batch(&self) -> usize {
         DISPATCH
     }

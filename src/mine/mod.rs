@@ -3,6 +3,7 @@
 //! mining one header at an easy target ([`header`]), powkit block templates ([`template`]),
 //! solo mining on a node's templates ([`solo`]), and pool mining over Stratum v1 ([`pool`]).
 
+pub mod api;
 pub mod bench;
 pub mod header;
 pub mod job;

@@ -131,6 +131,9 @@ pub struct PoolOptions {
     pub attempts_per_pool: u32,
     /// Stop when this is set (Ctrl-C).
     pub stop: Arc<AtomicBool>,
+    /// Where to publish what the run is doing for cgminer's API ([`crate::mine::api`]), about once
+    /// a second and after each share's answer; `None`: not published.
+    pub status: Option<Arc<crate::mine::api::LiveStatus>>,
 }
 
 /// Shares rejected for one reason.
@@ -491,6 +494,25 @@ struct Client<'a> {
     /// The pool's session id (the `mining.notify` subscription id) per pool, for resume.
     session_ids: HashMap<usize, String>,
     answered: u64,
+    /// When the run started.
+    t0: Instant,
+    /// What cgminer's API shows (published to `opts.status`).
+    api: ApiTrack,
+}
+
+/// The figures cgminer's API shows that the report does not keep.
+#[derive(Default)]
+struct ApiTrack {
+    pools: Vec<crate::mine::api::PoolStatus>,
+    devices: Vec<crate::mine::api::DeviceStatus>,
+    /// (when, hashes per device): the last ~6 s, for `MHS 5s`.
+    samples: std::collections::VecDeque<(Instant, Vec<u64>)>,
+    last_getwork: u64,
+    found_blocks: u64,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Why a session ended.
@@ -502,6 +524,42 @@ enum End {
 }
 
 impl Client<'_> {
+    /// Publishes the API snapshot (a no-op without `opts.status`).
+    fn publish(&mut self) {
+        let t0 = self.t0;
+        let Some(live) = &self.opts.status else { return };
+        let now = Instant::now();
+        let hashes: Vec<u64> = self.shared.hashes.iter().map(|h| h.load(Ordering::Relaxed)).collect();
+        let t = &mut self.api;
+        if t.samples.back().is_none_or(|(at, _)| now.duration_since(*at) >= Duration::from_millis(500)) {
+            t.samples.push_back((now, hashes.clone()));
+        }
+        while t.samples.len() > 2 && now.duration_since(t.samples[1].0) >= Duration::from_secs(5) {
+            t.samples.pop_front();
+        }
+        let (at0, h0) = t.samples.front().cloned().unwrap_or((t0, vec![0; hashes.len()]));
+        let window = now.duration_since(at0).as_secs_f64();
+        for (i, d) in t.devices.iter_mut().enumerate() {
+            d.hashes = hashes[i];
+            d.rate_5s = if window > 0.0 { hashes[i].saturating_sub(h0[i]) as f64 / window } else { 0.0 };
+            d.accepted = self.devices[i].accepted;
+            d.rejected = self.devices[i].rejected;
+            d.difficulty_accepted = self.devices[i].accepted_difficulty;
+        }
+        if let Some(d) = t.devices.first_mut() {
+            // Rebuilt solutions that missed the target: an engine fault, cgminer's hardware error.
+            d.hardware_errors = self.report.invalid_local;
+        }
+        live.publish(crate::mine::api::Snapshot {
+            elapsed: t0.elapsed().as_secs_f64(),
+            devices: t.devices.clone(),
+            pools: t.pools.clone(),
+            found_blocks: t.found_blocks,
+            discarded: self.report.stale_unsent,
+            last_getwork: t.last_getwork,
+        });
+    }
+
     fn finished(&self, t0: Instant) -> bool {
         self.opts.stop.load(Ordering::Relaxed)
             || self.opts.duration.is_some_and(|d| t0.elapsed() >= d)
@@ -517,7 +575,12 @@ impl Client<'_> {
                     debug!(pool = %s.address, "a response to no request of ours: {id}");
                     return Ok(());
                 };
-                self.response(s, pending, result, error, resume)
+                let submit = matches!(pending, Pending::Submit { .. });
+                let r = self.response(s, pending, result, error, resume);
+                if submit {
+                    self.publish();
+                }
+                r
             }
             Message::Request { id, method, params } => self.request(s, id, &method, &params, at),
         }
@@ -611,6 +674,11 @@ impl Client<'_> {
             },
             Pending::Submit { device, difficulty, block } => {
                 self.answered += 1;
+                let now = unix_now();
+                self.api.pools[s.pool].last_share_time = now;
+                self.api.pools[s.pool].last_share_difficulty = difficulty;
+                self.api.devices[device].last_share_time = now;
+                self.api.devices[device].last_share_difficulty = difficulty;
                 if block.is_some() && block == s.block_pending {
                     // The block's answer came: the shares held behind it go now, or count as
                     // stale when its tip has been replaced (the notify came first).
@@ -625,15 +693,30 @@ impl Client<'_> {
                     self.report.accepted_difficulty += difficulty;
                     self.devices[device].accepted += 1;
                     self.devices[device].accepted_difficulty += difficulty;
+                    ::metrics::counter!(crate::metrics::MINE_SHARES_ACCEPTED).increment(1);
+                    let p = &mut self.api.pools[s.pool];
+                    p.accepted += 1;
+                    p.difficulty_accepted += difficulty;
                     debug!(pool = %s.address, difficulty, "share accepted");
                 } else {
                     let e = error.unwrap_or_else(|| StratumError::new(20, format!("result {result}")));
                     warn!(pool = %s.address, code = e.code, "share rejected: {} ({})", e.message, error_name(e.code));
                     self.report.rejected += 1;
                     self.devices[device].rejected += 1;
+                    let p = &mut self.api.pools[s.pool];
+                    p.rejected += 1;
+                    p.difficulty_rejected += difficulty;
+                    if e.code == crate::stratum::message::ERR_JOB_NOT_FOUND {
+                        p.stale += 1;
+                        p.difficulty_stale += difficulty;
+                    }
+                    self.api.devices[device].difficulty_rejected += difficulty;
+                    let reason = crate::stratum::message::error_label(e.code);
+                    ::metrics::counter!(crate::metrics::MINE_SHARES_REJECTED, "reason" => reason).increment(1);
                     if e.code == crate::stratum::message::ERR_JOB_NOT_FOUND {
                         self.report.stale += 1;
                         self.devices[device].stale += 1;
+                        ::metrics::counter!(crate::metrics::MINE_SHARES_STALE).increment(1);
                     }
                     match self.rejections.iter_mut().find(|r| r.code == e.code && r.message == e.message) {
                         Some(r) => r.count += 1,
@@ -686,6 +769,12 @@ impl Client<'_> {
                 s.jobs.insert(work.job.job_id.clone(), work.clone());
                 s.got_job = true;
                 self.shared.set_work(Some(work), clean);
+                self.api.last_getwork = unix_now();
+                let p = &mut self.api.pools[s.pool];
+                p.getworks += 1;
+                p.active = true;
+                p.dead = false;
+                p.difficulty = s.difficulty;
             }
             "mining.set_extranonce" => {
                 let en1 = p.first().and_then(Value::as_str).and_then(|h| hex::decode(h).ok()).filter(|b| b.len() <= 32);
@@ -768,6 +857,8 @@ impl Client<'_> {
             self.report.invalid_local += 1;
             return Ok(());
         }
+        let best = &mut self.api.pools[s.pool].best_share;
+        *best = best.max(crate::stratum::work::hash_difficulty(&hash));
         // A share on a tip that one of our blocks, still unanswered, is about to replace would
         // be stale the moment the pool takes that block: it waits for the block's answer (as
         // cgminer drops shares it knows are stale rather than submit them).
@@ -801,6 +892,8 @@ impl Client<'_> {
         )?;
         if block.is_some() {
             info!(pool = %s.address, job = %work.job.job_id, %hash, "share meets the network target: a block");
+            ::metrics::counter!(crate::metrics::MINE_BLOCKS_FOUND).increment(1);
+            self.api.found_blocks += 1;
             s.block_pending = block;
         }
         Ok(())
@@ -853,11 +946,14 @@ pub fn run(opts: &PoolOptions, progress: Option<&dyn Fn(&PoolProgress)>) -> Resu
     assert!(!opts.pools.is_empty(), "at least one pool");
     let mut set = backend::open_search(opts.backend, &opts.cpu_impl, opts.adapter, opts.allow_software)?;
     let mut names = Vec::new();
-    if set.cpu.is_some() {
+    let mut device_names: Vec<(&'static str, String)> = Vec::new();
+    if let Some((_, scanner)) = &set.cpu {
         names.push("cpu");
+        device_names.push(("CPU", scanner.kind().name().to_string()));
     }
-    if set.gpu.is_some() {
+    if let Some(gpu) = &set.gpu {
         names.push("gpu");
+        device_names.push(("GPU", gpu.device().adapter.name.clone()));
     }
     let shared = Shared {
         current: Mutex::new((None, CancelToken::new())),
@@ -883,6 +979,29 @@ pub fn run(opts: &PoolOptions, progress: Option<&dyn Fn(&PoolProgress)>) -> Resu
         generation: 0,
         session_ids: HashMap::new(),
         answered: 0,
+        t0,
+        api: ApiTrack {
+            pools: opts
+                .pools
+                .iter()
+                .map(|p| crate::mine::api::PoolStatus {
+                    url: format!("stratum+tcp://{}", p.address),
+                    user: p.user.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            devices: device_names
+                .iter()
+                .enumerate()
+                .map(|(i, (kind, name))| crate::mine::api::DeviceStatus {
+                    kind,
+                    index: i - device_names[..i].iter().filter(|(k, _)| k != kind).count(),
+                    name: name.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        },
     };
     let gpu_error = std::thread::scope(|scope| {
         let mut handles = Vec::new();
@@ -946,12 +1065,17 @@ impl Client<'_> {
         let mut conn = 0u64;
         let mut redirect: Option<String> = None;
         let mut last_progress = Instant::now();
+        let mut last_hashes = 0u64;
         let mut progress_tick = |c: &Client<'_>| {
-            if let Some(p) = progress {
-                if last_progress.elapsed() >= Duration::from_secs(1) {
-                    last_progress = Instant::now();
-                    let secs = t0.elapsed().as_secs_f64().max(1e-9);
-                    let hashes: u64 = c.shared.hashes.iter().map(|h| h.load(Ordering::Relaxed)).sum();
+            if last_progress.elapsed() >= Duration::from_secs(1) {
+                let interval = last_progress.elapsed().as_secs_f64();
+                last_progress = Instant::now();
+                let secs = t0.elapsed().as_secs_f64().max(1e-9);
+                let hashes: u64 = c.shared.hashes.iter().map(|h| h.load(Ordering::Relaxed)).sum();
+                let rate = hashes.saturating_sub(last_hashes) as f64 / interval;
+                last_hashes = hashes;
+                ::metrics::gauge!(crate::metrics::MINE_HASH_RATE).set(rate);
+                if let Some(p) = progress {
                     p(&PoolProgress {
                         seconds: secs,
                         hashes_per_second: hashes as f64 / secs,
@@ -971,6 +1095,7 @@ impl Client<'_> {
                 Ok(s) => s,
                 Err(e) => {
                     self.report.failed_dials += 1;
+                    self.api.pools[pool].dead = true;
                     failures += 1;
                     warn!(pool = %address, "cannot connect: {e}");
                     if failures >= self.opts.attempts_per_pool && self.opts.pools.len() > 1 {
@@ -1019,11 +1144,17 @@ impl Client<'_> {
                 // Sessions run in slices so the progress line keeps coming.
                 match self.session_slice(&mut s, &rx, found, t0) {
                     Some(end) => break end,
-                    None => progress_tick(self),
+                    None => {
+                        progress_tick(self);
+                        self.publish();
+                    }
                 }
             };
             // Every job of this connection is dropped with it.
             self.shared.set_work(None, true);
+            self.api.pools[s.pool].active = false;
+            self.api.pools[s.pool].dead = !s.got_job;
+            self.publish();
             if matches!(end, End::Stop) {
                 self.drain(&mut s, &rx);
             }
@@ -1144,6 +1275,7 @@ impl Client<'_> {
         self.report.stale_unsent += 1;
         self.report.stale += 1;
         self.devices[device].stale += 1;
+        ::metrics::counter!(crate::metrics::MINE_SHARES_STALE).increment(1);
     }
 
     /// At the end of a run: waits up to [`DRAIN_TIMEOUT`] for the answers to shares already
@@ -1178,6 +1310,7 @@ impl Client<'_> {
                 self.count_unsent(f.device);
             }
             tick(self);
+            self.publish();
         }
     }
 }

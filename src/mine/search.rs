@@ -219,6 +219,17 @@ pub fn search_with(
     let gpu_error = Mutex::new(None);
     let overflows = AtomicU64::new(0);
 
+    // Prometheus counters (crate::metrics), resolved once per search and added to per chunk or
+    // dispatch: never per hash. Without a recorder they are no-ops.
+    let cpu_counter = engines.cpu.map(
+        |s| ::metrics::counter!(crate::metrics::MINE_HASHES, "backend" => "cpu", "implementation" => s.kind().name()),
+    );
+    let gpu_counters = engines.gpu.is_some().then(|| {
+        (
+            ::metrics::counter!(crate::metrics::MINE_HASHES, "backend" => "gpu", "implementation" => "wgsl"),
+            ::metrics::counter!(crate::metrics::MINE_GPU_OVERFLOW_RERUNS),
+        )
+    });
     let stop_now = || opts.cancel.is_cancelled() || opts.deadline.is_some_and(|d| Instant::now() >= d);
     // Confirms candidates with the full compare; in first-solution mode a solution lowers the limit.
     let confirm = |found: &[u32]| {
@@ -241,6 +252,7 @@ pub fn search_with(
         if let Some(scanner) = engines.cpu {
             for _ in 0..cpu_threads {
                 s.spawn(|| {
+                    let counter = cpu_counter.clone().expect("a CPU engine");
                     let mut found = Vec::new();
                     let mut chunk = FIRST_CHUNK;
                     loop {
@@ -259,6 +271,7 @@ pub fn search_with(
                         scanner.scan(job, start.wrapping_add(off as u32), n, &mut found);
                         chunk = next_chunk(n as u64, t.elapsed());
                         hashes.fetch_add(n as u64, Ordering::Relaxed);
+                        counter.increment(n as u64);
                         confirm(&found);
                     }
                     running.fetch_sub(1, Ordering::Release);
@@ -305,6 +318,10 @@ pub fn search_with(
                         hashes.fetch_add(d.count as u64, Ordering::Relaxed);
                         gpu_hashes.fetch_add(d.count as u64, Ordering::Relaxed);
                         overflows.fetch_add(d.overflowed as u64, Ordering::Relaxed);
+                        if let Some((hashed, reruns)) = &gpu_counters {
+                            hashed.increment(d.count as u64);
+                            reruns.increment(d.overflowed as u64);
+                        }
                         confirm(&d.candidates);
                     }
                 })();
@@ -319,10 +336,16 @@ pub fn search_with(
         }
         if let Some(cb) = progress {
             let mut next = opts.progress_interval;
+            let (mut last_at, mut last_hashes) = (t0, 0u64);
             while running.load(Ordering::Acquire) > 0 {
                 std::thread::sleep(Duration::from_millis(10));
                 if t0.elapsed() >= next {
                     next += opts.progress_interval;
+                    let now_hashes = hashes.load(Ordering::Relaxed);
+                    let rate =
+                        now_hashes.saturating_sub(last_hashes) as f64 / last_at.elapsed().as_secs_f64().max(1e-9);
+                    (last_at, last_hashes) = (Instant::now(), now_hashes);
+                    ::metrics::gauge!(crate::metrics::MINE_HASH_RATE).set(rate);
                     cb(&Progress { hashes: hashes.load(Ordering::Relaxed), total: count, elapsed: t0.elapsed() });
                 }
             }

@@ -196,6 +196,7 @@ pub fn run(
         if let Some((header, en)) = outcome.solved {
             let hash = header.block_hash();
             let verdict = source.submit_block(&t, &header, &t.coinbase(&en));
+            ::metrics::counter!(crate::metrics::MINE_BLOCKS_FOUND).increment(1);
             match &verdict {
                 Ok(()) => tracing::info!(height = t.height, %hash, "block accepted"),
                 Err(why) => tracing::warn!(height = t.height, %hash, %why, "block refused"),

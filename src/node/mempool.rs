@@ -70,6 +70,23 @@ pub enum MempoolError {
     },
 }
 
+impl MempoolError {
+    /// The metrics label (`powkit_mempool_refused_total{reason}`): `duplicate`, `invalid`,
+    /// `nonce_used`, `nonce_conflict`, `nonce_gap`, `funds`, `fee_too_low` or `full`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            MempoolError::Duplicate => "duplicate",
+            MempoolError::Invalid(_) => "invalid",
+            MempoolError::NonceUsed { .. } => "nonce_used",
+            MempoolError::NonceConflict(_) => "nonce_conflict",
+            MempoolError::NonceGap { .. } => "nonce_gap",
+            MempoolError::Funds { .. } => "funds",
+            MempoolError::FeeTooLow(_) => "fee_too_low",
+            MempoolError::Full { .. } => "full",
+        }
+    }
+}
+
 /// The lowest fee a transfer needs to enter the pool (blocks may still carry lower fees).
 pub const MIN_RELAY_FEE: u64 = 1;
 
@@ -142,6 +159,14 @@ impl Mempool {
     /// Checks and adds a transfer; returns its txid. `verify_signature: false` skips the signature
     /// (transfers from blocks that were connected, whose signatures were checked then).
     pub fn add(&mut self, t: Transfer, state: &State, verify_signature: bool) -> Result<Txid, MempoolError> {
+        let r = self.admit(t, state, verify_signature);
+        if let Err(e) = &r {
+            ::metrics::counter!(crate::metrics::MEMPOOL_REFUSED, "reason" => e.reason()).increment(1);
+        }
+        r
+    }
+
+    fn admit(&mut self, t: Transfer, state: &State, verify_signature: bool) -> Result<Txid, MempoolError> {
         let txid = LedgerTx::Transfer(t).txid();
         if self.by_id.contains_key(&txid) {
             return Err(MempoolError::Duplicate);
@@ -184,7 +209,10 @@ impl Mempool {
                 .filter_map(|(_, m)| m.iter().next_back().map(|(_, id)| (self.by_id[id].fee, *id)))
                 .min();
             match lowest {
-                Some((fee, id)) if fee < t.fee => self.remove(&id),
+                Some((fee, id)) if fee < t.fee => {
+                    self.remove(&id);
+                    ::metrics::counter!(crate::metrics::MEMPOOL_EVICTIONS).increment(1);
+                }
                 Some((fee, _)) => return Err(MempoolError::Full { fee: t.fee, lowest: fee }),
                 None => return Err(MempoolError::Full { fee: t.fee, lowest: 0 }),
             }

@@ -425,6 +425,7 @@ impl Node {
                 match self.submit(&block, None) {
                     Ok(_) => {
                         self.blocks_mined += 1;
+                        ::metrics::counter!(crate::metrics::MINE_BLOCKS_FOUND).increment(1);
                         tracing::info!(%hash, height = self.chain.height(), txs = block.txs.len(), "mined a block");
                         // The next job at once, not at the next tick.
                         self.template_due = None;
@@ -654,5 +655,27 @@ impl Node {
             self.template_due = None;
             self.new_job();
         }
+        self.record_gauges(best_height);
+    }
+
+    /// Sets the gauges read from the node's state (crate::metrics): tip, headers, peers, mempool.
+    /// Four times a second from `tick`; no-ops without `--metrics`.
+    fn record_gauges(&self, best_height: u32) {
+        use crate::metrics as m;
+        let height = self.chain.height();
+        ::metrics::gauge!(m::CHAIN_HEIGHT).set(height as f64);
+        ::metrics::gauge!(m::CHAIN_HEADERS).set(best_height as f64);
+        if let Some(e) = self.chain.entry(&self.chain.tip()) {
+            ::metrics::gauge!(m::CHAIN_TIP_AGE).set((unix_now() - e.header.time as i64) as f64);
+            let work = e.chainwork.to_be_bytes().iter().fold(0.0f64, |acc, b| acc * 256.0 + *b as f64);
+            ::metrics::gauge!(m::CHAIN_WORK).set(work);
+        }
+        let sync = if best_height == 0 { 1.0 } else { (height as f64 / best_height as f64).min(1.0) };
+        ::metrics::gauge!(m::NET_SYNC_PROGRESS).set(sync);
+        let outbound = self.peers.values().filter(|p| p.dialed.is_some()).count();
+        ::metrics::gauge!(m::NET_PEERS, "direction" => "outbound").set(outbound as f64);
+        ::metrics::gauge!(m::NET_PEERS, "direction" => "inbound").set((self.peers.len() - outbound) as f64);
+        ::metrics::gauge!(m::MEMPOOL_TRANSACTIONS).set(self.mempool.len() as f64);
+        ::metrics::gauge!(m::MEMPOOL_BYTES).set(self.mempool.bytes() as f64);
     }
 }

@@ -109,6 +109,10 @@ impl Conn {
                             got_verack |= matches!(msg, Message::Verack);
                             let size = f.payload.len() + crate::net::frame::HEADER_LEN;
                             p.fetch_add(size, Ordering::Relaxed);
+                            let kind = msg.command();
+                            ::metrics::counter!(crate::metrics::NET_RECEIVED_MESSAGES, "type" => kind).increment(1);
+                            ::metrics::counter!(crate::metrics::NET_RECEIVED_BYTES, "type" => kind)
+                                .increment(size as u64);
                             Event::Message { peer: id, msg, size }
                         }
                         // A message type this node does not know is skipped, not punished (as
@@ -161,7 +165,12 @@ impl Conn {
         }
         self.queued.fetch_add(n, Ordering::Relaxed);
         match self.out.send(frame) {
-            Ok(()) => true,
+            Ok(()) => {
+                // Counted when queued for the writer thread (the node's own commands: a small set).
+                ::metrics::counter!(crate::metrics::NET_SENT_MESSAGES, "type" => command.to_string()).increment(1);
+                ::metrics::counter!(crate::metrics::NET_SENT_BYTES, "type" => command.to_string()).increment(n as u64);
+                true
+            }
             Err(_) => {
                 self.queued.fetch_sub(n, Ordering::Relaxed);
                 false

@@ -281,6 +281,7 @@ impl Node {
         let key = p.ban_key();
         tracing::warn!(peer = id, addr = %p.conn.addr, ban = %key, "banned for {} s: {reason}", self.cfg.ban_seconds);
         self.banned.ban(key, unix_now().saturating_add(self.cfg.ban_seconds as i64), reason);
+        ::metrics::counter!(crate::metrics::NET_BANS).increment(1);
         self.disconnect(id, cause);
     }
 

@@ -123,6 +123,9 @@ pub trait SigVerifier: Send + Sync {
     /// What verifies, for reports: `cpu (2 threads)`, `gpu (ADAPTER)`, `all (...)`.
     fn describe(&self) -> String;
 
+    /// `cpu`, `gpu` or `all` (the metrics label).
+    fn kind(&self) -> &'static str;
+
     /// Signatures per call that keep this backend busy (callers gather at least this many when
     /// they can).
     fn preferred_batch(&self) -> usize;
@@ -148,6 +151,10 @@ impl SigVerifier for CpuSigVerifier {
 
     fn describe(&self) -> String {
         format!("cpu ({} threads)", rayon::current_num_threads())
+    }
+
+    fn kind(&self) -> &'static str {
+        "cpu"
     }
 
     fn preferred_batch(&self) -> usize {
@@ -229,6 +236,10 @@ impl SigVerifier for SplitSigVerifier {
 
     fn describe(&self) -> String {
         format!("all ({} + {})", self.cpu.describe(), self.gpu.describe())
+    }
+
+    fn kind(&self) -> &'static str {
+        "all"
     }
 
     fn preferred_batch(&self) -> usize {

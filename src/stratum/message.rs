@@ -41,6 +41,21 @@ pub fn error_name(code: i64) -> &'static str {
     }
 }
 
+/// The code's name as a metrics label (`snake_case`, a fixed set): `other`, `job_not_found`,
+/// `duplicate`, `low_difficulty`, `unauthorized`, `not_subscribed`, or `unknown` for codes outside
+/// 20..=25.
+pub fn error_label(code: i64) -> &'static str {
+    match code {
+        ERR_OTHER => "other",
+        ERR_JOB_NOT_FOUND => "job_not_found",
+        ERR_DUPLICATE => "duplicate",
+        ERR_LOW_DIFFICULTY => "low_difficulty",
+        ERR_UNAUTHORIZED => "unauthorized",
+        ERR_NOT_SUBSCRIBED => "not_subscribed",
+        _ => "unknown",
+    }
+}
+
 /// A Stratum error: `[code, message, data]` on the wire.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{code} ({message})")]

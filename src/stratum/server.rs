@@ -455,7 +455,11 @@ impl Shared {
                 window_shares: 0,
             }),
         });
-        self.clients.lock().unwrap().insert(id, client.clone());
+        {
+            let mut clients = self.clients.lock().unwrap();
+            clients.insert(id, client.clone());
+            ::metrics::gauge!(crate::metrics::STRATUM_CLIENTS).set(clients.len() as f64);
+        }
         tracing::debug!(%peer, "stratum: connected");
         let mut reader = BufReader::with_capacity(4096, stream);
         let mut line = String::new();
@@ -479,7 +483,11 @@ impl Shared {
                 break "write failed".to_string();
             }
         };
-        self.clients.lock().unwrap().remove(&id);
+        {
+            let mut clients = self.clients.lock().unwrap();
+            clients.remove(&id);
+            ::metrics::gauge!(crate::metrics::STRATUM_CLIENTS).set(clients.len() as f64);
+        }
         let en1 = client.state.lock().unwrap().extranonce1;
         self.live.lock().unwrap().remove(&en1);
         let _ = client.writer.lock().unwrap().shutdown(std::net::Shutdown::Both);
@@ -523,6 +531,11 @@ impl Shared {
                         out
                     }
                     Err(r) => {
+                        ::metrics::counter!(crate::metrics::STRATUM_SHARES_REJECTED, "reason" => r.key.replace(' ', "_"))
+                            .increment(1);
+                        if r.key == "stale" {
+                            ::metrics::counter!(crate::metrics::STRATUM_SHARES_STALE).increment(1);
+                        }
                         let mut w = self.workers.lock().unwrap();
                         if let Some(s) = w.get_mut(&worker) {
                             *s.rejected.entry(r.key.to_string()).or_default() += 1;
@@ -714,7 +727,11 @@ impl Shared {
                 Err(e) => tracing::warn!(%hash, height = t.height, worker, "stratum: block refused by the source: {e}"),
             }
             block = Some(r.is_ok());
+            let outcome = if r.is_ok() { "accepted" } else { "rejected" };
+            ::metrics::counter!(crate::metrics::STRATUM_BLOCKS, "outcome" => outcome).increment(1);
         }
+        ::metrics::counter!(crate::metrics::STRATUM_SHARES_ACCEPTED, "worker" => crate::metrics::worker_label(&worker))
+            .increment(1);
         {
             let mut w = self.workers.lock().unwrap();
             let s = w.entry(worker.clone()).or_default();

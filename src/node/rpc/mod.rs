@@ -484,7 +484,13 @@ fn answer(c: Result<RpcCall, CallError>, ctx: &Ctx) -> Option<String> {
         Ok(c) => c,
         Err(e) => return Some(response_text(e.id.as_deref(), Err(e.error))),
     };
+    let t0 = std::time::Instant::now();
     let result = if c.method == "generate" { generate(&c.params, ctx) } else { ask_chain(ctx, &c.method, c.params) };
+    // The method label comes from the node's own table (a client's made-up names share `other`).
+    let method = methods::METHODS.iter().find(|(m, _)| *m == c.method).map_or("other", |(m, _)| *m);
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    ::metrics::counter!(crate::metrics::RPC_CALLS, "method" => method, "outcome" => outcome).increment(1);
+    ::metrics::histogram!(crate::metrics::RPC_CALL_SECONDS, "method" => method).record(t0.elapsed().as_secs_f64());
     c.id.as_ref()?;
     Some(response_text(c.id.as_deref(), result))
 }
