@@ -17,8 +17,8 @@ struct Point {
 // The verification runs as four kinds of small dispatches over one batch (small kernels: Mesa's
 // lavapipe miscompiled the single-kernel form, and short dispatches keep a desktop GPU responsive):
 //   decode_points    one invocation per point: A or R decoded, negated, stored; its flag set;
-//   prepare_table    one per signature: B + (-A) stored, the accumulator set to the identity;
-//   ladder_steps     one per signature: steps first_step .. first_step + steps of the 516;
+//   prepare_table    one per signature: [j](-A) for j = 0..16, the accumulator set to the identity;
+//   ladder_steps     one per signature: steps first_step .. first_step + steps of the 388;
 //   finish_verdicts  one per signature: both points decoded and the accumulator the identity.
 struct Params {
     // Signatures in the batch.
@@ -33,18 +33,22 @@ struct Params {
 // k = SHA-512(R || A || M) mod l, each 8 little-endian u32 words (32 words in all).
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> sigs: array<u32>;
-// Per signature, STATE_WORDS words: the accumulator, -A, B - A and -R, 80 words each (x, y, z, t).
+// Per signature, STATE_WORDS words: the accumulator, -R, then [j](-A) for j = 0..16, 80 words
+// each (x, y, z, t); then A's and R's decoded flags (1: decoded) and two words of padding.
 @group(0) @binding(2) var<storage, read_write> state: array<u32>;
-// Per point (2 per signature: A then R): 1 when it decoded.
-@group(0) @binding(3) var<storage, read_write> decoded: array<u32>;
 // Per signature: 1 valid, 0 invalid.
-@group(0) @binding(4) var<storage, read_write> verdicts: array<u32>;
+@group(0) @binding(3) var<storage, read_write> verdicts: array<u32>;
+// The precomputed base-point table [j]B for j = 0..16, 80 words each (the twin's base_table()).
+// (Four storage buffers: the most a WebGPU device guarantees per shader stage.)
+@group(0) @binding(4) var<storage, read> base_table: array<u32>;
 
-const STATE_WORDS: u32 = 320u;
+const STATE_WORDS: u32 = 1444u;
 const ACC: u32 = 0u;
-const NEG_A: u32 = 80u;
-const B_MINUS_A: u32 = 160u;
-const NEG_R: u32 = 240u;
+const NEG_R: u32 = 80u;
+// [j](-A) at TABLE + 80 j.
+const TABLE: u32 = 160u;
+// A's flag at FLAGS, R's at FLAGS + 1.
+const FLAGS: u32 = 1440u;
 
 const MASK: u32 = 8191u;
 // 2^260 mod p.
@@ -237,9 +241,21 @@ fn point_is_identity(p: Point) -> bool {
     return fe_is_zero(p.x) && fe_eq(p.y, p.z);
 }
 
-// Bit `bit` of the 256-bit little-endian scalar at sigs[word0 ..].
-fn scalar_bit(word0: u32, bit: u32) -> u32 {
-    return (sigs[word0 + bit / 32u] >> (bit % 32u)) & 1u;
+// The 4-bit window i (bits 4i .. 4i + 3) of the 256-bit little-endian scalar at sigs[word0 ..].
+fn scalar_window(word0: u32, i: u32) -> u32 {
+    return (sigs[word0 + i / 8u] >> ((i % 8u) * 4u)) & 15u;
+}
+
+fn load_base_point(j: u32) -> Point {
+    let base = 80u * j;
+    var p: Point;
+    for (var i = 0u; i < 20u; i++) {
+        p.x[i] = base_table[base + i];
+        p.y[i] = base_table[base + 20u + i];
+        p.z[i] = base_table[base + 40u + i];
+        p.t[i] = base_table[base + 60u + i];
+    }
+    return p;
 }
 
 fn load_point(base: u32) -> Point {
@@ -277,7 +293,7 @@ fn invocation(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
 }
 
 // Point j of the batch (signature j / 2; A when j is even, R when odd), decoded under ZIP-215 and
-// negated: -A goes to NEG_A, -R to NEG_R.
+// negated: -A goes to table entry 1, -R to NEG_R.
 @compute @workgroup_size(64)
 fn decode_points(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let j = invocation(gid, groups);
@@ -287,12 +303,12 @@ fn decode_points(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let sig = j / 2u;
     let which = j % 2u;
     let d = point_decompress(read_words(sig * 32u + which * 8u));
-    decoded[j] = select(0u, 1u, d.ok);
-    store_point(sig * STATE_WORDS + select(NEG_A, NEG_R, which == 1u), point_neg(d.p));
+    state[sig * STATE_WORDS + FLAGS + which] = select(0u, 1u, d.ok);
+    store_point(sig * STATE_WORDS + select(TABLE + 80u, NEG_R, which == 1u), point_neg(d.p));
 }
 
-// B + (-A), the fourth entry of the Straus-Shamir table {0, B, -A, B - A}; the accumulator starts
-// at the identity.
+// The window table [j](-A) for j = 0..16 ([2i] by doubling [i], [2i + 1] as [2i] + [1], as the
+// twin's window_table); the accumulator starts at the identity.
 @compute @workgroup_size(64)
 fn prepare_table(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let sig = invocation(gid, groups);
@@ -300,13 +316,23 @@ fn prepare_table(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
         return;
     }
     let base = sig * STATE_WORDS;
-    store_point(base + B_MINUS_A, point_add(point_base(), load_point(base + NEG_A)));
+    store_point(base + TABLE, point_identity());
+    let one = load_point(base + TABLE + 80u);
+    for (var j = 2u; j < 16u; j++) {
+        var entry: Point;
+        if (j & 1u) == 0u {
+            entry = point_double(load_point(base + TABLE + 80u * (j / 2u)));
+        } else {
+            entry = point_add(load_point(base + TABLE + 80u * (j - 1u)), one);
+        }
+        store_point(base + TABLE + 80u * j, entry);
+    }
     store_point(base + ACC, point_identity());
 }
 
-// Steps first_step .. first_step + steps of [8]([S]B + [k](-A) + (-R)) as 516 steps: steps 2j and
-// 2j + 1 handle scalar bit 255 - j (acc doubled, then acc plus the table entry for bit j of S +
-// 2 bit j of k); step 512 adds -R; steps 513-515 double.
+// Steps first_step .. first_step + steps of [8]([S]B + [k](-A) + (-R)) as 388 steps: steps 6w to
+// 6w + 5 handle window 63 - w (four doublings, + [window of S]B from the base table, + [window
+// of k](-A) from the signature's table); step 384 adds -R; steps 385-387 double.
 @compute @workgroup_size(64)
 fn ladder_steps(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let sig = invocation(gid, groups);
@@ -315,27 +341,20 @@ fn ladder_steps(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     }
     let base = sig * STATE_WORDS;
     var acc = load_point(base + ACC);
-    let end = min(params.first_step + params.steps, 516u);
+    let end = min(params.first_step + params.steps, 388u);
     for (var n = params.first_step; n < end; n++) {
-        if (n < 512u && (n & 1u) == 0u) || n > 512u {
+        let phase = n % 6u;
+        if n > 384u || (n < 384u && phase < 4u) {
             acc = point_double(acc);
             continue;
         }
         var operand: Point;
-        if n == 512u {
+        if n == 384u {
             operand = load_point(base + NEG_R);
+        } else if phase == 4u {
+            operand = load_base_point(scalar_window(sig * 32u + 16u, 63u - n / 6u));
         } else {
-            let i = 255u - n / 2u;
-            let entry = scalar_bit(sig * 32u + 16u, i) + 2u * scalar_bit(sig * 32u + 24u, i);
-            if entry == 0u {
-                operand = point_identity();
-            } else if entry == 1u {
-                operand = point_base();
-            } else if entry == 2u {
-                operand = load_point(base + NEG_A);
-            } else {
-                operand = load_point(base + B_MINUS_A);
-            }
+            operand = load_point(base + TABLE + 80u * scalar_window(sig * 32u + 24u, 63u - n / 6u));
         }
         acc = point_add(acc, operand);
     }
@@ -349,7 +368,7 @@ fn finish_verdicts(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     if sig >= params.count {
         return;
     }
-    let ok = decoded[2u * sig] == 1u && decoded[2u * sig + 1u] == 1u
-        && point_is_identity(load_point(sig * STATE_WORDS + ACC));
+    let base = sig * STATE_WORDS;
+    let ok = state[base + FLAGS] == 1u && state[base + FLAGS + 1u] == 1u && point_is_identity(load_point(base + ACC));
     verdicts[sig] = select(0u, 1u, ok);
 }

@@ -14,10 +14,12 @@
 //!
 //! # Stages
 //! One batch is a sequence of small dispatches of `shaders/ed25519_verify.wgsl`, with the state of
-//! each signature in a storage buffer between them ([`STATE_WORDS`] words: the accumulator, `-A`,
-//! `B - A`, `-R`): `decode_points` (one invocation per point), `prepare_table`, `ladder_steps`
-//! ([`LADDER_SLICE`] of the [`LADDER_STEPS`] additions per dispatch) and `finish_verdicts`. Each
-//! has its twin here ([`point_decompress_flagged`], [`straus_table`], [`ladder_step`],
+//! each signature in a storage buffer between them ([`STATE_WORDS`] words: the accumulator, `-R`,
+//! and the window table `[j](-A)` for `j = 0..16`): `decode_points` (one invocation per point),
+//! `prepare_table` (the window table), `ladder_steps` ([`LADDER_SLICE`] of the [`LADDER_STEPS`]
+//! steps per dispatch: Straus-Shamir over 4-bit windows of both scalars, `S`'s from the
+//! precomputed base-point table [`base_table`] in a storage buffer) and `finish_verdicts`. Each
+//! has its twin here ([`point_decompress_flagged`], [`window_table`], [`ladder_step`],
 //! [`point_is_identity`]; [`stages_twin`] strings them together) and the tests compare the
 //! shader's buffers with the twin's limb for limb after each stage.
 //!
@@ -394,53 +396,90 @@ fn bit(w: &[u32; 8], i: usize) -> usize {
     ((w[i / 32] >> (i % 32)) & 1) as usize
 }
 
-/// `[8]([s]B + [k]Q - R)` for 256-bit little-endian scalars, as one sequence of 516 steps, 259
-/// doublings and 257 complete additions ([`ladder_step`], the shader's `ladder_steps` body).
+/// Entries of each window table: `[j]P` for `j = 0..16` (4-bit windows).
+pub const TABLE_ENTRIES: usize = 16;
+
+/// `[8]([s]B + [k]Q - R)` for 256-bit little-endian scalars, as one sequence of
+/// [`LADDER_STEPS`] steps ([`ladder_step`], the shader's `ladder_steps` body): Straus-Shamir over
+/// 4-bit windows, 259 doublings and 129 complete additions, with [`base_table`] (precomputed once)
+/// and [`window_table`]`(Q)` (per signature).
 pub fn cofactored_difference(s: &[u32; 8], k: &[u32; 8], q: &Point, neg_r: &Point) -> Point {
-    let table = straus_table(q);
+    let (base, table) = (base_table(), window_table(q));
     let mut acc = point_identity();
     for n in 0..LADDER_STEPS {
-        acc = ladder_step(&acc, n, s, k, &table, neg_r);
+        acc = ladder_step(&acc, n, s, k, &base, &table, neg_r);
     }
     acc
 }
 
-/// The Straus-Shamir table `{0, B, Q, B + Q}` (`prepare_table` computes its last entry).
-pub fn straus_table(q: &Point) -> [Point; 4] {
-    let b = point_base();
-    [point_identity(), b, *q, point_add(&b, q)]
+/// `[j]P` for `j = 0..16`: `[2i]P` by doubling `[i]P`, `[2i + 1]P` by adding `P` to `[2i]P`
+/// (the shader's `prepare_table` builds `Q`'s the same way, in the same order).
+pub fn window_table(p: &Point) -> [Point; TABLE_ENTRIES] {
+    let mut t = [point_identity(); TABLE_ENTRIES];
+    t[1] = *p;
+    for j in 2..TABLE_ENTRIES {
+        t[j] = if j % 2 == 0 { point_double(&t[j / 2]) } else { point_add(&t[j - 1], &t[1]) };
+    }
+    t
 }
 
-/// Step `n` (0 to 515) of [`cofactored_difference`], the shader's `ladder_steps` body: steps `2j`
-/// and `2j + 1` handle bit `255 - j` (`acc` doubled, then `acc` plus `table[bit of s + 2 bit of
-/// k]`), step 512 adds `-R` (`neg_r`), steps 513 to 515 double.
-pub fn ladder_step(acc: &Point, n: u32, s: &[u32; 8], k: &[u32; 8], table: &[Point; 4], neg_r: &Point) -> Point {
-    if (n < 512 && n & 1 == 0) || n > 512 {
+/// The precomputed base-point table `[j]B`, `j = 0..16` ([`window_table`] of `B`): computed once
+/// on the host and read by every signature's ladder from a storage buffer.
+pub fn base_table() -> [Point; TABLE_ENTRIES] {
+    window_table(&point_base())
+}
+
+/// The 4-bit window `i` (0 to 63, bits `4i .. 4i + 3`) of a 256-bit little-endian scalar.
+fn window(w: &[u32; 8], i: u32) -> usize {
+    ((w[i as usize / 8] >> ((i % 8) * 4)) & 15) as usize
+}
+
+/// Steps per window: four doublings, then `+ [window of s]B`, then `+ [window of k]Q`.
+const WINDOW_STEPS: u32 = 6;
+
+/// Step `n` (0 to [`LADDER_STEPS`] - 1) of [`cofactored_difference`], the shader's `ladder_steps`
+/// body: steps `6j` to `6j + 5` handle window `63 - j` (four doublings, then `acc + base[window of
+/// s]`, then `acc + table[window of k]`); step 384 adds `-R` (`neg_r`); steps 385 to 387 double.
+pub fn ladder_step(
+    acc: &Point,
+    n: u32,
+    s: &[u32; 8],
+    k: &[u32; 8],
+    base: &[Point; TABLE_ENTRIES],
+    table: &[Point; TABLE_ENTRIES],
+    neg_r: &Point,
+) -> Point {
+    let windows_end = 64 * WINDOW_STEPS;
+    if n > windows_end || (n < windows_end && n % WINDOW_STEPS < 4) {
         return point_double(acc);
     }
-    let operand = if n == 512 {
+    let operand = if n == windows_end {
         *neg_r
     } else {
-        let i = 255 - n as usize / 2;
-        table[bit(s, i) + 2 * bit(k, i)]
+        let w = 63 - n / WINDOW_STEPS;
+        if n % WINDOW_STEPS == 4 {
+            base[window(s, w)]
+        } else {
+            table[window(k, w)]
+        }
     };
     point_add(acc, &operand)
 }
 
 /// The twin of the shader's first stages for one signature: the decoded flags of `A` and `R`
-/// (`decode_points`), and the signature's [`STATE_WORDS`] words of state (the accumulator, `-A`,
-/// `B - A`, `-R`; limbs as computed, not reduced) after `prepare_table` and the first
-/// `ladder_steps` steps of `ladder_steps`.
+/// (`decode_points`), and the signature's [`STATE_POINT_WORDS`] words of points (the accumulator, `-R`,
+/// then `[j](-A)` for `j = 0..16`; limbs as computed, not reduced) after `prepare_table` and the
+/// first `ladder_steps` steps of `ladder_steps`.
 pub fn stages_twin(p: &Prepared, ladder_steps: u32) -> ([u32; 2], Vec<u32>) {
     let (a_ok, a) = point_decompress_flagged(&p.a);
     let (r_ok, r) = point_decompress_flagged(&p.r);
     let (neg_a, neg_r) = (point_neg(&a), point_neg(&r));
-    let table = straus_table(&neg_a);
+    let (base, table) = (base_table(), window_table(&neg_a));
     let mut acc = point_identity();
     for n in 0..ladder_steps.min(LADDER_STEPS) {
-        acc = ladder_step(&acc, n, &p.s, &p.k, &table, &neg_r);
+        acc = ladder_step(&acc, n, &p.s, &p.k, &base, &table, &neg_r);
     }
-    let state = [acc, neg_a, table[3], neg_r].iter().flat_map(|q| [q.x, q.y, q.z, q.t]).flatten().collect();
+    let state = [acc, neg_r].iter().chain(table.iter()).flat_map(|q| [q.x, q.y, q.z, q.t]).flatten().collect();
     ([a_ok as u32, r_ok as u32], state)
 }
 
@@ -617,16 +656,21 @@ pub fn shader_source() -> String {
 
 const WORKGROUP_SIZE: u32 = 64;
 
-/// Signatures per batch on the device (128 bytes each in, 1,280 bytes of state, 12 bytes of
-/// flags and verdicts: 46 MiB of buffers).
-pub const DISPATCH: usize = 32_768;
+/// Signatures per batch on the device (128 bytes each in, 5,760 bytes of state, 12 bytes of
+/// flags and verdicts: 92 MiB of buffers).
+pub const DISPATCH: usize = 16_384;
 
-/// Words of per-signature state in the shader (the accumulator, `-A`, `B - A`, `-R`).
-pub const STATE_WORDS: usize = 320;
+/// Words of per-signature points in the shader's state: the accumulator, `-R`, and `[j](-A)` for
+/// `j = 0..16`, 80 words each.
+pub const STATE_POINT_WORDS: usize = 80 * (2 + TABLE_ENTRIES);
 
-/// The additions of the ladder (`cofactored_difference`): 512 for the 256 bits, one for `-R`,
-/// three doublings.
-pub const LADDER_STEPS: u32 = 516;
+/// Words of per-signature state in the shader: the points, `A`'s and `R`'s decoded flags, and two
+/// words of padding.
+pub const STATE_WORDS: usize = STATE_POINT_WORDS + 4;
+
+/// The steps of the ladder (`cofactored_difference`): six per 4-bit window (64 windows), one for
+/// `-R`, three doublings.
+pub const LADDER_STEPS: u32 = 64 * WINDOW_STEPS + 4;
 
 /// Ladder steps per dispatch: short dispatches keep a desktop GPU's display responsive and its
 /// driver's watchdog quiet.
@@ -652,6 +696,8 @@ pub struct GpuSigVerifier {
     layout: wgpu::BindGroupLayout,
     /// One pipeline per entry of [`ENTRY_POINTS`].
     pipelines: Vec<wgpu::ComputePipeline>,
+    /// [`base_table`] on the device.
+    base_table: wgpu::Buffer,
 }
 
 impl std::fmt::Debug for GpuSigVerifier {
@@ -665,7 +711,6 @@ struct Batch {
     count: u32,
     sigs: wgpu::Buffer,
     state: wgpu::Buffer,
-    decoded: wgpu::Buffer,
     verdicts: wgpu::Buffer,
 }
 
@@ -691,7 +736,7 @@ impl GpuSigVerifier {
                 entry(1, wgpu::BufferBindingType::Storage { read_only: true }),
                 entry(2, rw),
                 entry(3, rw),
-                entry(4, rw),
+                entry(4, wgpu::BufferBindingType::Storage { read_only: true }),
             ],
         });
         let pipeline_layout = dev.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
@@ -712,7 +757,16 @@ impl GpuSigVerifier {
                 })
             })
             .collect();
-        GpuSigVerifier { dev, layout, pipelines }
+        // The precomputed base-point table, uploaded once.
+        let words: Vec<u32> = base_table().iter().flat_map(|p| [p.x, p.y, p.z, p.t]).flatten().collect();
+        let base_table = dev.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("ed25519 base table"),
+            size: 4 * words.len() as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        dev.queue.write_buffer(&base_table, 0, bytemuck::cast_slice(&words));
+        GpuSigVerifier { dev, layout, pipelines, base_table }
     }
 
     /// The device it runs on.
@@ -755,8 +809,8 @@ impl GpuSigVerifier {
         Ok(got.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")) == 1).collect())
     }
 
-    /// Tests: the decoded flags (two per signature) and the state words ([`STATE_WORDS`] per
-    /// signature) after decoding, the table, and the first `ladder_steps` steps of the ladder.
+    /// Tests: the decoded flags (two per signature) and the state's points ([`STATE_POINT_WORDS`]
+    /// per signature) after decoding, the table, and the first `ladder_steps` steps of the ladder.
     #[cfg(test)]
     pub(crate) fn run_stages(&self, input: &[Prepared], ladder_steps: u32) -> Result<(Vec<u32>, Vec<u32>), GpuError> {
         let batch = self.upload(input)?;
@@ -768,9 +822,10 @@ impl GpuSigVerifier {
         let words = |b: Vec<u8>| -> Vec<u32> {
             b.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes"))).collect()
         };
-        let decoded = words(self.dev.read_buffer(&batch.decoded, 8 * n)?);
-        let state = words(self.dev.read_buffer(&batch.state, 4 * STATE_WORDS as u64 * n)?);
-        Ok((decoded, state))
+        let all = words(self.dev.read_buffer(&batch.state, 4 * STATE_WORDS as u64 * n)?);
+        let decoded = all.chunks_exact(STATE_WORDS).flat_map(|c| [c[STATE_POINT_WORDS], c[STATE_POINT_WORDS + 1]]);
+        let points = all.chunks_exact(STATE_WORDS).flat_map(|c| c[..STATE_POINT_WORDS].to_vec());
+        Ok((decoded.collect(), points.collect()))
     }
 
     fn upload(&self, input: &[Prepared]) -> Result<Batch, GpuError> {
@@ -799,7 +854,6 @@ impl GpuSigVerifier {
             count,
             sigs,
             state: storage(state_size, "ed25519 state"),
-            decoded: storage(8 * count as u64, "ed25519 decoded"),
             verdicts: storage(4 * count as u64, "ed25519 verdicts"),
         })
     }
@@ -840,8 +894,8 @@ impl GpuSigVerifier {
                     wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() },
                     wgpu::BindGroupEntry { binding: 1, resource: batch.sigs.as_entire_binding() },
                     wgpu::BindGroupEntry { binding: 2, resource: batch.state.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 3, resource: batch.decoded.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 4, resource: batch.verdicts.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 3, resource: batch.verdicts.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 4, resource: self.base_table.as_entire_binding() },
                 ],
             });
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {

@@ -206,6 +206,10 @@ fn constants_are_what_they_claim() {
     let b = point_base();
     assert_eq!(compress(&b), ED25519_BASEPOINT_POINT.compress().to_bytes());
     assert!(fe_eq(&fe_mul(&BASE_X, &BASE_Y), &BASE_T));
+    // The precomputed base-point table is [j]B.
+    for (j, p) in base_table().iter().enumerate() {
+        assert_eq!(compress(p), (ED25519_BASEPOINT_POINT * Scalar::from(j as u64)).compress().to_bytes(), "[{j}]B");
+    }
     // fe_pow_p58 is z^(2^252 - 3): checked through the inverse z^(p - 2) = (z^(2^252 - 3))^8 z^3.
     let mut rng = rand::rngs::StdRng::seed_from_u64(1503);
     for _ in 0..50 {
@@ -643,14 +647,15 @@ fn twin_stages_end_in_the_twins_verdict() {
 }
 
 /// Every stage of the shader against its twin, limb for limb: the decoded flags and the state
-/// after decoding and the table (0 steps), after 1 and 2 ladder steps, after one slice and a bit
-/// more (crossing a dispatch), after 511 (all the bits), 513 (with -R) and all 516.
+/// after decoding and the table (0 steps), within and after the first window (1, 2, 4, 5, 6 steps:
+/// doublings, the base-table addition, the window-table addition), after one slice and a bit more
+/// (crossing a dispatch), after 383 (all the windows), 385 (with -R) and all 388.
 #[test]
 fn each_shader_stage_equals_its_twin() {
     let Some(gpu) = verifier_for_tests() else { return };
     let input = stage_inputs();
     let mut decodable = [0usize; 2];
-    for steps in [0, 1, 2, LADDER_SLICE + 3, 511, 513, LADDER_STEPS] {
+    for steps in [0, 1, 2, 4, 5, 6, LADDER_SLICE + 3, 383, 385, LADDER_STEPS] {
         let (flags, state) = gpu.run_stages(&input, steps).unwrap();
         for (i, p) in input.iter().enumerate() {
             let (want_flags, want_state) = stages_twin(p, steps);
@@ -659,8 +664,13 @@ fn each_shader_stage_equals_its_twin() {
                 decodable[0] += want_flags[0] as usize;
                 decodable[1] += (want_flags[0] == 0) as usize;
             }
-            let got = &state[STATE_WORDS * i..STATE_WORDS * (i + 1)];
-            for (part, name) in ["accumulator", "-A", "B - A", "-R"].iter().enumerate() {
+            let got = &state[STATE_POINT_WORDS * i..STATE_POINT_WORDS * (i + 1)];
+            for part in 0..STATE_POINT_WORDS / 80 {
+                let name = match part {
+                    0 => "accumulator".to_string(),
+                    1 => "-R".to_string(),
+                    j => format!("[{}](-A)", j - 2),
+                };
                 let r = 80 * part..80 * part + 80;
                 assert_eq!(got[r.clone()], want_state[r], "{name} of input {i} after {steps} ladder steps");
             }
