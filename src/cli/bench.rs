@@ -1,5 +1,7 @@
 //! `powkit bench`: nonce-search speed per backend, implementation and thread count.
 
+use std::path::PathBuf;
+
 use clap::Args;
 
 use super::{fmt_rate, CliError, EngineArgs, SearchEngineArgs};
@@ -38,6 +40,10 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also draw the rates as a bar chart in this SVG file (hashes/s per row; signatures/s in a
+    /// second panel with --sigs), written after the table or JSON is printed.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
 }
 
 /// Checks the flags before any work or output and turns them into [`BenchOptions`].
@@ -69,12 +75,24 @@ pub fn run(a: &BenchArgs, on_row: &mut dyn FnMut(&BenchRow)) -> Result<BenchRepo
     })
 }
 
-/// `powkit bench`: prints the table or the JSON; exit code 0.
+/// Draws `report` into `--plot`'s file when one was given.
+///
+/// # Errors
+/// The picture cannot be drawn or the file written: exit code 2.
+fn plot(a: &BenchArgs, report: &BenchReport) -> Result<(), CliError> {
+    let Some(path) = &a.plot else { return Ok(()) };
+    let svg = super::plot::bench_svg(report).map_err(|e| CliError::usage(format!("--plot: cannot draw: {e}")))?;
+    super::plot::write(path, &svg)
+}
+
+/// `powkit bench`: prints the table or the JSON, then writes `--plot`'s SVG; exit code 0, or 2
+/// when the SVG cannot be written (after the table or JSON is printed).
 pub fn main(a: &BenchArgs) -> Result<i32, CliError> {
     options(a)?;
     if a.json {
         let report = run(a, &mut |_| {})?;
         println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));
+        plot(a, &report)?;
         return Ok(0);
     }
     println!(
@@ -115,5 +133,6 @@ pub fn main(a: &BenchArgs) -> Result<i32, CliError> {
     for n in &report.notes {
         println!("note: {n}");
     }
+    plot(a, &report)?;
     Ok(0)
 }

@@ -8,6 +8,7 @@ pub mod gpu;
 pub mod ledger;
 pub mod mine;
 pub mod node;
+pub mod plot;
 pub mod pool;
 pub mod sigs;
 pub mod solo;

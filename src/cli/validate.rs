@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::plot::{validate_svg, ValidateTrace};
 use super::{CliError, EngineArgs};
 use crate::consensus::Network;
 use crate::primitives::BlockHash;
@@ -79,6 +80,10 @@ pub struct ValidateArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Also draw the rate over the run by stage (headers/s, blocks/s, transactions/s against
+    /// elapsed seconds, from the progress reports) in this SVG file, written after the report.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
 }
 
 impl ValidateArgs {
@@ -155,13 +160,35 @@ fn print_skipped(s: &crate::validate::read::Skipped) {
 
 /// Runs the validation, with progress lines on stderr.
 pub fn run(a: &ValidateArgs) -> Result<ValidateReport, CliError> {
-    let tty = std::io::stderr().is_terminal();
-    crate::validate::run(&a.options(), &mut |p| print_progress(p, tty)).map_err(|e| CliError::usage(e.to_string()))
+    run_traced(a).map(|(r, _)| r)
 }
 
-/// `powkit validate`: exit 0 valid, 1 invalid, 2 unreadable or malformed input.
+/// Runs the validation, with progress lines on stderr, and keeps the progress counts for `--plot`.
+fn run_traced(a: &ValidateArgs) -> Result<(ValidateReport, ValidateTrace), CliError> {
+    let tty = std::io::stderr().is_terminal();
+    let mut trace = ValidateTrace::new();
+    let r = crate::validate::run(&a.options(), &mut |p| {
+        trace.record(p);
+        print_progress(p, tty)
+    })
+    .map_err(|e| CliError::usage(e.to_string()))?;
+    Ok((r, trace))
+}
+
+/// `powkit validate`: exit 0 valid, 1 invalid, 2 unreadable or malformed input, or an SVG for
+/// `--plot` that cannot be written (after the report is printed).
 pub fn main(a: &ValidateArgs) -> Result<i32, CliError> {
-    let r = run(a)?;
+    let (r, trace) = run_traced(a)?;
+    let code = report_main(a, &r);
+    if let Some(path) = &a.plot {
+        let svg = validate_svg(&trace, &r).map_err(|e| CliError::usage(format!("--plot: cannot draw: {e}")))?;
+        super::plot::write(path, &svg)?;
+    }
+    Ok(code)
+}
+
+/// Prints the report (text or JSON) and returns the exit code its outcome calls for.
+fn report_main(a: &ValidateArgs, r: &ValidateReport) -> i32 {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r).expect("serializable"));
     } else {
@@ -229,11 +256,11 @@ pub fn main(a: &ValidateArgs) -> Result<i32, CliError> {
             println!("valid");
         }
     }
-    Ok(if r.malformed.is_some() {
+    if r.malformed.is_some() {
         2
     } else if r.invalid.is_some() {
         1
     } else {
         0
-    })
+    }
 }
