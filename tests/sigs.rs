@@ -2,6 +2,9 @@
 //! malformed lines reported with their line number, and (issue 15) the GPU backends: `verify-sigs
 //! --backend all` and `validate --backend gpu|all` of a powkit chain give the CPU's verdicts.
 
+mod common;
+
+use common::have_gpu;
 use std::process::{Command, Output};
 
 use ed25519_zebra::{SigningKey, VerificationKeyBytes};
@@ -97,17 +100,6 @@ fn malformed_lines_exit_2_with_the_line_number() {
     let out = powkit(&["verify-sigs", "--backend", "gpu", "--adapter", "99", &f]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--backend gpu"), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn have_gpu() -> bool {
-    let out = powkit(&["gpu", "list", "--json"]);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    if v.as_array().is_none_or(|a| a.is_empty()) {
-        assert!(std::env::var("POWKIT_REQUIRE_GPU").map_or(true, |v| v != "1"), "POWKIT_REQUIRE_GPU=1 but no adapter");
-        eprintln!("skipping: no GPU adapter");
-        return false;
-    }
-    true
 }
 
 /// `--backend all` splits the file between the GPU and the CPU threads and names exactly the
