@@ -52,11 +52,8 @@
 //! Histograms use the buckets of [`SECONDS_BUCKETS`] (the `_seconds` ones) and
 //! [`DEPTH_BUCKETS`] (reorg depth).
 
-use std::io::{BufRead, BufReader, Read as _, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -140,13 +137,6 @@ pub const DEPTH_BUCKETS: &[f64] = &[1.0, 2.0, 3.0, 6.0, 10.0, 25.0, 100.0, 1000.
 /// with thousands of workers does not grow the scrape without bound.
 pub const MAX_WORKER_LABELS: usize = 256;
 
-/// Longest request head the `/metrics` listener reads (bytes); longer ones get `431`.
-pub const MAX_REQUEST_HEAD: usize = 8 * 1024;
-/// A scrape connection that sends nothing for this long is closed (slow clients cannot hold it).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// Scrape connections served at once; more wait in the listen backlog.
-pub const MAX_CONNECTIONS: usize = 16;
-
 /// Installs the Prometheus recorder as the process's global one and describes every metric (the
 /// `# HELP` lines). Returns the handle that renders the text format.
 ///
@@ -203,181 +193,45 @@ fn describe() {
 }
 
 /// The `/metrics` listener: serves until dropped.
-pub struct MetricsServer {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-}
+pub struct MetricsServer(crate::httpd::Listener);
 
 impl MetricsServer {
     /// The bound address (port 0 resolved).
     pub fn address(&self) -> SocketAddr {
-        self.addr
+        self.0.address()
     }
 }
 
-impl Drop for MetricsServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        // Wake the accept loop.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
-    }
-}
-
-/// Parses `--metrics ADDR`: `IP:PORT`, or `PORT` alone for `127.0.0.1:PORT` (loopback).
+/// Parses `--metrics ADDR`: `IP:PORT`, or `PORT` alone for `127.0.0.1:PORT` (loopback); the same as
+/// [`crate::httpd::parse_listen`].
 ///
 /// # Errors
 /// Neither form: the message names the flag's expected shape.
 pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
-    match s.parse::<u16>() {
-        Ok(port) => Ok(SocketAddr::from(([127, 0, 0, 1], port))),
-        Err(_) => s.parse().map_err(|_| format!("{s:?}: expected IP:PORT or PORT (loopback)")),
-    }
+    crate::httpd::parse_listen(s)
 }
 
-/// Installs the recorder ([`install`]) and serves the text format at `GET /metrics` on `addr`,
-/// one request per connection (HTTP/1.0 or 1.1, answered with `Connection: close`). `refresh`
-/// runs before each render (to set gauges that are read rather than recorded, such as a tip's
-/// age). Other paths get 404, other methods 405, a head over [`MAX_REQUEST_HEAD`] 431, a client
-/// silent for [`REQUEST_TIMEOUT`] is dropped; at most [`MAX_CONNECTIONS`] are served at once.
+/// Installs the recorder ([`install`]) and serves the text format at `GET /metrics` on `addr`
+/// through [`crate::httpd`] (one request per connection, `Connection: close`; its bounds: a head
+/// over [`crate::httpd::MAX_REQUEST_HEAD`] is 431, a client silent for
+/// [`crate::httpd::REQUEST_TIMEOUT`] is dropped, at most [`crate::httpd::MAX_CONNECTIONS`] at
+/// once). `refresh` runs before each render (to set gauges that are read rather than recorded, such
+/// as a tip's age). Other paths get 404, other methods 405.
 ///
 /// # Errors
 /// The recorder cannot be installed, or `addr` cannot be bound.
 pub fn serve(addr: SocketAddr, refresh: Option<Box<dyn Fn() + Send + Sync>>) -> Result<MetricsServer, String> {
     let handle = install()?;
-    let listener = TcpListener::bind(addr).map_err(|e| format!("--metrics {addr}: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let refresh: Arc<dyn Fn() + Send + Sync> = match refresh {
-        Some(f) => Arc::from(f),
-        None => Arc::new(|| {}),
-    };
-    let busy = Arc::new(AtomicUsize::new(0));
-    let stop2 = stop.clone();
-    std::thread::Builder::new()
-        .name("metrics".into())
-        .spawn(move || {
-            for conn in listener.incoming() {
-                if stop2.load(Ordering::Relaxed) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                if busy.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
-                    busy.fetch_sub(1, Ordering::AcqRel);
-                    let _ = answer(&conn, 503, "text/plain", "too many scrapes at once\n");
-                    continue;
-                }
-                let (handle, refresh, busy) = (handle.clone(), refresh.clone(), busy.clone());
-                let spawned = std::thread::Builder::new().name("metrics-conn".into()).spawn(move || {
-                    serve_one(&conn, &handle, &*refresh);
-                    busy.fetch_sub(1, Ordering::AcqRel);
-                });
-                if spawned.is_err() {
-                    // The closure (and its count) was dropped with the failed spawn.
-                    continue;
-                }
-            }
-        })
-        .map_err(|e| e.to_string())?;
-    Ok(MetricsServer { addr, stop })
-}
-
-/// The request line of a head, read with a bound: `Err(status)` when it cannot be served.
-fn read_request_line(conn: &TcpStream) -> Result<String, u16> {
-    conn.set_read_timeout(Some(REQUEST_TIMEOUT)).map_err(|_| 400u16)?;
-    let mut r = BufReader::new(conn.take(MAX_REQUEST_HEAD as u64 + 1));
-    let mut first = String::new();
-    let mut total = 0usize;
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let n = r.read_until(b'\n', &mut line).map_err(|_| 408u16)?;
-        total += n;
-        if total > MAX_REQUEST_HEAD {
-            return Err(431);
+    let refresh: Box<dyn Fn() + Send + Sync> = refresh.unwrap_or_else(|| Box::new(|| {}));
+    let handler: crate::httpd::Handler = Arc::new(move |path: &str| {
+        if path != "/metrics" {
+            return crate::httpd::Reply::text(404, "not found: the metrics are at /metrics\n");
         }
-        if n == 0 || !line.ends_with(b"\n") {
-            // The peer closed (or the bound cut the line) before the head ended.
-            return Err(400);
-        }
-        let text = std::str::from_utf8(&line).map_err(|_| 400u16)?.trim_end();
-        if first.is_empty() {
-            if text.is_empty() {
-                continue;
-            }
-            first = text.to_string();
-        } else if text.is_empty() {
-            return Ok(first);
-        }
-    }
-}
-
-fn serve_one(conn: &TcpStream, handle: &PrometheusHandle, refresh: &dyn Fn()) {
-    let _ = conn.set_write_timeout(Some(REQUEST_TIMEOUT));
-    let line = match read_request_line(conn) {
-        Ok(l) => l,
-        Err(408) => return,
-        Err(status) => {
-            let _ = answer(conn, status, "text/plain", "bad request\n");
-            drain(conn);
-            return;
-        }
-    };
-    let mut parts = line.split(' ');
-    let (method, target, version) = (parts.next(), parts.next(), parts.next());
-    if !version.is_some_and(|v| v.starts_with("HTTP/1.")) || parts.next().is_some() {
-        let _ = answer(conn, 400, "text/plain", "expected: GET /metrics HTTP/1.1\n");
-        return;
-    }
-    let path = target.unwrap_or("").split('?').next().unwrap_or("");
-    match (method, path) {
-        (Some("GET" | "HEAD"), "/metrics") => {
-            refresh();
-            handle.run_upkeep();
-            let body = handle.render();
-            let body = if method == Some("HEAD") { String::new() } else { body };
-            let _ = answer(conn, 200, "text/plain; version=0.0.4; charset=utf-8", &body);
-        }
-        (Some("GET" | "HEAD"), _) => {
-            let _ = answer(conn, 404, "text/plain", "not found: the metrics are at /metrics\n");
-        }
-        _ => {
-            let _ = answer(conn, 405, "text/plain", "only GET /metrics\n");
-        }
-    }
-}
-
-/// After an error answer: reads (and drops) what the client still sends, briefly and boundedly,
-/// so closing with unread bytes does not reset the connection before the answer is read.
-fn drain(mut conn: &TcpStream) {
-    let _ = conn.shutdown(std::net::Shutdown::Write);
-    let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
-    let mut buf = [0u8; 4096];
-    let mut left = 256 * 1024usize;
-    while left > 0 {
-        match conn.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => left = left.saturating_sub(n),
-        }
-    }
-}
-
-fn answer(mut conn: &TcpStream, status: u16, kind: &str, body: &str) -> std::io::Result<()> {
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        _ => "Error",
-    };
-    let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    conn.write_all(head.as_bytes())?;
-    conn.write_all(body.as_bytes())?;
-    conn.flush()
+        refresh();
+        handle.run_upkeep();
+        crate::httpd::Reply::ok("text/plain; version=0.0.4; charset=utf-8", handle.render().into_bytes())
+    });
+    crate::httpd::serve(addr, "metrics", handler).map(MetricsServer).map_err(|e| format!("--metrics {e}"))
 }
 
 /// The label value for Stratum worker `name`: itself for the first [`MAX_WORKER_LABELS`]
@@ -396,16 +250,4 @@ pub fn worker_label(name: &str) -> String {
         return name.to_string();
     }
     "other".to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn listen_addresses() {
-        assert_eq!(parse_listen("9100").unwrap(), "127.0.0.1:9100".parse().unwrap());
-        assert_eq!(parse_listen("0.0.0.0:9100").unwrap(), "0.0.0.0:9100".parse().unwrap());
-        assert!(parse_listen("localhost:x").is_err());
-    }
 }

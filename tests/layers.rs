@@ -12,10 +12,12 @@ use std::path::{Path, PathBuf};
 /// Each top-level module of `src/` and its floor (a module may use its own floor and those below).
 const FLOORS: &[(&str, u32)] = &[
     ("primitives", 0),
+    ("httpd", 0),
     ("sha256", 1),
     ("gpu", 1),
     ("sigs", 1),
     ("metrics", 1),
+    ("dashboard", 1),
     ("ledger", 2),
     ("consensus", 3),
     ("net", 3),
