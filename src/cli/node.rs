@@ -85,6 +85,10 @@ pub struct NodeArgs {
     /// default). The names: docs/METRICS.md.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
+    /// Serve the live dashboard at http://ADDR/ (IP:PORT, or PORT for 127.0.0.1:PORT; off by
+    /// default): read-only, every asset embedded, no network access needed.
+    #[arg(long, value_name = "ADDR")]
+    pub dashboard: Option<String>,
 }
 
 /// Flags of `powkit rpc`.
@@ -156,6 +160,7 @@ pub fn main(a: &NodeArgs) -> Result<i32, CliError> {
         stratum_difficulty: a.stratum_difficulty,
         stratum_share_interval: a.stratum_share_interval,
         sig_backend: a.sig_backend,
+        dashboard: a.dashboard.clone(),
     };
     let cfg = flags.resolve(file, a.datadir.clone()).map_err(CliError::usage)?;
     let _metrics = super::start_metrics(a.metrics.as_deref())?;

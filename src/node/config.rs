@@ -54,6 +54,8 @@ pub struct NodeConfig {
     pub stratum_share_interval: std::time::Duration,
     /// Where block signatures are verified (`auto`: with a hardware GPU when there is one).
     pub sig_backend: Backend,
+    /// Where the live dashboard listens (`None`: off, the default).
+    pub dashboard: Option<SocketAddr>,
 }
 
 /// Settings as given on the command line or in the file (absent: not given).
@@ -95,6 +97,8 @@ pub struct Settings {
     pub sig_backend: Option<Backend>,
     /// `stratum_share_interval` (seconds, 0.1 to 3600).
     pub stratum_share_interval: Option<f64>,
+    /// `dashboard` (IP:PORT, or a port for 127.0.0.1:PORT; `none`: off).
+    pub dashboard: Option<String>,
 }
 
 /// The config file's name in the data directory.
@@ -172,6 +176,7 @@ impl Settings {
                 "stratum" => s.stratum = Some(v.into()),
                 "stratum_difficulty" => s.stratum_difficulty = Some(real("stratum_difficulty")?),
                 "stratum_share_interval" => s.stratum_share_interval = Some(real("stratum_share_interval")?),
+                "dashboard" => s.dashboard = Some(v.into()),
                 "sig_backend" => s.sig_backend = Some(v.parse().map_err(|e| format!("{}: sig_backend: {e}", at()))?),
                 other => return Err(format!("{}: unknown setting {other:?}", at())),
             }
@@ -225,6 +230,10 @@ impl Settings {
         if !(0.1..=3600.0).contains(&interval) {
             return Err(format!("stratum_share_interval {interval}: expected 0.1 to 3600 seconds"));
         }
+        let dashboard = match self.dashboard.or(file.dashboard).as_deref() {
+            None | Some("none") => None,
+            Some(s) => Some(crate::httpd::parse_listen(s).map_err(|e| format!("dashboard {e}"))?),
+        };
         let threads = self.threads.or(file.threads).unwrap_or_else(crate::mine::default_threads);
         if threads == 0 {
             return Err("threads must be at least 1".into());
@@ -249,6 +258,7 @@ impl Settings {
             stratum_difficulty,
             stratum_share_interval: std::time::Duration::from_secs_f64(interval),
             sig_backend: self.sig_backend.or(file.sig_backend).unwrap_or(Backend::Auto),
+            dashboard,
         })
     }
 }

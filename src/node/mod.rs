@@ -16,6 +16,7 @@
 
 mod banlist;
 pub mod config;
+mod dashboard;
 pub mod mempool;
 pub mod miner;
 pub mod peer;
@@ -134,6 +135,8 @@ pub enum Event {
     },
     /// The Stratum job server's miners solved a template: accept it (and answer).
     Stratum(Box<stratum::StratumBlock>),
+    /// The dashboard asks for its snapshot (`node::dashboard`).
+    Dashboard(Sender<Value>),
 }
 
 fn unix_now() -> i64 {
@@ -176,6 +179,8 @@ struct Node {
     last_progress: Instant,
     /// `--stratum`: the templates the job server takes, and the server.
     stratum: Option<(Arc<stratum::NodeSource>, crate::stratum::server::Server)>,
+    /// What `--dashboard` shows that the rest of the node does not keep.
+    dashboard: dashboard::DashboardState,
 }
 
 /// Runs a node until SIGINT, SIGTERM or the `stop` call. Returns an error line (exit 2) when it
@@ -233,12 +238,29 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
         }
         None => None,
     };
+    let dashboard_server = match cfg.dashboard {
+        Some(addr) => {
+            let events = tx.clone();
+            let snapshot: crate::dashboard::Snapshot = Arc::new(move || {
+                let (reply, answer) = crossbeam_channel::bounded(1);
+                events
+                    .send_timeout(Event::Dashboard(reply), Duration::from_secs(2))
+                    .map_err(|_| "the node's event queue is full or closed".to_string())?;
+                answer
+                    .recv_timeout(Duration::from_secs(2))
+                    .map_err(|_| "the node did not answer within 2 s".to_string())
+            });
+            Some(crate::dashboard::serve(addr, snapshot)?)
+        }
+        None => None,
+    };
     let info = json!({
         "pid": std::process::id(),
         "chain": params.name,
         "p2p": listen_addr.map(|a| a.to_string()),
         "rpc": rpc_addr.map(|a| a.to_string()),
         "stratum": stratum.as_ref().map(|(_, s)| s.address().to_string()),
+        "dashboard": dashboard_server.as_ref().map(|s| s.address().to_string()),
     });
     let info_path = cfg.datadir.join("node.json");
     std::fs::write(&info_path, format!("{info}\n")).map_err(|e| format!("{}: {e}", info_path.display()))?;
@@ -268,6 +290,7 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
         orphans: HashMap::new(),
         last_progress: Instant::now(),
         stratum,
+        dashboard: dashboard::DashboardState { started: unix_now(), ..Default::default() },
         cfg,
     };
     node.reload_mempool()?;
@@ -284,6 +307,7 @@ pub fn run(cfg: NodeConfig) -> Result<(), String> {
         state_root = %root,
         p2p = ?listen_addr,
         rpc = ?rpc_addr,
+        dashboard = ?dashboard_server.as_ref().map(|s| format!("http://{}/", s.address())),
         mining = node.miner.is_some(),
         "node started"
     );
@@ -417,6 +441,9 @@ impl Node {
                 let _ = reply.send(r);
             }
             Event::Generate(step) => self.generate_step(step),
+            Event::Dashboard(reply) => {
+                let _ = reply.send(self.dashboard_snapshot());
+            }
             Event::Mined { block, job } => {
                 if job != self.job {
                     return;
@@ -656,6 +683,7 @@ impl Node {
             self.new_job();
         }
         self.record_gauges(best_height);
+        self.sample_for_dashboard();
     }
 
     /// Sets the gauges read from the node's state (crate::metrics): tip, headers, peers, mempool.

@@ -57,6 +57,9 @@ pub struct Conn {
     epoch: Instant,
     /// Bytes of this peer's messages handed to the chain thread and not yet handled.
     pub pending: Arc<AtomicUsize>,
+    /// Bytes of frames received from the peer (headers included) and queued to it, since connecting.
+    received: Arc<AtomicU64>,
+    sent: AtomicU64,
     stream: TcpStream,
     magic: [u8; 4],
 }
@@ -90,6 +93,8 @@ impl Conn {
         let r = stream.try_clone()?;
         let pending = Arc::new(AtomicUsize::new(0));
         let p = pending.clone();
+        let received = Arc::new(AtomicU64::new(0));
+        let rcvd = received.clone();
         let epoch = Instant::now();
         let last_recv = Arc::new(AtomicU64::new(0));
         let last = last_recv.clone();
@@ -109,6 +114,7 @@ impl Conn {
                             got_verack |= matches!(msg, Message::Verack);
                             let size = f.payload.len() + crate::net::frame::HEADER_LEN;
                             p.fetch_add(size, Ordering::Relaxed);
+                            rcvd.fetch_add(size as u64, Ordering::Relaxed);
                             let kind = msg.command();
                             ::metrics::counter!(crate::metrics::NET_RECEIVED_MESSAGES, "type" => kind).increment(1);
                             ::metrics::counter!(crate::metrics::NET_RECEIVED_BYTES, "type" => kind)
@@ -141,13 +147,35 @@ impl Conn {
                 }
             }
         })?;
-        Ok(Conn { id, addr, out: tx, queued, last_recv, epoch, pending, stream, magic })
+        Ok(Conn {
+            id,
+            addr,
+            out: tx,
+            queued,
+            last_recv,
+            epoch,
+            pending,
+            received,
+            sent: AtomicU64::new(0),
+            stream,
+            magic,
+        })
     }
 
     /// How long ago the last byte from the peer arrived (since the connection opened, if none).
     pub fn since_last_recv(&self) -> std::time::Duration {
         let at = std::time::Duration::from_millis(self.last_recv.load(Ordering::Relaxed));
         self.epoch.elapsed().saturating_sub(at)
+    }
+
+    /// Bytes received from the peer since connecting (whole frames, headers included).
+    pub fn bytes_received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// Bytes queued to the peer since connecting (whole frames, headers included).
+    pub fn bytes_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 
     /// Queues a message; false when the queue is full (the peer is not reading) or closed.
@@ -166,6 +194,7 @@ impl Conn {
         self.queued.fetch_add(n, Ordering::Relaxed);
         match self.out.send(frame) {
             Ok(()) => {
+                self.sent.fetch_add(n as u64, Ordering::Relaxed);
                 // Counted when queued for the writer thread (the node's own commands: a small set).
                 ::metrics::counter!(crate::metrics::NET_SENT_MESSAGES, "type" => command.to_string()).increment(1);
                 ::metrics::counter!(crate::metrics::NET_SENT_BYTES, "type" => command.to_string()).increment(n as u64);

@@ -296,6 +296,7 @@ impl Node {
         if !change.moved() {
             return;
         }
+        self.note_tip_change_for_dashboard(&change);
         for b in &change.connected {
             self.block_source.remove(&b.header.block_hash());
         }

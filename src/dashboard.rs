@@ -1,0 +1,100 @@
+//! The live dashboard's web server (issue 16; docs/ARCHITECTURE.md, "Dashboard"): one page at `/`
+//! with its script, style and the vendored chart library (uPlot 1.6.32, MIT,
+//! `assets/dashboard/vendor/`), all embedded in the binary, and the data it polls at
+//! `/api/dashboard`.
+//!
+//! Read-only by construction: the listener ([`crate::httpd`]) answers `GET` and `HEAD` only and
+//! calls nothing but the [`Snapshot`] function the owner gives it; there is no path that changes
+//! anything. Loopback by default (`--dashboard PORT` binds 127.0.0.1).
+//!
+//! The page asks for `/api/dashboard` once a second (polling: a browser tab costs one small request
+//! a second, no long-held connection or thread), and renders what the JSON carries: the node's
+//! view (`chain`, `blocks`, `peers`, `mempool`, `reorgs`, `bans`, `mining`) and, when there is a
+//! Stratum server, the pool's (`pool`: workers, share rates and rejections). The snapshot's shape
+//! is documented in docs/METRICS.md, "The dashboard's data".
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::httpd::{Handler, Listener, Reply};
+
+/// The dashboard's data now, as JSON (`Err`: why there is none, answered as `503`).
+pub type Snapshot = Arc<dyn Fn() -> Result<serde_json::Value, String> + Send + Sync>;
+
+/// The files served, `(path, content type, bytes)`: the page, its script and style, and uPlot.
+pub const ASSETS: &[(&str, &str, &[u8])] = &[
+    ("/", "text/html; charset=utf-8", include_bytes!("../assets/dashboard/index.html")),
+    ("/app.js", "text/javascript; charset=utf-8", include_bytes!("../assets/dashboard/app.js")),
+    ("/style.css", "text/css; charset=utf-8", include_bytes!("../assets/dashboard/style.css")),
+    (
+        "/vendor/uPlot.iife.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/dashboard/vendor/uPlot.iife.min.js"),
+    ),
+    ("/vendor/uPlot.min.css", "text/css; charset=utf-8", include_bytes!("../assets/dashboard/vendor/uPlot.min.css")),
+    ("/vendor/uPlot.LICENSE", "text/plain; charset=utf-8", include_bytes!("../assets/dashboard/vendor/uPlot.LICENSE")),
+];
+
+/// The page's Content-Security-Policy: everything from this origin only (no network access
+/// needed, and none allowed), no frames.
+pub const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+                       connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// The answer to `GET path`: an embedded file, the snapshot at `/api/dashboard`, else `404`.
+pub fn route(path: &str, snapshot: &dyn Fn() -> Result<serde_json::Value, String>) -> Reply {
+    let reply = if path == "/api/dashboard" {
+        match snapshot() {
+            Ok(v) => Reply::ok("application/json", v.to_string().into_bytes()),
+            Err(e) => Reply::ok("application/json", serde_json::json!({ "error": e }).to_string().into_bytes())
+                .with_status(503),
+        }
+    } else {
+        let path = if path == "/index.html" { "/" } else { path };
+        match ASSETS.iter().find(|(p, _, _)| *p == path) {
+            Some((_, kind, body)) => Reply::ok(kind, *body),
+            None => Reply::text(404, format!("not found: {path} (the dashboard is at /)\n")),
+        }
+    };
+    reply
+        .with_header("Cache-Control", "no-cache")
+        .with_header("Content-Security-Policy", CSP)
+        .with_header("X-Content-Type-Options", "nosniff")
+        .with_header("Referrer-Policy", "no-referrer")
+}
+
+/// Serves the dashboard on `addr` until the returned listener is dropped.
+///
+/// # Errors
+/// `addr` cannot be bound: `"--dashboard ADDR: why"`.
+pub fn serve(addr: SocketAddr, snapshot: Snapshot) -> Result<Listener, String> {
+    let handler: Handler = Arc::new(move |path: &str| route(path, &*snapshot));
+    crate::httpd::serve(addr, "dashboard", handler).map_err(|e| format!("--dashboard {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serves_the_embedded_files_and_the_snapshot_and_nothing_else() {
+        let snap = || Ok(serde_json::json!({"chain": {"height": 7}}));
+        let r = route("/", &snap);
+        assert_eq!(r.status, 200);
+        let page = String::from_utf8(r.body.to_vec()).unwrap();
+        // Every asset the page names is served, and the page names nothing off this origin.
+        for (path, _, _) in &ASSETS[1..5] {
+            assert!(page.contains(&path[1..]), "the page does not load {path}");
+            assert_eq!(route(path, &snap).status, 200);
+        }
+        assert!(!page.contains("http://") && !page.contains("https://"), "the page must need no network");
+        assert!(r.headers.iter().any(|(n, v)| *n == "Content-Security-Policy" && v.contains("default-src 'self'")));
+        let api = route("/api/dashboard", &snap);
+        assert_eq!((api.status, api.content_type), (200, "application/json"));
+        assert_eq!(api.body.as_ref(), br#"{"chain":{"height":7}}"#);
+        let down = route("/api/dashboard", &|| Err("the node is busy".to_string()));
+        assert_eq!(down.status, 503);
+        assert!(String::from_utf8_lossy(&down.body).contains("the node is busy"));
+        assert_eq!(route("/api/other", &snap).status, 404);
+        assert_eq!(route("/../Cargo.toml", &snap).status, 404);
+    }
+}
