@@ -4,7 +4,7 @@
 //
 //   node check.mjs --url http://127.0.0.1:P/ --rpc http://127.0.0.1:R/ --cookie D/.cookie
 //                  [--mine] [--screenshot out.png] [--view node|pool] [--width 1280] [--height 900]
-//                  [--settle-ms 500] [--modules DIR]
+//                  [--settle-ms 500] [--read SELECTOR]... [--modules DIR]
 //
 // Exit 0: the harness ran; the caller asserts on the values (a mismatch is reported, never hidden).
 // Exit 2: bad arguments. Exit 3: the harness could not run (no playwright-core, no chromium, the
@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 
 const USAGE =
   'usage: node check.mjs --url URL --rpc URL --cookie FILE [--mine] [--screenshot FILE.png] ' +
-  '[--view node|pool] [--width N] [--height N] [--settle-ms N] [--modules NODE_MODULES_DIR]';
+  '[--view node|pool] [--width N] [--height N] [--settle-ms N] [--read SELECTOR]... [--modules NODE_MODULES_DIR]';
 
 // How long each wait may take.
 const LOAD_TIMEOUT_MS = 10_000; // page load, and #height showing a number
@@ -34,7 +34,7 @@ function fail(code, msg) {
 function parseArgs(argv) {
   const o = {
     url: null, rpc: null, cookie: null, mine: false, screenshot: null, view: 'node',
-    width: 1280, height: 900, settleMs: 500, modules: null,
+    width: 1280, height: 900, settleMs: 500, modules: null, read: [],
   };
   const takesValue = {
     '--url': 'url', '--rpc': 'rpc', '--cookie': 'cookie', '--screenshot': 'screenshot',
@@ -47,6 +47,14 @@ function parseArgs(argv) {
     const eq = a.indexOf('=');
     if (a.startsWith('--') && eq > 0) { v = a.slice(eq + 1); a = a.slice(0, eq); }
     if (a === '--mine') { o.mine = true; continue; }
+    if (a === '--read') {
+      if (v === undefined) {
+        if (i + 1 >= argv.length) fail(2, `--read needs a CSS selector; ${USAGE}`);
+        v = argv[++i];
+      }
+      o.read.push(v);
+      continue;
+    }
     if (a === '-h' || a === '--help') { process.stdout.write(USAGE + '\n'); process.exit(0); }
     const key = takesValue[a];
     if (!key) fail(2, `unknown argument ${JSON.stringify(a)}; ${USAGE}`);
@@ -308,6 +316,12 @@ async function main() {
     }
   }
 
+  // --read SELECTOR: the visible text of every element it matches, after settling.
+  const read = {};
+  for (const sel of o.read) {
+    read[sel] = await page.locator(sel).allInnerTexts().catch((e) => [`error: ${e.message.split('\n')[0]}`]);
+  }
+
   let viewVisible = null;
   if (o.view === 'pool') viewVisible = await page.locator('#pool-view').first().isVisible().catch(() => false);
 
@@ -330,6 +344,7 @@ async function main() {
     url,
     view: o.view,
     view_visible: viewVisible,
+    read,
   };
   process.stdout.write(JSON.stringify(out) + '\n');
 }
