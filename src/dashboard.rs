@@ -18,6 +18,19 @@ use std::sync::Arc;
 
 use crate::httpd::{Handler, Listener, Reply};
 
+/// How often hash rates are sampled for the charts (the node's chain thread and `powkit pool`'s
+/// loop take the samples).
+pub const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// Samples kept: one hour at [`SAMPLE_EVERY`].
+pub const SAMPLES: usize = 720;
+/// Stratum workers per sample (the fastest ones).
+pub const SAMPLE_WORKERS: usize = 16;
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
 /// The dashboard's data now, as JSON (`Err`: why there is none, answered as `503`).
 pub type Snapshot = Arc<dyn Fn() -> Result<serde_json::Value, String> + Send + Sync>;
 

@@ -4,11 +4,15 @@
 //! The browser tests need `node`, chromium (`POWKIT_CHROMIUM`, default /usr/bin/chromium) and
 //! playwright-core (`POWKIT_BROWSER_MODULES`, a node_modules directory: `.ci/run` installs both);
 //! without them they print why and pass, unless `POWKIT_REQUIRE_BROWSER=1` (set in `.ci/run`), which
-//! makes a missing browser a failure. The read-only test needs no browser.
+//! makes a missing browser a failure. The read-only test needs no browser. `powkit pool --dashboard`
+//! needs bitcoind too (tests/common/bitcoind.rs: skipped with a printed reason, unless
+//! `POWKIT_REQUIRE_BITCOIND=1`).
 //!
 //! `POWKIT_SCREENSHOT_DIR=docs cargo test --release --test dashboard` rewrites the screenshots the
 //! README shows (docs/dashboard.png, docs/dashboard-pool.png) from the three-node run.
 
+#[path = "common/bitcoind.rs"]
+mod bitcoind;
 mod common;
 use common::new_key;
 
@@ -156,19 +160,23 @@ fn browser() -> Option<Browser> {
 impl Browser {
     /// Runs check.mjs against `node`'s dashboard with `args`; its JSON report.
     fn check(&self, node: &Node, args: &[&str]) -> Value {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/dashboard-browser/check.mjs");
         let url = format!("http://{}/", node.dashboard.as_ref().expect("--dashboard"));
         let rpc = format!("http://{}/", node.rpc);
-        let cookie = node.dir.join(".cookie");
+        self.check_at(&url, &rpc, &node.dir.join(".cookie"), args, &node.log())
+    }
+
+    /// Runs check.mjs against the dashboard at `url`, with `rpc` and its `cookie` for getblockcount.
+    fn check_at(&self, url: &str, rpc: &str, cookie: &Path, args: &[&str], log: &str) -> Value {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/dashboard-browser/check.mjs");
         let out = Command::new("node")
             .arg(&script)
-            .args(["--modules", self.modules.to_str().unwrap(), "--url", &url, "--rpc", &rpc])
+            .args(["--modules", self.modules.to_str().unwrap(), "--url", url, "--rpc", rpc])
             .args(["--cookie", cookie.to_str().unwrap()])
             .args(args)
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "check.mjs failed ({}): {stderr}\nnode log:\n{}", out.status, node.log());
+        assert!(out.status.success(), "check.mjs failed ({}): {stderr}\nlog:\n{log}", out.status);
         let stdout = String::from_utf8_lossy(&out.stdout);
         serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("check.mjs printed {stdout:?}: {e}; {stderr}"))
     }
@@ -342,5 +350,98 @@ fn the_dashboard_is_read_only_and_serves_only_its_own_files() {
     assert_eq!(s["chain"]["height"], 0);
     // Still running, still at its tip.
     assert_eq!(node.height(), 0);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// `powkit pool --dashboard` on a regtest bitcoind: the page is the pool view alone; the height its
+/// job builds on equals bitcoind's getblockcount; a `powkit mine --pool` worker appears with its
+/// shares; no errors; the bitcoind credentials appear nowhere in the snapshot.
+#[test]
+fn powkit_pool_serves_the_pool_view_alone() {
+    let Some(bin) = bitcoind::find_bitcoind() else { return };
+    let Some(browser) = browser() else { return };
+    let d = tmp("pool");
+    let node = bitcoind::Bitcoind::start(&bin, &d.join("bitcoind"), false, &[]);
+    let payout = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+    node.call("generatetoaddress", json!([1, payout]));
+    let url = format!("http://127.0.0.1:{}", node.rpc_port);
+    let cookie = d.join("bitcoind/regtest/.cookie");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let stratum = format!("127.0.0.1:{port}");
+    let log = d.join("pool.log");
+    let args = ["pool", "--bitcoind", &url, "--rpc-cookie", cookie.to_str().unwrap(), "--coinbase-address", payout];
+    let more = ["--stratum", &stratum, "--difficulty", "0.001", "--poll-seconds", "0.2", "--stats-interval", "0"];
+    let mut pool = Command::new(env!("CARGO_BIN_EXE_powkit"))
+        .args(args)
+        .args(more)
+        .args(["--dashboard", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let t = Instant::now();
+    let dash = loop {
+        if let Some(l) = read_log().lines().find(|l| l.starts_with("dashboard: http://")) {
+            break l["dashboard: ".len()..].to_string();
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "no dashboard line:\n{}", read_log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let miner_args = ["mine", "--pool", &format!("stratum+tcp://{stratum}"), "--user", "rig7", "--backend", "cpu"];
+    let mut miner = Command::new(env!("CARGO_BIN_EXE_powkit"))
+        .args(miner_args)
+        .args(["--threads", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let snapshot = || -> Value {
+        let mut s = TcpStream::connect(dash.trim_start_matches("http://").trim_end_matches('/')).unwrap();
+        s.write_all(b"GET /api/dashboard HTTP/1.1\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        serde_json::from_str(out.split_once("\r\n\r\n").unwrap().1).unwrap()
+    };
+    let accepted = |s: &Value| s["pool"]["workers"]["rig7"]["accepted"].as_u64().unwrap_or(0);
+    let t = Instant::now();
+    while accepted(&snapshot()) < 3 {
+        assert!(t.elapsed() < Duration::from_secs(120), "no shares:\n{}", read_log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let s = snapshot();
+    assert_eq!(s["chain"], Value::Null);
+    let password = std::fs::read_to_string(&cookie).unwrap();
+    let password = password.split(':').nth(1).unwrap().trim();
+    assert!(!s.to_string().contains(password), "the snapshot leaks bitcoind's cookie");
+    let _ = miner.kill();
+    let _ = miner.wait();
+    let shot = PathBuf::from(screenshot_path(&d, "dashboard-pool-only.png"));
+    let r = browser.check_at(
+        &dash,
+        &url,
+        &cookie,
+        &[
+            "--height-selector",
+            "#pool-tip",
+            "--read",
+            "#workers tbody tr",
+            "--read",
+            "#tab-node:visible",
+            "--settle-ms",
+            "1500",
+        ]
+        .into_iter()
+        .chain(["--screenshot", shot.to_str().unwrap()])
+        .collect::<Vec<_>>(),
+        &read_log(),
+    );
+    let _ = pool.kill();
+    let _ = pool.wait();
+    assert_eq!(r["errors"], json!([]), "{r}");
+    assert_eq!(r["page_height_settled"], r["rpc_height"], "the pool's job is not on bitcoind's tip: {r}");
+    let rows = texts(&r, "#workers tbody tr");
+    assert!(rows.len() == 1 && rows[0].starts_with("rig7"), "{rows:?}");
+    assert_eq!(texts(&r, "#tab-node:visible"), Vec::<String>::new(), "the node tab shows without a node: {r}");
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -205,6 +205,9 @@
       if (!then || !now.workers[n] || now.time === then.time) return null;
       return (now.workers[n].accepted - then.workers[n].accepted) * 60 / (now.time - then.time);
     }
+    // The current job's block goes on top of the tip: its parent's height is the tip's.
+    setText('pool-tip', p.height === null || p.height === undefined ? '-' : p.height - 1);
+    setText('pool-source', 'templates from ' + p.source);
     setText('pool-workers', names.length);
     setText('pool-clients', p.clients + (p.clients === 1 ? ' connection, ' : ' connections, ') + p.subscribed + ' subscribed');
     setText('pool-hashrate', fmtRate(rate));
@@ -231,10 +234,20 @@
     }), 'no workers have connected');
   }
 
+  // `powkit pool --dashboard`: no node behind the page ("chain": null), the pool view alone.
+  let poolOnly = false;
+
   function render(s) {
     last = s;
     clockOffset = s.time - Date.now() / 1000;
-    renderNode(s);
+    if (s.chain === null && !poolOnly) {
+      poolOnly = true;
+      $('tab-node').hidden = true;
+      setText('chain-name', 'pool');
+      document.title = 'powkit pool';
+      route();
+    }
+    if (!poolOnly) renderNode(s);
     renderPool(s);
     tick();
     setText('updated', new Date().toLocaleTimeString());
@@ -245,7 +258,7 @@
 
   // The tip's age moves every second without waiting for a poll.
   function tick() {
-    if (!last) return;
+    if (!last || !last.chain) return;
     const now = Date.now() / 1000 + clockOffset;
     setText('tip-age', fmtDuration(now - last.chain.tip_time));
   }
@@ -271,7 +284,7 @@
 
   // Views: #node (default) and #pool.
   function route() {
-    const pool = location.hash === '#pool';
+    const pool = poolOnly || location.hash === '#pool';
     $('node-view').hidden = pool;
     $('pool-view').hidden = !pool;
     $('tab-node').classList.toggle('active', !pool);

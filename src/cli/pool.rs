@@ -66,6 +66,10 @@ pub struct PoolArgs {
     /// default). The names: docs/METRICS.md.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
+    /// Serve the live dashboard's pool view at http://ADDR/ (IP:PORT, or PORT for 127.0.0.1:PORT;
+    /// off by default): workers, hash and share rates, rejections; read-only, nothing fetched.
+    #[arg(long, value_name = "ADDR")]
+    pub dashboard: Option<String>,
 }
 
 /// The RPC credentials and payout from the flags of `powkit pool` and `powkit mine --node`.
@@ -169,9 +173,24 @@ pub fn main(a: &PoolArgs) -> Result<i32, CliError> {
         poll,
         ..ServerConfig::default()
     };
+    let dashboard_addr = a
+        .dashboard
+        .as_deref()
+        .map(|d| crate::httpd::parse_listen(d).map_err(|e| CliError::usage(format!("--dashboard {e}"))))
+        .transpose()?;
     let _metrics = super::start_metrics(a.metrics.as_deref())?;
-    let server = Server::start(addr, Arc::new(source), server_cfg).map_err(|e| CliError { code: 3, message: e })?;
+    let server =
+        Arc::new(Server::start(addr, Arc::new(source), server_cfg).map_err(|e| CliError { code: 3, message: e })?);
     eprintln!("pool: Stratum on stratum+tcp://{} for {}", server.address(), a.bitcoind);
+    let dashboard = crate::stratum::dashboard::PoolDashboard::new(server.clone());
+    let _dashboard_server = match dashboard_addr {
+        Some(addr) => {
+            let l = dashboard.serve(addr).map_err(|e| CliError { code: 3, message: e })?;
+            eprintln!("dashboard: http://{}/", l.address());
+            Some(l)
+        }
+        None => None,
+    };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register(sig, stop.clone());
@@ -180,6 +199,9 @@ pub fn main(a: &PoolArgs) -> Result<i32, CliError> {
     let mut last = Instant::now();
     while !stop.load(Ordering::Relaxed) && duration.is_none_or(|d| t0.elapsed() < d) {
         std::thread::sleep(Duration::from_millis(100));
+        if dashboard_addr.is_some() {
+            dashboard.sample();
+        }
         if !stats_every.is_zero() && last.elapsed() >= stats_every {
             last = Instant::now();
             print_stats(&server.stats(), a.json);

@@ -16,19 +16,13 @@ use serde_json::{json, Value};
 
 use super::{unix_now, Node};
 use crate::chain::TipChange;
+use crate::dashboard::{SAMPLES, SAMPLE_EVERY, SAMPLE_WORKERS};
 use crate::primitives::BlockHash;
 
 /// Blocks in the snapshot's `blocks` (the charts of block intervals and difficulty).
 pub const DASHBOARD_BLOCKS: u32 = 300;
 /// Reorg events kept (newest first).
 pub const DASHBOARD_REORGS: usize = 50;
-/// How often the hash rates are sampled for the dashboard's charts.
-pub const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-/// Samples kept: one hour at [`SAMPLE_EVERY`].
-pub const SAMPLES: usize = 720;
-/// Stratum workers per sample (the fastest ones).
-pub const SAMPLE_WORKERS: usize = 16;
-
 /// Blocks over which the network hash rate is estimated (Bitcoin Core's `getnetworkhashps`
 /// default, 120).
 pub const HASHRATE_WINDOW: u32 = 120;
@@ -114,20 +108,12 @@ impl Node {
     /// One sample of the rates now: network, local miner, Stratum workers (total and each).
     fn rates_now(&self) -> Value {
         let pool = self.stratum.as_ref().map(|(_, s)| s.stats());
-        let mut workers: Vec<(&String, &crate::stratum::server::WorkerStats)> =
-            pool.as_ref().map(|p| p.workers.iter().collect()).unwrap_or_default();
-        workers.sort_by(|a, b| b.1.hashrate.total_cmp(&a.1.hashrate));
-        let each: serde_json::Map<String, Value> = workers
-            .iter()
-            .take(SAMPLE_WORKERS)
-            .map(|(n, w)| (n.to_string(), json!({"hashrate": w.hashrate, "accepted": w.accepted})))
-            .collect();
         json!({
             "time": unix_now(),
             "network": self.network_hashrate().0,
             "local": self.miner.as_ref().map(|m| m.rate()),
-            "pool": pool.as_ref().map(|p| p.workers.values().fold(0.0, |acc, w| acc + w.hashrate)),
-            "workers": each,
+            "pool": pool.as_ref().map(|p| p.hashrate()),
+            "workers": pool.as_ref().map(|p| p.sample_workers(SAMPLE_WORKERS)).unwrap_or_default(),
         })
     }
 
@@ -202,7 +188,7 @@ impl Node {
         peers.sort_by_key(|(id, _)| *id);
         let local = self.miner.as_ref().map(|m| m.rate());
         let pool = self.stratum.as_ref().map(|(_, s)| s.stats());
-        let pool_rate = pool.as_ref().map(|p| p.workers.values().fold(0.0, |acc, w| acc + w.hashrate));
+        let pool_rate = pool.as_ref().map(|p| p.hashrate());
         json!({
             "time": now,
             "uptime_s": now - self.dashboard.started,

@@ -2,6 +2,7 @@
 //! ([`work`]: coinbase and header assembly, share targets, version rolling), the line messages
 //! ([`message`]), and the template sources a job server pulls from ([`job`]).
 
+pub mod dashboard;
 pub mod job;
 pub mod message;
 pub mod server;

@@ -146,6 +146,25 @@ pub struct ServerStats {
     pub workers: BTreeMap<String, WorkerStats>,
 }
 
+impl ServerStats {
+    /// The workers' hash rates summed (hashes per second, from accepted share difficulty).
+    pub fn hashrate(&self) -> f64 {
+        self.workers.values().fold(0.0, |acc, w| acc + w.hashrate)
+    }
+
+    /// The `n` fastest workers as the dashboard's samples carry them (`crate::dashboard`):
+    /// `{name: {"hashrate": H/s, "accepted": shares}}`.
+    pub fn sample_workers(&self, n: usize) -> serde_json::Map<String, serde_json::Value> {
+        let mut workers: Vec<(&String, &WorkerStats)> = self.workers.iter().collect();
+        workers.sort_by(|a, b| b.1.hashrate.total_cmp(&a.1.hashrate));
+        workers
+            .into_iter()
+            .take(n)
+            .map(|(name, w)| (name.clone(), serde_json::json!({"hashrate": w.hashrate, "accepted": w.accepted})))
+            .collect()
+    }
+}
+
 /// What makes two shares the same header: (extranonce1, extranonce2, ntime, nonce, version bits).
 type ShareKey = (u32, Vec<u8>, u32, u32, u32);
 

@@ -4,7 +4,7 @@
 //
 //   node check.mjs --url http://127.0.0.1:P/ --rpc http://127.0.0.1:R/ --cookie D/.cookie
 //                  [--mine] [--screenshot out.png] [--view node|pool] [--width 1280] [--height 900]
-//                  [--settle-ms 500] [--read SELECTOR]... [--modules DIR]
+//                  [--settle-ms 500] [--read SELECTOR]... [--height-selector #height] [--modules DIR]
 //
 // Exit 0: the harness ran; the caller asserts on the values (a mismatch is reported, never hidden).
 // Exit 2: bad arguments. Exit 3: the harness could not run (no playwright-core, no chromium, the
@@ -17,7 +17,8 @@ import { performance } from 'node:perf_hooks';
 
 const USAGE =
   'usage: node check.mjs --url URL --rpc URL --cookie FILE [--mine] [--screenshot FILE.png] ' +
-  '[--view node|pool] [--width N] [--height N] [--settle-ms N] [--read SELECTOR]... [--modules NODE_MODULES_DIR]';
+  '[--view node|pool] [--width N] [--height N] [--settle-ms N] [--read SELECTOR]... [--height-selector SEL] ' +
+  '[--modules NODE_MODULES_DIR]';
 
 // How long each wait may take.
 const LOAD_TIMEOUT_MS = 10_000; // page load, and #height showing a number
@@ -34,12 +35,12 @@ function fail(code, msg) {
 function parseArgs(argv) {
   const o = {
     url: null, rpc: null, cookie: null, mine: false, screenshot: null, view: 'node',
-    width: 1280, height: 900, settleMs: 500, modules: null, read: [],
+    width: 1280, height: 900, settleMs: 500, modules: null, read: [], heightSelector: '#height',
   };
   const takesValue = {
     '--url': 'url', '--rpc': 'rpc', '--cookie': 'cookie', '--screenshot': 'screenshot',
     '--view': 'view', '--width': 'width', '--height': 'height', '--settle-ms': 'settleMs',
-    '--modules': 'modules',
+    '--modules': 'modules', '--height-selector': 'heightSelector',
   };
   for (let i = 0; i < argv.length; i++) {
     let a = argv[i];
@@ -125,28 +126,33 @@ async function rpcCall(rpcUrl, auth, method, params = []) {
   return body.result;
 }
 
-// The page's #height as a number, or null while it shows no number (empty, "-", missing element).
+// The element that shows the chain height: #height (the node view), or --height-selector's (the
+// pool-only page of `powkit pool --dashboard` shows its job's parent height in #pool-tip).
+let HEIGHT_SELECTOR = '#height';
+
+// The page's height as a number, or null while it shows no number (empty, "-", missing element).
 async function pageHeight(page) {
-  const t = await page.evaluate(() => {
-    const el = document.querySelector('#height');
+  const t = await page.evaluate((sel) => {
+    const el = document.querySelector(sel);
     return el ? el.textContent : null;
-  });
+  }, HEIGHT_SELECTOR);
   if (t === null) return null;
   const s = t.trim();
   return /^[0-9]+$/.test(s) ? Number(s) : null;
 }
 
 async function pageHeightText(page) {
-  return page.evaluate(() => {
-    const el = document.querySelector('#height');
-    return el ? el.textContent : '(no #height element)';
-  }).catch((e) => `(unreadable: ${e.message})`);
+  return page.evaluate((sel) => {
+    const el = document.querySelector(sel);
+    return el ? el.textContent : `(no ${sel} element)`;
+  }, HEIGHT_SELECTOR).catch((e) => `(unreadable: ${e.message})`);
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
+  HEIGHT_SELECTOR = o.heightSelector;
   const { chromium } = loadPlaywright(o.modules);
 
   const executablePath = process.env.POWKIT_CHROMIUM || '/usr/bin/chromium';
