@@ -493,3 +493,49 @@ fn a_share_the_pool_rejects_raises_the_miner_s_reason_counter() {
     drop(miner);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// The GPU engine's labels: `powkit mine --pool --backend gpu` (lavapipe in CI) counts its hashes as
+/// `powkit_mine_hashes_total{backend="gpu",implementation="wgsl"}`, never as the CPU's, and they move
+/// with accepted shares.
+#[test]
+fn gpu_mining_is_labelled_gpu_and_wgsl() {
+    if !common::have_gpu() {
+        return;
+    }
+    let d = common::tmp_dir("metrics", "gpu");
+    let key = d.join("miner.key");
+    common::new_key(&key);
+    let dir = d.join("n");
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let stratum = format!("127.0.0.1:{port}");
+    let extra = ["--stratum", &stratum, "--miner-key", key.to_str().unwrap(), "--stratum-difficulty", "0.001"];
+    let mut node = Proc::start(&node_args(dir.to_str().unwrap(), &extra), &d.join("node.log"));
+    node_info(&dir, &mut node);
+    let url = format!("stratum+tcp://{stratum}");
+    let miner_args = ["mine", "--pool", &url, "--user", "g1", "--backend", "gpu", "--gpu-allow-software"];
+    let mut miner = Proc::start(&[&miner_args[..], &["--metrics", "127.0.0.1:0"]].concat(), &d.join("miner.log"));
+    let addr = miner.metrics_addr();
+    let gpu = |s: &Scrape| value(s, "powkit_mine_hashes_total", &[("backend", "gpu"), ("implementation", "wgsl")]);
+    let accepted = |s: &Scrape| value(s, "powkit_mine_shares_accepted_total", &[]).unwrap_or(0.0);
+    // The shader compiles first (seconds on lavapipe).
+    wait_for("GPU hashes and a share", 300, || {
+        let s = scrape(&addr);
+        gpu(&s).unwrap_or(0.0) > 0.0 && accepted(&s) >= 1.0
+    });
+    let s0 = scrape(&addr);
+    let (h0, a0) = (gpu(&s0).unwrap(), accepted(&s0));
+    wait_for("more GPU hashes and shares", 120, || {
+        let s = scrape(&addr);
+        gpu(&s).unwrap_or(0.0) > h0 && accepted(&s) > a0
+    });
+    let s1 = scrape(&addr);
+    assert_eq!(value(&s1, "powkit_mine_hashes_total", &[("backend", "cpu")]), None, "CPU hashes on --backend gpu");
+    assert!(s1
+        .samples
+        .iter()
+        .filter(|x| x.metric == "powkit_mine_hashes_total")
+        .all(|x| x.labels.get("backend") == Some("gpu") && x.labels.get("implementation") == Some("wgsl")));
+    assert!(value(&s1, "powkit_mine_hash_rate", &[]).unwrap() > 0.0);
+    let _ = std::fs::remove_dir_all(&d);
+}
