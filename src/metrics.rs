@@ -48,6 +48,11 @@
 //! | `powkit_stratum_shares_rejected_total` | counter | `reason` | (server side) shares rejected (stale included) |
 //! | `powkit_stratum_shares_stale_total` | counter | | (server side) shares for a job no longer current |
 //! | `powkit_stratum_blocks_total` | counter | `outcome` (`accepted`, `rejected`) | blocks submitted from shares |
+//! | `powkit_validate_headers_total` | counter | | (`validate`) headers linked so far, set every progress report (2 s) |
+//! | `powkit_validate_blocks_total` | counter | | (`validate`) blocks linked (Bitcoin) or connected (powkit) so far |
+//! | `powkit_validate_transactions_total` | counter | | (`validate`) transactions connected so far (powkit chains) |
+//! | `powkit_validate_elapsed_seconds` | gauge | | (`validate`) seconds since the start, at the last report |
+//! | `powkit_validate_input_done` | gauge | | (`validate`) 1 once all input is read |
 //!
 //! Histograms use the buckets of [`SECONDS_BUCKETS`] (the `_seconds` ones) and
 //! [`DEPTH_BUCKETS`] (reorg depth).
@@ -128,6 +133,17 @@ pub const STRATUM_SHARES_STALE: &str = "powkit_stratum_shares_stale_total";
 /// Blocks submitted from shares, label `outcome` (counter).
 pub const STRATUM_BLOCKS: &str = "powkit_stratum_blocks_total";
 
+/// Headers linked by `powkit validate` so far (counter, set at each progress report).
+pub const VALIDATE_HEADERS: &str = "powkit_validate_headers_total";
+/// Blocks linked (Bitcoin) or connected (powkit) by `powkit validate` so far (counter).
+pub const VALIDATE_BLOCKS: &str = "powkit_validate_blocks_total";
+/// Transactions connected by `powkit validate` so far, powkit chains (counter).
+pub const VALIDATE_TRANSACTIONS: &str = "powkit_validate_transactions_total";
+/// Seconds since `powkit validate` started, at its last progress report (gauge).
+pub const VALIDATE_ELAPSED: &str = "powkit_validate_elapsed_seconds";
+/// 1 once `powkit validate` has read all its input (gauge).
+pub const VALIDATE_DONE: &str = "powkit_validate_input_done";
+
 /// Bucket bounds of the `_seconds` histograms: 100 µs to 30 s.
 pub const SECONDS_BUCKETS: &[f64] =
     &[0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -156,6 +172,11 @@ pub fn install() -> Result<PrometheusHandle, String> {
 fn describe() {
     use ::metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_gauge!(CHAIN_HEIGHT, "Blocks on the active chain above genesis.");
+    describe_counter!(VALIDATE_HEADERS, "Headers linked by powkit validate so far.");
+    describe_counter!(VALIDATE_BLOCKS, "Blocks linked or connected by powkit validate so far.");
+    describe_counter!(VALIDATE_TRANSACTIONS, "Transactions connected by powkit validate so far (powkit chains).");
+    describe_gauge!(VALIDATE_ELAPSED, Unit::Seconds, "Seconds since powkit validate started, at its last report.");
+    describe_gauge!(VALIDATE_DONE, "1 once powkit validate has read all its input.");
     describe_gauge!(CHAIN_HEADERS, "Height of the best header known.");
     describe_gauge!(CHAIN_TIP_AGE, Unit::Seconds, "Seconds since the tip's timestamp.");
     describe_gauge!(CHAIN_WORK, "Cumulative work of the tip (expected hashes).");

@@ -44,6 +44,10 @@ pub struct BenchArgs {
     /// second panel with --sigs), written after the table or JSON is printed.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics while benchmarking (IP:PORT, or PORT for
+    /// 127.0.0.1:PORT; off by default): powkit_mine_hashes_total by backend and implementation.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
 }
 
 /// Checks the flags before any work or output and turns them into [`BenchOptions`].
@@ -89,6 +93,7 @@ fn plot(a: &BenchArgs, report: &BenchReport) -> Result<(), CliError> {
 /// when the SVG cannot be written (after the table or JSON is printed).
 pub fn main(a: &BenchArgs) -> Result<i32, CliError> {
     options(a)?;
+    let _metrics = super::start_metrics(a.metrics.as_deref())?;
     if a.json {
         let report = run(a, &mut |_| {})?;
         println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));

@@ -84,6 +84,10 @@ pub struct ValidateArgs {
     /// elapsed seconds, from the progress reports) in this SVG file, written after the report.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics while validating (IP:PORT, or PORT for
+    /// 127.0.0.1:PORT; off by default): the powkit_validate_* counts, set every progress report.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
 }
 
 impl ValidateArgs {
@@ -165,6 +169,7 @@ pub fn run(a: &ValidateArgs) -> Result<ValidateReport, CliError> {
 
 /// Runs the validation, with progress lines on stderr, and keeps the progress counts for `--plot`.
 fn run_traced(a: &ValidateArgs) -> Result<(ValidateReport, ValidateTrace), CliError> {
+    let _metrics = super::start_metrics(a.metrics.as_deref())?;
     let tty = std::io::stderr().is_terminal();
     let mut trace = ValidateTrace::new();
     let r = crate::validate::run(&a.options(), &mut |p| {
