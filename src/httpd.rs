@@ -100,6 +100,15 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     }
 }
 
+/// `scheme://user:password@host/...` (anywhere in `text`) without the `user:password@`: a URL as it
+/// may be shown to a client (a page, cgminer's API), its credentials left out.
+pub fn without_userinfo(text: &str) -> String {
+    match (text.find("://"), text.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}{}", &text[..s + 3], &text[at + 1..]),
+        _ => text.to_string(),
+    }
+}
+
 /// Binds `addr` and answers `GET`/`HEAD` requests with `handler` on a thread named `name` (and one
 /// thread per connection, at most [`MAX_CONNECTIONS`]).
 ///
@@ -247,6 +256,13 @@ mod tests {
         assert_eq!(parse_listen("9100").unwrap(), "127.0.0.1:9100".parse().unwrap());
         assert_eq!(parse_listen("0.0.0.0:9100").unwrap(), "0.0.0.0:9100".parse().unwrap());
         assert!(parse_listen("localhost:x").is_err());
+    }
+
+    #[test]
+    fn urls_lose_their_credentials() {
+        assert_eq!(without_userinfo("bitcoind http://u:p@127.0.0.1:8332/"), "bitcoind http://127.0.0.1:8332/");
+        assert_eq!(without_userinfo("bitcoind http://127.0.0.1:8332"), "bitcoind http://127.0.0.1:8332");
+        assert_eq!(without_userinfo("no url @ all"), "no url @ all");
     }
 
     fn get(addr: SocketAddr, request: &str) -> String {

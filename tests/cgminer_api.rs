@@ -3,8 +3,12 @@
 //! names and framing (JSON, NUL-terminated, one request per connection); `Accepted` and the hash
 //! rates move as shares are accepted; tools/cgminer-api.py, a client written the way farm tools
 //! are, reads it; privileged, unknown and malformed requests get cgminer's error codes, and hostile
-//! clients do not stop the miner.
+//! clients do not stop the miner. Solo mining (`powkit mine --node --api-listen`, on a regtest
+//! bitcoind) answers too, as cgminer's solo mode: the node as a getblocktemplate "pool", blocks
+//! accepted as its shares.
 
+#[path = "common/bitcoind.rs"]
+mod bitcoind;
 mod common;
 
 use std::io::{Read, Write};
@@ -267,6 +271,44 @@ fn a_running_miner_answers_cgminer_s_api() {
     // The tool says so when a command is refused.
     let out = Command::new("python3").arg(&tool).args(["--port", port, "restart"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    drop(miner);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// `powkit mine --node URL --api-listen`: the node is the one pool (`Has GBT` true, `Has Stratum`
+/// false, user `solo`, its URL without credentials), blocks bitcoind accepted count as `Accepted`
+/// and `Found Blocks`, and they move as bitcoind's height does.
+#[test]
+fn solo_mining_answers_cgminer_s_api_as_a_gbt_pool() {
+    let Some(bin) = bitcoind::find_bitcoind() else { return };
+    let d = common::tmp_dir("cgminer_api", "solo");
+    let node = bitcoind::Bitcoind::start(&bin, &d.join("node"), false, &[]);
+    let url = format!("http://127.0.0.1:{}", node.rpc_port);
+    let cookie = d.join("node/regtest/.cookie");
+    let args = ["mine", "--node", &url, "--rpc-cookie", cookie.to_str().unwrap(), "--coinbase-script", "51"];
+    let more = ["--backend", "cpu", "--threads", "1", "--api-listen", "127.0.0.1:0"];
+    let mut miner = Proc::start(&[&args[..], &more].concat(), &d.join("miner.log"));
+    let addr = miner.address("api: cgminer API on ");
+    let accepted = |addr: &str| api(addr, "summary")["SUMMARY"][0]["Accepted"].as_u64().unwrap();
+    wait_for("two blocks accepted", 120, || accepted(&addr) >= 2);
+    let v = api(&addr, "summary+devs+pools");
+    let sum = &v["summary"][0]["SUMMARY"][0];
+    has_fields(sum, SUMMARY_FIELDS);
+    assert!(sum["MHS av"].as_f64().unwrap() > 0.0, "{sum}");
+    assert!(sum["Found Blocks"].as_u64().unwrap() >= sum["Accepted"].as_u64().unwrap(), "{sum}");
+    let height = node.call("getblockcount", json!([])).as_u64().unwrap();
+    assert!(height >= sum["Accepted"].as_u64().unwrap(), "bitcoind at {height}, the API says {sum}");
+    let devs = v["devs"][0]["DEVS"].as_array().unwrap();
+    assert_eq!(devs.len(), 1, "{v}");
+    assert!(devs[0]["MHS av"].as_f64().unwrap() > 0.0 && devs[0].get("CPU").is_some(), "{v}");
+    let pool = &v["pools"][0]["POOLS"][0];
+    assert_eq!((pool["Has GBT"].as_bool(), pool["Has Stratum"].as_bool()), (Some(true), Some(false)), "{pool}");
+    assert_eq!((pool["Stratum Active"].as_bool(), pool["User"].as_str()), (Some(false), Some("solo")), "{pool}");
+    assert!(pool["URL"].as_str().unwrap().contains(&url), "{pool}");
+    assert!(pool["Getworks"].as_u64().unwrap() >= 1, "{pool}");
+    let before = accepted(&addr);
+    wait_for("one more block", 120, || accepted(&addr) > before);
+    assert!(node.call("getblockcount", json!([])).as_u64().unwrap() > height);
     drop(miner);
     let _ = std::fs::remove_dir_all(&d);
 }

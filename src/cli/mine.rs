@@ -76,9 +76,9 @@ pub struct MineArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// With --pool: answer cgminer's API (summary, devs, pools, version; read-only) on TCP at ADDR
-    /// (IP:PORT, or PORT for 127.0.0.1:PORT; the flag alone: 127.0.0.1:4028, cgminer's).
-    #[arg(long, value_name = "ADDR", requires = "pool", num_args = 0..=1, default_missing_value = "127.0.0.1:4028")]
+    /// With --pool or --node: answer cgminer's API (summary, devs, pools, version; read-only) on TCP
+    /// at ADDR (IP:PORT, or PORT for 127.0.0.1:PORT; the flag alone: 127.0.0.1:4028, cgminer's).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:4028")]
     pub api_listen: Option<String>,
     /// Serve Prometheus metrics at http://ADDR/metrics (IP:PORT, or PORT for 127.0.0.1:PORT; off by
     /// default). The names: docs/METRICS.md.
@@ -193,6 +193,11 @@ pub fn main(a: &MineArgs) -> Result<i32, CliError> {
     if !a.pool.is_empty() {
         return pool_main(a);
     }
+    if a.api_listen.is_some() {
+        return Err(CliError::usage(
+            "--api-listen needs --pool or --node (a --header search ends when its range does)",
+        ));
+    }
     let tty = std::io::stderr().is_terminal();
     let show = move |p: &Progress, rolls: u32| {
         let pct = 100.0 * p.hashes as f64 / p.total.max(1) as f64;
@@ -303,24 +308,28 @@ pub fn pool_options(a: &MineArgs) -> Result<PoolOptions, CliError> {
     })
 }
 
+/// `--api-listen ADDR`: serves cgminer's API from the snapshot the miner will publish into the
+/// returned status, and says where on stderr (`api: cgminer API on ADDR`). `None` without the flag.
+pub(super) fn start_api(
+    a: &MineArgs,
+) -> Result<Option<(crate::mine::api::ApiServer, Arc<crate::mine::api::LiveStatus>)>, CliError> {
+    let Some(addr) = &a.api_listen else { return Ok(None) };
+    let addr = crate::httpd::parse_listen(addr).map_err(|e| CliError::usage(format!("--api-listen {e}")))?;
+    let live = Arc::new(crate::mine::api::LiveStatus::default());
+    let server = crate::mine::api::serve(addr, live.clone(), std::time::Instant::now())
+        .map_err(|e| CliError { code: 3, message: e })?;
+    eprintln!("api: cgminer API on {}", server.address());
+    Ok(Some((server, live)))
+}
+
 /// `powkit mine --pool`: exit 0 after a run that got at least one share accepted (or none was
 /// found), 1 when no pool answered or shares were submitted and none was accepted, 2 on bad input,
 /// 3 when the GPU failed.
 fn pool_main(a: &MineArgs) -> Result<i32, CliError> {
     let mut opts = pool_options(a)?;
     super::node::init_logging(a.log.as_deref())?;
-    let _api = match &a.api_listen {
-        Some(addr) => {
-            let addr = crate::metrics::parse_listen(addr).map_err(|e| CliError::usage(format!("--api-listen {e}")))?;
-            let live = Arc::new(crate::mine::api::LiveStatus::default());
-            opts.status = Some(live.clone());
-            let server = crate::mine::api::serve(addr, live, std::time::Instant::now())
-                .map_err(|e| CliError { code: 3, message: e })?;
-            eprintln!("api: cgminer API on {}", server.address());
-            Some(server)
-        }
-        None => None,
-    };
+    let (_api, live) = start_api(a)?.unzip();
+    opts.status = live;
     let tty = std::io::stderr().is_terminal();
     let show = move |p: &PoolProgress| {
         let line = format!(

@@ -92,6 +92,7 @@ pub fn main(m: &MineArgs, url: &str) -> Result<i32, CliError> {
         crate::bitcoind::SourceError::Address(e) => CliError::usage(e.to_string()),
         e => CliError { code: 3, message: e.to_string() },
     })?;
+    let (_api, status) = super::mine::start_api(m)?.unzip();
     let opts = SoloOptions {
         backend: m.engine.backend,
         adapter: m.engine.adapter,
@@ -99,6 +100,7 @@ pub fn main(m: &MineArgs, url: &str) -> Result<i32, CliError> {
         allow_software: m.search.gpu_allow_software,
         threads,
         blocks: a.blocks,
+        status,
     };
     // Ctrl-C / SIGTERM end the run with its report.
     let cancel = CancelToken::new();

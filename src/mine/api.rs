@@ -165,6 +165,9 @@ pub struct PoolStatus {
     pub difficulty: f64,
     /// The highest difficulty a submitted share reached.
     pub best_share: f64,
+    /// Work comes from a node's getblocktemplate (`powkit mine --node`), not Stratum: `Has GBT`
+    /// true, `Has Stratum` false (cgminer's solo mode).
+    pub gbt: bool,
 }
 
 /// What the miner is doing: the miner publishes it (about once a second and after each share
@@ -362,12 +365,12 @@ fn pool(i: usize, p: &PoolStatus) -> Section {
         ("Difficulty Stale", diff(p.difficulty_stale)),
         ("Last Share Difficulty", diff(p.last_share_difficulty)),
         ("Work Difficulty", diff(p.difficulty)),
-        ("Has Stratum", Item::Bool(true)),
-        ("Stratum Active", Item::Bool(p.active)),
-        ("Stratum URL", s(if p.active { p.url.trim_start_matches("stratum+tcp://") } else { "" })),
-        ("Stratum Difficulty", diff(if p.active { p.difficulty } else { 0.0 })),
+        ("Has Stratum", Item::Bool(!p.gbt)),
+        ("Stratum Active", Item::Bool(p.active && !p.gbt)),
+        ("Stratum URL", s(if p.active && !p.gbt { p.url.trim_start_matches("stratum+tcp://") } else { "" })),
+        ("Stratum Difficulty", diff(if p.active && !p.gbt { p.difficulty } else { 0.0 })),
         ("Has Vmask", Item::Bool(true)),
-        ("Has GBT", Item::Bool(false)),
+        ("Has GBT", Item::Bool(p.gbt)),
         ("Best Share", int(p.best_share as u64)),
         ("Pool Rejected%", percent(ratio(p.difficulty_rejected, all))),
         ("Pool Stale%", percent(ratio(p.difficulty_stale, all))),

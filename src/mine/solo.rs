@@ -39,6 +39,8 @@ pub struct SoloOptions {
     pub threads: usize,
     /// Stop after this many blocks found (accepted or not); `None`: until cancelled.
     pub blocks: Option<u64>,
+    /// Where to publish cgminer's API snapshot (`--api-listen`), about once a second.
+    pub status: Option<std::sync::Arc<crate::mine::api::LiveStatus>>,
 }
 
 /// A block found and what the node said.
@@ -147,6 +149,10 @@ pub fn run(
     let (mut hashes, mut extranonce, mut templates, mut last_id) = (0u64, 0u64, 0u64, None);
     let want = opts.blocks.unwrap_or(u64::MAX);
     let mut first = true;
+    let source_name = source.name();
+    let kind = if set.cpu.is_some() { "CPU" } else { "GPU" };
+    let device = set.cpu.as_ref().map(|(i, _)| i.name().to_string()).or(set.adapter()).unwrap_or_default();
+    let api = std::sync::Mutex::new(ApiState::new(kind, device));
     while (blocks.len() as u64) < want && !cancel.is_cancelled() {
         let t = match source.template(EXTRANONCE_SIZE) {
             Ok(t) => t,
@@ -178,15 +184,20 @@ pub fn run(
                 }
             });
             let r = mine_template(&mut set, &t, target, opts.threads, &switch, &mut extranonce, |h| {
+                let accepted = blocks.iter().filter(|b: &&FoundBlock| b.accepted).count() as u64;
+                let now = SoloProgress {
+                    height: t.height,
+                    found: blocks.len() as u64,
+                    accepted,
+                    hashes: hashes + h,
+                    elapsed: t0.elapsed(),
+                };
+                if let Some(live) = &opts.status {
+                    let mut api = api.lock().unwrap_or_else(|e| e.into_inner());
+                    api.publish(live, &now, &t, templates, &source_name);
+                }
                 if let Some(p) = progress {
-                    let accepted = blocks.iter().filter(|b: &&FoundBlock| b.accepted).count() as u64;
-                    p(&SoloProgress {
-                        height: t.height,
-                        found: blocks.len() as u64,
-                        accepted,
-                        hashes: hashes + h,
-                        elapsed: t0.elapsed(),
-                    });
+                    p(&now);
                 }
             });
             done.store(true, Ordering::Relaxed);
@@ -208,6 +219,18 @@ pub fn run(
                 accepted: verdict.is_ok(),
                 reason: verdict.err(),
             });
+            if let Some(live) = &opts.status {
+                // Blocks come faster than progress reports on an easy chain: the API sees each.
+                let accepted = blocks.iter().filter(|b| b.accepted).count() as u64;
+                let now = SoloProgress {
+                    height: t.height,
+                    found: blocks.len() as u64,
+                    accepted,
+                    hashes,
+                    elapsed: t0.elapsed(),
+                };
+                api.lock().unwrap_or_else(|e| e.into_inner()).publish(live, &now, &t, templates, &source_name);
+            }
             // The accepted block moved the tip: wait briefly for the source to see it, so the next
             // template builds on it rather than on the old parent.
             source.wait_for_change(&t, Duration::from_secs(2));
@@ -232,6 +255,64 @@ pub fn run(
         adapter: set.adapter(),
         notes: set.notes.clone(),
     })
+}
+
+/// cgminer's API view of a solo run (`--api-listen`): one device (the engines together), one
+/// "pool" (the node, getblocktemplate), blocks accepted and refused as its shares.
+struct ApiState {
+    device: crate::mine::api::DeviceStatus,
+    /// (when, hashes) over the last 5 s, for `MHS 5s`.
+    samples: std::collections::VecDeque<(Instant, u64)>,
+    t0: Instant,
+}
+
+impl ApiState {
+    fn new(kind: &'static str, name: String) -> ApiState {
+        let device = crate::mine::api::DeviceStatus { kind, index: 0, name, ..Default::default() };
+        ApiState { device, samples: Default::default(), t0: Instant::now() }
+    }
+
+    fn publish(
+        &mut self,
+        live: &crate::mine::api::LiveStatus,
+        p: &SoloProgress,
+        t: &Template,
+        templates: u64,
+        source: &str,
+    ) {
+        let now = Instant::now();
+        self.samples.push_back((now, p.hashes));
+        while self.samples.len() > 2 && now.duration_since(self.samples[1].0) >= Duration::from_secs(5) {
+            self.samples.pop_front();
+        }
+        let (at0, h0) = self.samples.front().copied().unwrap_or((self.t0, 0));
+        let window = now.duration_since(at0).as_secs_f64();
+        let d = &mut self.device;
+        d.hashes = p.hashes;
+        d.rate_5s = if window > 0.0 { p.hashes.saturating_sub(h0) as f64 / window } else { 0.0 };
+        d.accepted = p.accepted;
+        d.rejected = p.found - p.accepted;
+        let difficulty = t.bits.to_target().map(|x| x.difficulty()).unwrap_or(0.0);
+        let pool = crate::mine::api::PoolStatus {
+            url: crate::httpd::without_userinfo(source),
+            user: "solo".into(),
+            active: true,
+            gbt: true,
+            getworks: templates,
+            accepted: p.accepted,
+            rejected: p.found - p.accepted,
+            difficulty,
+            ..Default::default()
+        };
+        live.publish(crate::mine::api::Snapshot {
+            elapsed: self.t0.elapsed().as_secs_f64(),
+            devices: vec![self.device.clone()],
+            pools: vec![pool],
+            found_blocks: p.found,
+            discarded: 0,
+            last_getwork: unix_now() as u64,
+        });
+    }
 }
 
 /// What searching one template gave.

@@ -22,14 +22,6 @@ pub struct PoolDashboard {
     samples: Mutex<(VecDeque<Value>, Option<Instant>)>,
 }
 
-/// `scheme://user:password@host/...` without the `user:password@` (a URL shown on a page).
-fn without_userinfo(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}{}", &url[..s + 3], &url[at + 1..]),
-        _ => url.to_string(),
-    }
-}
-
 impl PoolDashboard {
     /// Watches `server`.
     pub fn new(server: Arc<Server>) -> Arc<PoolDashboard> {
@@ -73,7 +65,7 @@ impl PoolDashboard {
             "time": now,
             "uptime_s": now - self.started,
             "chain": null,
-            "source": without_userinfo(&stats.source),
+            "source": crate::httpd::without_userinfo(&stats.source),
             "hashrate": {"network": null, "local": null, "pool": stats.hashrate()},
             "samples": samples,
             "pool": stats,
@@ -87,14 +79,5 @@ impl PoolDashboard {
     pub fn serve(self: &Arc<Self>, addr: std::net::SocketAddr) -> Result<crate::httpd::Listener, String> {
         let me = self.clone();
         crate::dashboard::serve(addr, Arc::new(move || Ok(me.snapshot())))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn urls_lose_their_credentials() {
-        assert_eq!(super::without_userinfo("bitcoind http://u:p@127.0.0.1:8332/"), "bitcoind http://127.0.0.1:8332/");
-        assert_eq!(super::without_userinfo("bitcoind http://127.0.0.1:8332"), "bitcoind http://127.0.0.1:8332");
     }
 }
