@@ -116,6 +116,26 @@ pub fn without_userinfo(text: &str) -> String {
 /// `addr` cannot be bound (`"ADDR: why"`), or the thread cannot start.
 pub fn serve(addr: SocketAddr, name: &str, handler: Handler) -> Result<Listener, String> {
     let listener = TcpListener::bind(addr).map_err(|e| format!("{addr}: {e}"))?;
+    let full = |conn: &TcpStream| {
+        let _ = answer(conn, &Reply::text(503, "too many connections at once\n"), false);
+    };
+    accept_loop(listener, name, MAX_CONNECTIONS, full, Arc::new(move |conn: TcpStream| serve_one(&conn, &*handler)))
+}
+
+/// Accepts connections on `listener` on a thread named `name` and hands each to `serve` on a
+/// thread of its own, at most `max` at once (a connection beyond them gets `full`, then is
+/// closed), until the returned [`Listener`] is dropped. The shell of every small listener here:
+/// the HTTP one above and cgminer's API (`mine::api`).
+///
+/// # Errors
+/// The listener's address cannot be read, or the thread cannot start.
+pub fn accept_loop(
+    listener: TcpListener,
+    name: &str,
+    max: usize,
+    full: fn(&TcpStream),
+    serve: Arc<dyn Fn(TcpStream) + Send + Sync>,
+) -> Result<Listener, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let stop = Arc::new(AtomicBool::new(false));
     let busy = Arc::new(AtomicUsize::new(0));
@@ -129,14 +149,14 @@ pub fn serve(addr: SocketAddr, name: &str, handler: Handler) -> Result<Listener,
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                if busy.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+                if busy.fetch_add(1, Ordering::AcqRel) >= max {
                     busy.fetch_sub(1, Ordering::AcqRel);
-                    let _ = answer(&conn, &Reply::text(503, "too many connections at once\n"), false);
+                    full(&conn);
                     continue;
                 }
-                let (handler, busy) = (handler.clone(), busy.clone());
+                let (serve, busy) = (serve.clone(), busy.clone());
                 let spawned = std::thread::Builder::new().name(conn_name.clone()).spawn(move || {
-                    serve_one(&conn, &*handler);
+                    serve(conn);
                     busy.fetch_sub(1, Ordering::AcqRel);
                 });
                 if spawned.is_err() {

@@ -27,7 +27,6 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -515,57 +514,19 @@ pub fn reply(request: &[u8], snap: &Snapshot, when: u64) -> Vec<u8> {
     bytes
 }
 
-/// The API listener: serves until dropped.
-pub struct ApiServer {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-}
+/// The API listener: serves until dropped ([`crate::httpd::Listener`]; `address()` gives the
+/// bound address).
+pub type ApiServer = crate::httpd::Listener;
 
-impl ApiServer {
-    /// The bound address.
-    pub fn address(&self) -> SocketAddr {
-        self.addr
-    }
-}
-
-impl Drop for ApiServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
-    }
-}
-
-/// Serves cgminer's API on `addr` from `live`, one request per connection.
+/// Serves cgminer's API on `addr` from `live`, one request per connection, at most
+/// [`MAX_CONNECTIONS`] at once (more are closed at once).
 ///
 /// # Errors
 /// `addr` cannot be bound.
 pub fn serve(addr: SocketAddr, live: Arc<LiveStatus>, started: std::time::Instant) -> Result<ApiServer, String> {
     let listener = TcpListener::bind(addr).map_err(|e| format!("--api-listen {addr}: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop2 = stop.clone();
-    let busy = Arc::new(AtomicUsize::new(0));
-    std::thread::Builder::new()
-        .name("cgminer-api".into())
-        .spawn(move || {
-            for conn in listener.incoming() {
-                if stop2.load(Ordering::Relaxed) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                if busy.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
-                    busy.fetch_sub(1, Ordering::AcqRel);
-                    continue; // closed at once
-                }
-                let (live, busy) = (live.clone(), busy.clone());
-                let _ = std::thread::Builder::new().name("cgminer-api-conn".into()).spawn(move || {
-                    serve_one(conn, &live, started);
-                    busy.fetch_sub(1, Ordering::AcqRel);
-                });
-            }
-        })
-        .map_err(|e| e.to_string())?;
-    Ok(ApiServer { addr, stop })
+    let serve: Arc<dyn Fn(TcpStream) + Send + Sync> = Arc::new(move |conn| serve_one(conn, &live, started));
+    crate::httpd::accept_loop(listener, "cgminer-api", MAX_CONNECTIONS, |_| {}, serve)
 }
 
 /// Reads one request: until it parses as JSON, a plain command's line ends, the client closes its
