@@ -25,6 +25,12 @@ pub const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 pub const SAMPLES: usize = 720;
 /// Stratum workers per sample (the fastest ones).
 pub const SAMPLE_WORKERS: usize = 16;
+/// Stratum workers listed in a snapshot's `pool.workers` (the most recently active; the snapshot
+/// says how many there are in `pool.workers_total`).
+pub const SNAPSHOT_WORKERS: usize = 200;
+/// A snapshot is reused for this long: however many tabs poll, the owner builds at most a few a
+/// second.
+pub const SNAPSHOT_REUSE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Unix seconds now.
 pub fn unix_now() -> i64 {
@@ -75,13 +81,30 @@ pub fn route(path: &str, snapshot: &dyn Fn() -> Result<serde_json::Value, String
         .with_header("Referrer-Policy", "no-referrer")
 }
 
-/// Serves the dashboard on `addr` until the returned listener is dropped.
+/// Serves the dashboard on `addr` until the returned listener is dropped. A snapshot is built at
+/// most once per [`SNAPSHOT_REUSE`] and shared by the requests meanwhile. Bound to a loopback
+/// address, it answers only requests whose `Host` is an IP address or `localhost` (a web page
+/// elsewhere cannot read it through a name re-pointed at 127.0.0.1: DNS rebinding).
 ///
 /// # Errors
 /// `addr` cannot be bound: `"--dashboard ADDR: why"`.
 pub fn serve(addr: SocketAddr, snapshot: Snapshot) -> Result<Listener, String> {
-    let handler: Handler = Arc::new(move |path: &str| route(path, &*snapshot));
-    crate::httpd::serve(addr, "dashboard", handler).map_err(|e| format!("--dashboard {e}"))
+    type Cached = Option<(std::time::Instant, Result<serde_json::Value, String>)>;
+    let cache: std::sync::Mutex<Cached> = std::sync::Mutex::new(None);
+    let cached = move || {
+        let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, v)) = c.as_ref() {
+            if at.elapsed() < SNAPSHOT_REUSE {
+                return v.clone();
+            }
+        }
+        let v = snapshot();
+        *c = Some((std::time::Instant::now(), v.clone()));
+        v
+    };
+    let handler: Handler = Arc::new(move |path: &str| route(path, &cached));
+    let hosts = if addr.ip().is_loopback() { crate::httpd::Hosts::Local } else { crate::httpd::Hosts::Any };
+    crate::httpd::serve_hosts(addr, "dashboard", hosts, handler).map_err(|e| format!("--dashboard {e}"))
 }
 
 #[cfg(test)]

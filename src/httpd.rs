@@ -6,7 +6,8 @@
 //! Bounds (a scraper or browser is trusted no more than a peer): a request head of at most
 //! [`MAX_REQUEST_HEAD`] bytes (`431`), a client silent for [`REQUEST_TIMEOUT`] is dropped, at most
 //! [`MAX_CONNECTIONS`] are served at once (`503` beyond), other methods get `405`, a malformed
-//! request line `400`. Every answer closes its connection (`Connection: close`).
+//! request line `400`; the whole head must arrive within the timeout, however slowly its bytes
+//! come. Every answer closes its connection (`Connection: close`).
 
 use std::borrow::Cow;
 use std::io::{BufRead, BufReader, Read as _, Write};
@@ -115,11 +116,25 @@ pub fn without_userinfo(text: &str) -> String {
 /// # Errors
 /// `addr` cannot be bound (`"ADDR: why"`), or the thread cannot start.
 pub fn serve(addr: SocketAddr, name: &str, handler: Handler) -> Result<Listener, String> {
+    serve_hosts(addr, name, Hosts::Any, handler)
+}
+
+/// [`serve`], answering only the `Host` values `hosts` admits (`421` otherwise).
+///
+/// # Errors
+/// As [`serve`].
+pub fn serve_hosts(addr: SocketAddr, name: &str, hosts: Hosts, handler: Handler) -> Result<Listener, String> {
     let listener = TcpListener::bind(addr).map_err(|e| format!("{addr}: {e}"))?;
     let full = |conn: &TcpStream| {
         let _ = answer(conn, &Reply::text(503, "too many connections at once\n"), false);
     };
-    accept_loop(listener, name, MAX_CONNECTIONS, full, Arc::new(move |conn: TcpStream| serve_one(&conn, &*handler)))
+    accept_loop(
+        listener,
+        name,
+        MAX_CONNECTIONS,
+        full,
+        Arc::new(move |conn: TcpStream| serve_one(&conn, hosts, &*handler)),
+    )
 }
 
 /// Accepts connections on `listener` on a thread named `name` and hands each to `serve` on a
@@ -169,11 +184,58 @@ pub fn accept_loop(
     Ok(Listener { addr, stop })
 }
 
-/// The request line of a head, read with a bound: `Err(status)` when it cannot be served.
-fn read_request_line(conn: &TcpStream) -> Result<String, u16> {
-    conn.set_read_timeout(Some(REQUEST_TIMEOUT)).map_err(|_| 400u16)?;
-    let mut r = BufReader::new(conn.take(MAX_REQUEST_HEAD as u64 + 1));
+/// Which `Host` values a listener answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hosts {
+    /// Any (or none).
+    Any,
+    /// An IP address or `localhost` (with or without a port), or no `Host` at all (HTTP/1.0): a
+    /// listener on a loopback address is then out of reach of DNS rebinding (a name re-pointed at
+    /// 127.0.0.1 arrives with that name in `Host`).
+    Local,
+}
+
+impl Hosts {
+    /// Whether a request with `Host: host` (`None`: absent) is answered.
+    pub fn admits(self, host: Option<&str>) -> bool {
+        let Some(host) = host else { return true };
+        if self == Hosts::Any {
+            return true;
+        }
+        let name = match host.strip_prefix('[') {
+            // [v6]:port
+            Some(rest) => return rest.split(']').next().is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok()),
+            None => host.rsplit_once(':').map(|(n, _)| n).unwrap_or(host),
+        };
+        name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
+    }
+}
+
+/// A reader that fails once `until` has passed: the socket's timeout is set to the time left before
+/// each read, so a client trickling bytes cannot hold a connection past the deadline.
+struct Deadline<'a> {
+    conn: &'a TcpStream,
+    until: std::time::Instant,
+}
+
+impl std::io::Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.conn.set_read_timeout(Some(left))?;
+        (&mut &*self.conn).read(buf)
+    }
+}
+
+/// The request line and `Host` of a head, read within [`REQUEST_TIMEOUT`] in all and
+/// [`MAX_REQUEST_HEAD`] bytes: `Err(status)` when it cannot be served.
+fn read_head(conn: &TcpStream) -> Result<(String, Option<String>), u16> {
+    let until = std::time::Instant::now() + REQUEST_TIMEOUT;
+    let mut r = BufReader::new(Deadline { conn, until }.take(MAX_REQUEST_HEAD as u64 + 1));
     let mut first = String::new();
+    let mut host = None;
     let mut total = 0usize;
     let mut line = Vec::new();
     loop {
@@ -194,14 +256,21 @@ fn read_request_line(conn: &TcpStream) -> Result<String, u16> {
             }
             first = text.to_string();
         } else if text.is_empty() {
-            return Ok(first);
+            return Ok((first, host));
+        } else if let Some((name, value)) = text.split_once(':') {
+            if name.eq_ignore_ascii_case("host") {
+                if host.is_some() {
+                    return Err(400); // two Hosts (RFC 9112 3.2)
+                }
+                host = Some(value.trim().to_string());
+            }
         }
     }
 }
 
-fn serve_one(conn: &TcpStream, handler: &dyn Fn(&str) -> Reply) {
+fn serve_one(conn: &TcpStream, hosts: Hosts, handler: &dyn Fn(&str) -> Reply) {
     let _ = conn.set_write_timeout(Some(REQUEST_TIMEOUT));
-    let line = match read_request_line(conn) {
+    let (line, host) = match read_head(conn) {
         Ok(l) => l,
         Err(408) => return,
         Err(status) => {
@@ -217,6 +286,11 @@ fn serve_one(conn: &TcpStream, handler: &dyn Fn(&str) -> Reply) {
         return;
     }
     let path = target.unwrap_or("").split('?').next().unwrap_or("");
+    if !hosts.admits(host.as_deref()) {
+        let why = "this listener is bound to loopback and answers only Host: localhost or an IP address\n";
+        let _ = answer(conn, &Reply::text(421, why), false);
+        return;
+    }
     let reply = match method {
         Some("GET" | "HEAD") => handler(path),
         _ => Reply::text(405, "only GET and HEAD\n").with_header("Allow", "GET, HEAD"),
@@ -246,6 +320,7 @@ fn answer(mut conn: &TcpStream, reply: &Reply, head_only: bool) -> std::io::Resu
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        421 => "Misdirected Request",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "Error",
@@ -283,6 +358,46 @@ mod tests {
         assert_eq!(without_userinfo("bitcoind http://u:p@127.0.0.1:8332/"), "bitcoind http://127.0.0.1:8332/");
         assert_eq!(without_userinfo("bitcoind http://127.0.0.1:8332"), "bitcoind http://127.0.0.1:8332");
         assert_eq!(without_userinfo("no url @ all"), "no url @ all");
+    }
+
+    #[test]
+    fn local_hosts_are_ip_addresses_and_localhost() {
+        let l = Hosts::Local;
+        for ok in
+            [None, Some("127.0.0.1:8080"), Some("localhost"), Some("LOCALHOST:1"), Some("[::1]:80"), Some("10.0.0.2")]
+        {
+            assert!(l.admits(ok), "{ok:?}");
+        }
+        for bad in [Some("evil.example"), Some("evil.example:8080"), Some("127.0.0.1.nip.io"), Some("[evil]:80")] {
+            assert!(!l.admits(bad), "{bad:?}");
+            assert!(Hosts::Any.admits(bad));
+        }
+    }
+
+    #[test]
+    fn a_trickling_client_is_cut_off_at_the_deadline() {
+        let handler: Handler = Arc::new(|_: &str| Reply::ok("text/plain", b"x".as_slice()));
+        let l = serve_hosts("127.0.0.1:0".parse().unwrap(), "httpd-slow", Hosts::Local, handler).unwrap();
+        let mut s = TcpStream::connect(l.address()).unwrap();
+        let t = std::time::Instant::now();
+        // One byte a second: each read is quick, the head never ends.
+        for b in b"GET / HTTP/1.1\r\nX: aaaaaaaaaaaa".iter() {
+            if s.write_all(&[*b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(400));
+            if t.elapsed() > REQUEST_TIMEOUT + Duration::from_secs(3) {
+                break;
+            }
+        }
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        assert!(t.elapsed() < REQUEST_TIMEOUT + Duration::from_secs(3), "held for {:?}", t.elapsed());
+        assert!(!out.contains("200 OK"), "{out}");
+        // A rebinding page's request is refused; a local one answered.
+        let r = get(l.address(), "GET / HTTP/1.1\r\nHost: evil.example:80\r\n\r\n");
+        assert!(r.starts_with("HTTP/1.1 421 "), "{r}");
+        assert!(get(l.address(), "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").starts_with("HTTP/1.1 200 "));
     }
 
     fn get(addr: SocketAddr, request: &str) -> String {

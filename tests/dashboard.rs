@@ -105,7 +105,7 @@ impl Node {
     }
 
     fn snapshot(&self) -> Value {
-        let (status, _, body) = self.get("GET /api/dashboard HTTP/1.1\r\nHost: x\r\n\r\n");
+        let (status, _, body) = self.get("GET /api/dashboard HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
         assert!(status.contains(" 200 "), "{status}: {body}");
         serde_json::from_str(&body).unwrap()
     }
@@ -323,7 +323,8 @@ fn three_nodes_with_a_reorg_and_a_stratum_worker_on_both_views() {
 }
 
 /// The dashboard changes nothing: every method but GET and HEAD is refused, no path but the page,
-/// its assets and the snapshot exists, and the snapshot carries no credential.
+/// its assets and the snapshot exists, a request naming another host is refused, and the snapshot
+/// carries no credential.
 #[test]
 fn the_dashboard_is_read_only_and_serves_only_its_own_files() {
     let d = tmp("readonly");
@@ -340,6 +341,9 @@ fn the_dashboard_is_read_only_and_serves_only_its_own_files() {
         let (status, _, _) = node.get(&format!("GET {path} HTTP/1.1\r\n\r\n"));
         assert!(status.contains(" 404 "), "{path}: {status}");
     }
+    // Bound to loopback, it answers no page that reached it through another name (DNS rebinding).
+    let (status, _, _) = node.get("GET /api/dashboard HTTP/1.1\r\nHost: attacker.example:8080\r\n\r\n");
+    assert!(status.contains(" 421 "), "{status}");
     let (status, head, page) = node.get("GET / HTTP/1.1\r\n\r\n");
     assert!(status.contains(" 200 ") && head.contains("Content-Security-Policy: default-src 'self'"), "{head}");
     assert!(page.contains("id=\"height\""));

@@ -21,6 +21,36 @@
     while (Math.abs(h) >= 1000 && i < RATE_UNITS.length - 1) { h /= 1000; i++; }
     return Number(h.toPrecision(3)) + ' ' + RATE_UNITS[i];
   }
+  // Stratum workers' recent rates, from the node's samples (every 5 s): over the minute before
+  // sample i (or since the first sample, if younger), the change in a worker's accepted share
+  // difficulty times 2^32 per second, and in its accepted shares per minute. A worker absent from
+  // the older sample had nothing accepted then. A worker that stops falls to 0 within a minute.
+  const WINDOW_S = 60;
+  function windowStart(sm, i) {
+    let j = i;
+    while (j > 0 && sm[i].time - sm[j].time < WINDOW_S) j--;
+    return j;
+  }
+  function workerRate(sm, i, n, field, scale) {
+    const j = windowStart(sm, i);
+    const dt = sm[i].time - sm[j].time;
+    const now = sm[i].workers[n], then = sm[j].workers[n];
+    if (dt <= 0 || now === undefined) return null;
+    return (now[field] - (then ? then[field] : 0)) * scale / dt;
+  }
+  const hashRate = (sm, i, n) => workerRate(sm, i, n, 'accepted_difficulty', 4294967296);
+  const sharesPerMinute = (sm, i, n) => workerRate(sm, i, n, 'accepted', 60);
+  function poolRate(sm, i) {
+    let sum = null;
+    for (const n in sm[i].workers) {
+      const r = hashRate(sm, i, n);
+      if (r !== null) sum = (sum || 0) + r;
+    }
+    return sum;
+  }
+  // Long names (a worker's, chosen by whoever connects) are cut for legends.
+  const label = (n) => (n.length > 24 ? n.slice(0, 23) + '\u2026' : n);
+
   function fmtBytes(b) {
     if (b === null || b === undefined) return '-';
     const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -132,10 +162,12 @@
     setText('net-hashrate', fmtRate(s.hashrate.network));
     setText('net-hashrate-sub', 'over the last ' + s.hashrate.window_blocks + ' blocks');
     const m = s.mining;
-    const local = s.hashrate.local !== null ? s.hashrate.local : s.hashrate.pool;
+    const sm = s.samples;
+    const last = sm.length - 1;
+    const local = s.hashrate.local !== null ? s.hashrate.local : (s.pool ? poolRate(sm, last) : null);
     setText('local-hashrate', fmtRate(local));
     setText('local-hashrate-sub', m.mining ? m.backend + ', ' + m.threads + ' threads, ' + m.blocks_mined + ' blocks mined'
-      : (s.pool ? 'Stratum workers, ' + m.blocks_mined + ' blocks' : 'not mining'));
+      : (s.pool ? 'Stratum workers, last minute; ' + s.pool.blocks + ' blocks' : 'not mining'));
     const inbound = s.peers.filter((p) => p.direction === 'inbound').length;
     setText('peer-count', s.peers.length);
     setText('peer-sub', inbound + ' in, ' + (s.peers.length - inbound) + ' out, ' + s.bans.length + ' banned');
@@ -164,10 +196,10 @@
       { xLabel: 'height', yFormat: (v) => fmtNum(v, 3), xValues: (u, vals) => vals.map((v) => fmtNum(v, 0)) })
       .setData([hs, s.blocks.map((b) => b.difficulty)]);
     // Rates: the node's samples (every 5 s, the last hour) and the value now.
-    const sm = s.samples;
     chart('chart-hashrate', [{ label: 'network' }, { label: 'local miner' }, { label: 'Stratum workers' }],
       { time: true, xLabel: 'time', yFormat: fmtRateTick })
-      .setData([sm.map((x) => x.time), sm.map((x) => x.network), sm.map((x) => x.local), sm.map((x) => x.pool)]);
+      .setData([sm.map((x) => x.time), sm.map((x) => x.network), sm.map((x) => x.local),
+        sm.map((x, i) => (x.pool === null ? null : poolRate(sm, i)))]);
 
     fillTable('peers', s.peers.map((p) => [
       p.addr, p.direction + (p.handshake ? '' : ' (handshake)'), p.height === null ? '-' : p.height,
@@ -191,46 +223,44 @@
     $('pool-body').hidden = !p;
     if (!p) return;
     const names = Object.keys(p.workers).sort();
-    let accepted = 0, rejected = 0, stale = 0, rate = 0;
+    let accepted = 0, rejected = 0, stale = 0;
     for (const n of names) {
       const w = p.workers[n];
-      accepted += w.accepted; stale += w.stale; rate += w.hashrate;
+      accepted += w.accepted; stale += w.stale;
       for (const r in w.rejected) rejected += w.rejected[r];
     }
-    // Shares per minute over the last minute of the node's samples (one every 5 s).
     const sm = s.samples;
-    function perMinute(n) {
-      const now = sm[sm.length - 1];
-      const then = sm.find((x) => now.time - x.time <= 60 && x.workers[n] !== undefined);
-      if (!then || !now.workers[n] || now.time === then.time) return null;
-      return (now.workers[n].accepted - then.workers[n].accepted) * 60 / (now.time - then.time);
-    }
+    const last = sm.length - 1;
     // The current job's block goes on top of the tip: its parent's height is the tip's.
     setText('pool-tip', p.height === null || p.height === undefined ? '-' : p.height - 1);
     setText('pool-source', 'templates from ' + p.source);
-    setText('pool-workers', names.length);
-    setText('pool-clients', p.clients + (p.clients === 1 ? ' connection, ' : ' connections, ') + p.subscribed + ' subscribed');
-    setText('pool-hashrate', fmtRate(rate));
+    setText('pool-workers', p.workers_total);
+    setText('pool-clients', p.clients + (p.clients === 1 ? ' connection, ' : ' connections, ') + p.subscribed + ' subscribed'
+      + (p.workers_total > names.length ? '; the ' + names.length + ' latest listed' : ''));
+    setText('pool-hashrate', fmtRate(poolRate(sm, last)));
     setText('pool-accepted', fmtInt(accepted));
-    const total = names.map(perMinute).filter((x) => x !== null).reduce((a, b) => a + b, 0);
+    let total = 0;
+    for (const n in sm[last].workers) total += sharesPerMinute(sm, last, n) || 0;
     setText('pool-share-rate', fmtNum(total, 1) + ' shares/min, last minute');
     setText('pool-rejected', fmtInt(rejected));
     setText('pool-stale', stale + ' stale');
     setText('pool-blocks', fmtInt(p.blocks));
     setText('pool-job', 'job ' + (p.job || '-') + ' at height ' + (p.height === null ? '-' : p.height) + ', ' + p.jobs + ' jobs sent');
-    const shown = names.slice().sort((a, b) => p.workers[b].hashrate - p.workers[a].hashrate).slice(0, COLORS.length);
+    const shown = Object.keys(sm[last].workers)
+      .sort((a, b) => (hashRate(sm, last, b) || 0) - (hashRate(sm, last, a) || 0)).slice(0, COLORS.length);
     if (!$('pool-view').hidden && shown.length > 0) {
-      chart('chart-workers', shown.map((n) => ({ label: n })), { time: true, xLabel: 'time', yFormat: fmtRateTick })
-        .setData([sm.map((x) => x.time)].concat(shown.map((n) => sm.map((x) => (x.workers[n] ? x.workers[n].hashrate : null)))));
+      chart('chart-workers', shown.map((n) => ({ label: label(n) })), { time: true, xLabel: 'time', yFormat: fmtRateTick })
+        .setData([sm.map((x) => x.time)].concat(shown.map((n) => sm.map((x, i) => hashRate(sm, i, n)))));
     }
     fillTable('workers', names.map((n) => {
       const w = p.workers[n];
       const reasons = Object.keys(w.rejected).map((r) => r + ' ' + w.rejected[r]).join(', ');
       let rej = 0;
       for (const r in w.rejected) rej += w.rejected[r];
-      const pm = perMinute(n);
-      return [n, fmtRate(w.hashrate), pm === null ? '-' : fmtNum(pm, 1), fmtInt(w.accepted), fmtNum(w.accepted_difficulty, 3),
-        fmtInt(rej), reasons || '-', w.stale, w.blocks, w.last_share ? fmtDuration(s.time - w.last_share) + ' ago' : '-'];
+      const hr = hashRate(sm, last, n), pm = sharesPerMinute(sm, last, n);
+      return [{ text: n, title: n }, fmtRate(hr), pm === null ? '-' : fmtNum(pm, 1), fmtInt(w.accepted),
+        fmtNum(w.accepted_difficulty, 3), fmtInt(rej), reasons || '-', w.stale, w.blocks,
+        w.last_share ? fmtDuration(s.time - w.last_share) + ' ago' : '-'];
     }), 'no workers have connected');
   }
 

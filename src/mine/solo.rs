@@ -264,12 +264,15 @@ struct ApiState {
     /// (when, hashes) over the last 5 s, for `MHS 5s`.
     samples: std::collections::VecDeque<(Instant, u64)>,
     t0: Instant,
+    /// Blocks accepted so far, and their difficulties summed (cgminer's `Difficulty Accepted`).
+    accepted: u64,
+    difficulty_accepted: f64,
 }
 
 impl ApiState {
     fn new(kind: &'static str, name: String) -> ApiState {
         let device = crate::mine::api::DeviceStatus { kind, index: 0, name, ..Default::default() };
-        ApiState { device, samples: Default::default(), t0: Instant::now() }
+        ApiState { device, samples: Default::default(), t0: Instant::now(), accepted: 0, difficulty_accepted: 0.0 }
     }
 
     fn publish(
@@ -293,6 +296,10 @@ impl ApiState {
         d.accepted = p.accepted;
         d.rejected = p.found - p.accepted;
         let difficulty = t.bits.to_target().map(|x| x.difficulty()).unwrap_or(0.0);
+        // Published after every block, so new acceptances are this template's.
+        self.difficulty_accepted += p.accepted.saturating_sub(self.accepted) as f64 * difficulty;
+        self.accepted = p.accepted;
+        d.difficulty_accepted = self.difficulty_accepted;
         let pool = crate::mine::api::PoolStatus {
             url: crate::httpd::without_userinfo(source),
             user: "solo".into(),
@@ -302,6 +309,7 @@ impl ApiState {
             accepted: p.accepted,
             rejected: p.found - p.accepted,
             difficulty,
+            difficulty_accepted: self.difficulty_accepted,
             ..Default::default()
         };
         live.publish(crate::mine::api::Snapshot {

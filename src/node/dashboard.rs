@@ -91,12 +91,14 @@ impl Node {
         }
     }
 
-    /// The network's estimated hash rate over the last [`HASHRATE_WINDOW`] blocks (Bitcoin Core's
-    /// `getnetworkhashps`: work between the window's ends over the time between them; `None` below
-    /// two blocks or when the times do not increase) and the number of blocks it spans.
+    /// The network's estimated hash rate over the last [`HASHRATE_WINDOW`] blocks, as Bitcoin
+    /// Core's `getnetworkhashps` estimates it (work between the window's ends over the time between
+    /// them), except that the window never starts at genesis: a genesis block dated long before the
+    /// chain started would make the span, and so the estimate, meaningless. `None` below two blocks
+    /// or when the times do not increase; with the number of blocks spanned.
     fn network_hashrate(&self) -> (Option<f64>, u32) {
         let height = self.chain.height();
-        let start = height.saturating_sub(HASHRATE_WINDOW);
+        let start = height.saturating_sub(HASHRATE_WINDOW).max(1).min(height);
         let entry = |h: u32| self.chain.hash_at(h).and_then(|h| self.chain.entry(&h).copied());
         let rate = entry(start).zip(entry(height)).and_then(|(a, b)| {
             let span = b.header.time as i64 - a.header.time as i64;
@@ -162,11 +164,13 @@ impl Node {
             .peers
             .iter()
             .map(|(id, p)| {
-                // The highest block it is known to have: announced or sent by it, or sent to it
-                // (headers), else the height it started at.
-                let known = |b: Option<BlockHash>| b.and_then(|b| self.chain.entry(&b)).map(|e| e.height);
-                let height =
-                    known(p.best_known).max(known(p.best_header_sent)).or(p.version.as_ref().map(|v| v.height));
+                // The best block it is known to have (it announced or sent it, or its headers),
+                // else the height it said it had when it connected.
+                let height = p
+                    .best_known
+                    .and_then(|b| self.chain.entry(&b))
+                    .map(|e| e.height)
+                    .or(p.version.as_ref().map(|v| v.height));
                 (
                     *id,
                     json!({
@@ -187,8 +191,9 @@ impl Node {
             .collect();
         peers.sort_by_key(|(id, _)| *id);
         let local = self.miner.as_ref().map(|m| m.rate());
-        let pool = self.stratum.as_ref().map(|(_, s)| s.stats());
+        let mut pool = self.stratum.as_ref().map(|(_, s)| s.stats());
         let pool_rate = pool.as_ref().map(|p| p.hashrate());
+        let workers_total = pool.as_mut().map(|p| p.keep_workers(crate::dashboard::SNAPSHOT_WORKERS));
         json!({
             "time": now,
             "uptime_s": now - self.dashboard.started,
@@ -230,7 +235,11 @@ impl Node {
                 "blocks_found": self.miner.as_ref().map(|m| m.stats.found.load(Ordering::Relaxed)),
                 "blocks_mined": self.blocks_mined,
             },
-            "pool": pool,
+            "pool": pool.map(|p| {
+                let mut v = json!(p);
+                v["workers_total"] = json!(workers_total);
+                v
+            }),
         })
     }
 }

@@ -55,7 +55,12 @@ impl PoolDashboard {
 
     /// The snapshot the page polls (module doc).
     pub fn snapshot(&self) -> Value {
-        let stats = self.server.stats();
+        let mut stats = self.server.stats();
+        let hashrate = stats.hashrate();
+        let workers_total = stats.keep_workers(crate::dashboard::SNAPSHOT_WORKERS);
+        let source = stats.source.clone();
+        let mut pool = json!(stats);
+        pool["workers_total"] = json!(workers_total);
         let samples: Vec<Value> = {
             let g = self.samples.lock().unwrap_or_else(|e| e.into_inner());
             g.0.iter().cloned().chain([self.sample_now()]).collect()
@@ -65,10 +70,10 @@ impl PoolDashboard {
             "time": now,
             "uptime_s": now - self.started,
             "chain": null,
-            "source": crate::httpd::without_userinfo(&stats.source),
-            "hashrate": {"network": null, "local": null, "pool": stats.hashrate()},
+            "source": source,
+            "hashrate": {"network": null, "local": null, "pool": hashrate},
             "samples": samples,
-            "pool": stats,
+            "pool": pool,
         })
     }
 

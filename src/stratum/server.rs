@@ -152,15 +152,36 @@ impl ServerStats {
         self.workers.values().fold(0.0, |acc, w| acc + w.hashrate)
     }
 
+    /// Keeps the `n` workers with the most recent accepted shares (ties by name) and returns how
+    /// many there were: a page or snapshot shows a bounded list however many names clients made up.
+    pub fn keep_workers(&mut self, n: usize) -> usize {
+        let total = self.workers.len();
+        if total > n {
+            let mut by_recent: Vec<(u64, String)> =
+                self.workers.iter().map(|(name, w)| (w.last_share, name.clone())).collect();
+            by_recent.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            let keep: std::collections::HashSet<String> = by_recent.into_iter().take(n).map(|(_, name)| name).collect();
+            self.workers.retain(|name, _| keep.contains(name));
+        }
+        total
+    }
+
     /// The `n` fastest workers as the dashboard's samples carry them (`crate::dashboard`):
-    /// `{name: {"hashrate": H/s, "accepted": shares}}`.
+    /// `{name: {"hashrate": H/s, "accepted": shares, "accepted_difficulty": sum}}`.
     pub fn sample_workers(&self, n: usize) -> serde_json::Map<String, serde_json::Value> {
         let mut workers: Vec<(&String, &WorkerStats)> = self.workers.iter().collect();
         workers.sort_by(|a, b| b.1.hashrate.total_cmp(&a.1.hashrate));
         workers
             .into_iter()
             .take(n)
-            .map(|(name, w)| (name.clone(), serde_json::json!({"hashrate": w.hashrate, "accepted": w.accepted})))
+            .map(|(name, w)| {
+                let v = serde_json::json!({
+                    "hashrate": w.hashrate,
+                    "accepted": w.accepted,
+                    "accepted_difficulty": w.accepted_difficulty,
+                });
+                (name.clone(), v)
+            })
             .collect()
     }
 }
@@ -833,7 +854,8 @@ impl Shared {
         };
         ServerStats {
             address: self.address.to_string(),
-            source: self.source.name(),
+            // Shown to clients (the dashboard): a URL's user:password@ left out.
+            source: crate::httpd::without_userinfo(&self.source.name()),
             clients: clients.len(),
             subscribed,
             job,
