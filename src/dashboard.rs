@@ -32,6 +32,35 @@ pub const SNAPSHOT_WORKERS: usize = 200;
 /// second.
 pub const SNAPSHOT_REUSE: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// Hash-rate samples for the charts, as the node and `powkit pool` keep them: one every
+/// [`SAMPLE_EVERY`], the last [`SAMPLES`] (an hour), oldest first.
+#[derive(Default)]
+pub struct Samples {
+    kept: std::collections::VecDeque<serde_json::Value>,
+    last: Option<std::time::Instant>,
+}
+
+impl Samples {
+    /// Whether [`SAMPLE_EVERY`] has passed since the last sample (or none was taken).
+    pub fn due(&self) -> bool {
+        self.last.is_none_or(|t| t.elapsed() >= SAMPLE_EVERY)
+    }
+
+    /// Keeps `sample`, taken now, dropping the oldest past [`SAMPLES`].
+    pub fn push(&mut self, sample: serde_json::Value) {
+        self.last = Some(std::time::Instant::now());
+        self.kept.push_back(sample);
+        while self.kept.len() > SAMPLES {
+            self.kept.pop_front();
+        }
+    }
+
+    /// The kept samples, oldest first, then `now` (the snapshot's `samples`).
+    pub fn with(&self, now: serde_json::Value) -> Vec<serde_json::Value> {
+        self.kept.iter().cloned().chain([now]).collect()
+    }
+}
+
 /// Unix seconds now.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)

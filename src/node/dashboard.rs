@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 
 use super::{unix_now, Node};
 use crate::chain::TipChange;
-use crate::dashboard::{SAMPLES, SAMPLE_EVERY, SAMPLE_WORKERS};
 use crate::primitives::BlockHash;
+use crate::stratum::dashboard::rates_sample;
 
 /// Blocks in the snapshot's `blocks` (the charts of block intervals and difficulty).
 pub const DASHBOARD_BLOCKS: u32 = 300;
@@ -36,16 +36,8 @@ pub(super) struct DashboardState {
     pub(super) tx_counts: HashMap<BlockHash, usize>,
     /// When the node started.
     pub(super) started: i64,
-    /// Hash-rate samples, oldest first, at most [`SAMPLES`]: `{"time", "network", "local", "pool",
-    /// "workers": {name: {"hashrate", "accepted"}}}`.
-    pub(super) samples: VecDeque<Value>,
-    /// When the last sample was taken.
-    pub(super) last_sample: Option<std::time::Instant>,
-}
-
-/// A chain-work value as a float (expected hashes; exact to 53 bits, which a chart needs).
-fn work_f64(w: crate::primitives::U256) -> f64 {
-    w.to_be_bytes().iter().fold(0.0f64, |acc, b| acc * 256.0 + *b as f64)
+    /// Hash-rate samples (`stratum::dashboard::rates_sample`), the last hour.
+    pub(super) samples: crate::dashboard::Samples,
 }
 
 impl Node {
@@ -77,18 +69,14 @@ impl Node {
         }
     }
 
-    /// Takes a hash-rate sample when [`SAMPLE_EVERY`] has passed (from `tick`; only with
-    /// `--dashboard`).
+    /// Takes a hash-rate sample when one is due (from `tick`; only with `--dashboard`).
     pub(super) fn sample_for_dashboard(&mut self) {
-        if self.cfg.dashboard.is_none() || self.dashboard.last_sample.is_some_and(|t| t.elapsed() < SAMPLE_EVERY) {
+        if self.cfg.dashboard.is_none() || !self.dashboard.samples.due() {
             return;
         }
-        self.dashboard.last_sample = Some(std::time::Instant::now());
-        let sample = self.rates_now();
-        self.dashboard.samples.push_back(sample);
-        while self.dashboard.samples.len() > SAMPLES {
-            self.dashboard.samples.pop_front();
-        }
+        let pool = self.stratum.as_ref().map(|(_, s)| s.stats());
+        let sample = rates_sample(self.network_hashrate().0, self.miner.as_ref().map(|m| m.rate()), pool.as_ref());
+        self.dashboard.samples.push(sample);
     }
 
     /// The network's estimated hash rate over the last [`HASHRATE_WINDOW`] blocks, as Bitcoin
@@ -102,21 +90,9 @@ impl Node {
         let entry = |h: u32| self.chain.hash_at(h).and_then(|h| self.chain.entry(&h).copied());
         let rate = entry(start).zip(entry(height)).and_then(|(a, b)| {
             let span = b.header.time as i64 - a.header.time as i64;
-            (height > start && span > 0).then(|| (work_f64(b.chainwork) - work_f64(a.chainwork)) / span as f64)
+            (height > start && span > 0).then(|| (b.chainwork.to_f64() - a.chainwork.to_f64()) / span as f64)
         });
         (rate, height - start)
-    }
-
-    /// One sample of the rates now: network, local miner, Stratum workers (total and each).
-    fn rates_now(&self) -> Value {
-        let pool = self.stratum.as_ref().map(|(_, s)| s.stats());
-        json!({
-            "time": unix_now(),
-            "network": self.network_hashrate().0,
-            "local": self.miner.as_ref().map(|m| m.rate()),
-            "pool": pool.as_ref().map(|p| p.hashrate()),
-            "workers": pool.as_ref().map(|p| p.sample_workers(SAMPLE_WORKERS)).unwrap_or_default(),
-        })
     }
 
     /// The transaction count of main-chain block `hash`: remembered, else read from the store once
@@ -193,6 +169,7 @@ impl Node {
         let local = self.miner.as_ref().map(|m| m.rate());
         let mut pool = self.stratum.as_ref().map(|(_, s)| s.stats());
         let pool_rate = pool.as_ref().map(|p| p.hashrate());
+        let samples = self.dashboard.samples.with(rates_sample(network_hashrate, local, pool.as_ref()));
         let workers_total = pool.as_mut().map(|p| p.keep_workers(crate::dashboard::SNAPSHOT_WORKERS));
         json!({
             "time": now,
@@ -215,7 +192,7 @@ impl Node {
                 "sig_verifier": self.chain.sig_verifier(),
             },
             "hashrate": {"network": network_hashrate, "window_blocks": window_blocks, "local": local, "pool": pool_rate},
-            "samples": self.dashboard.samples.iter().cloned().chain([self.rates_now()]).collect::<Vec<_>>(),
+            "samples": samples,
             "blocks": blocks,
             "peers": peers.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
             "mempool": {

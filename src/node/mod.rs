@@ -695,7 +695,7 @@ impl Node {
         ::metrics::gauge!(m::CHAIN_HEADERS).set(best_height as f64);
         if let Some(e) = self.chain.entry(&self.chain.tip()) {
             ::metrics::gauge!(m::CHAIN_TIP_AGE).set((unix_now() - e.header.time as i64) as f64);
-            let work = e.chainwork.to_be_bytes().iter().fold(0.0f64, |acc, b| acc * 256.0 + *b as f64);
+            let work = e.chainwork.to_f64();
             ::metrics::gauge!(m::CHAIN_WORK).set(work);
         }
         let sync = if best_height == 0 { 1.0 } else { (height as f64 / best_height as f64).min(1.0) };

@@ -176,12 +176,8 @@ impl Target {
 
     /// Difficulty relative to Bitcoin's limit (`1d00ffff` = 1.0), as a float for display only.
     pub fn difficulty(self) -> f64 {
-        to_f64(Target::bitcoin_pow_limit().0) / to_f64(self.0).max(f64::MIN_POSITIVE)
+        Target::bitcoin_pow_limit().0.to_f64() / self.0.to_f64().max(f64::MIN_POSITIVE)
     }
-}
-
-fn to_f64(v: U256) -> f64 {
-    v.0.iter().rev().fold(0.0, |acc, &l| acc * 18446744073709551616.0 + l as f64)
 }
 
 impl fmt::Debug for Target {

@@ -42,6 +42,12 @@ impl U256 {
         U256(l)
     }
 
+    /// The value as the nearest-below float (53 bits kept): for display and estimates only (a
+    /// difficulty, chain work as a metric), never for consensus.
+    pub fn to_f64(self) -> f64 {
+        self.0.iter().rev().fold(0.0, |acc, &l| acc * 18446744073709551616.0 + l as f64)
+    }
+
     /// The 32 big-endian bytes.
     pub fn to_be_bytes(self) -> [u8; 32] {
         let mut b = [0u8; 32];

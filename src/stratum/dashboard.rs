@@ -6,65 +6,58 @@
 //! Snapshot: `{"time", "uptime_s", "chain": null, "source", "hashrate": {"network": null, "local":
 //! null, "pool"}, "samples": [...], "pool": ServerStats}` (the node's shape, its node parts absent).
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::server::Server;
-use crate::dashboard::{unix_now, SAMPLES, SAMPLE_EVERY, SAMPLE_WORKERS};
+use super::server::{Server, ServerStats};
+use crate::dashboard::{unix_now, Samples, SAMPLE_WORKERS};
+
+/// One hash-rate sample (crate::dashboard::Samples), the node's and the pool's alike: `{"time",
+/// "network", "local", "pool", "workers": {name: {"hashrate", "accepted", "accepted_difficulty"}}}`
+/// with the network's estimate and the local miner's rate where there are such (H/s), and the
+/// Stratum server's workers (the [`SAMPLE_WORKERS`] fastest) where there is one.
+pub fn rates_sample(network: Option<f64>, local: Option<f64>, pool: Option<&ServerStats>) -> Value {
+    json!({
+        "time": unix_now(),
+        "network": network,
+        "local": local,
+        "pool": pool.map(|p| p.hashrate()),
+        "workers": pool.map(|p| p.sample_workers(SAMPLE_WORKERS)).unwrap_or_default(),
+    })
+}
 
 /// A Stratum server's dashboard data: its statistics now and its hash-rate samples.
 pub struct PoolDashboard {
     server: Arc<Server>,
     started: i64,
-    samples: Mutex<(VecDeque<Value>, Option<Instant>)>,
+    samples: Mutex<Samples>,
 }
 
 impl PoolDashboard {
     /// Watches `server`.
     pub fn new(server: Arc<Server>) -> Arc<PoolDashboard> {
-        Arc::new(PoolDashboard { server, started: unix_now(), samples: Mutex::new((VecDeque::new(), None)) })
+        Arc::new(PoolDashboard { server, started: unix_now(), samples: Mutex::new(Samples::default()) })
     }
 
-    fn sample_now(&self) -> Value {
-        let stats = self.server.stats();
-        json!({
-            "time": unix_now(),
-            "network": null,
-            "local": null,
-            "pool": stats.hashrate(),
-            "workers": stats.sample_workers(SAMPLE_WORKERS),
-        })
-    }
-
-    /// Takes a hash-rate sample if [`SAMPLE_EVERY`] has passed since the last (call it often).
+    /// Takes a hash-rate sample if one is due (call it often).
     pub fn sample(&self) {
-        let mut g = self.samples.lock().unwrap_or_else(|e| e.into_inner());
-        if g.1.is_some_and(|t| t.elapsed() < SAMPLE_EVERY) {
-            return;
-        }
-        g.1 = Some(Instant::now());
-        let s = self.sample_now();
-        g.0.push_back(s);
-        while g.0.len() > SAMPLES {
-            g.0.pop_front();
+        let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        if samples.due() {
+            samples.push(rates_sample(None, None, Some(&self.server.stats())));
         }
     }
 
     /// The snapshot the page polls (module doc).
     pub fn snapshot(&self) -> Value {
         let mut stats = self.server.stats();
+        let samples =
+            self.samples.lock().unwrap_or_else(|e| e.into_inner()).with(rates_sample(None, None, Some(&stats)));
         let hashrate = stats.hashrate();
         let workers_total = stats.keep_workers(crate::dashboard::SNAPSHOT_WORKERS);
         let source = stats.source.clone();
         let mut pool = json!(stats);
         pool["workers_total"] = json!(workers_total);
-        let samples: Vec<Value> = {
-            let g = self.samples.lock().unwrap_or_else(|e| e.into_inner());
-            g.0.iter().cloned().chain([self.sample_now()]).collect()
-        };
         let now = unix_now();
         json!({
             "time": now,
