@@ -261,9 +261,9 @@ fn a_mining_node_s_metrics_move_as_blocks_are_mined() {
 /// `powkit mine --pool` against `powkit node --stratum`, both with `--metrics`: the miner's hashes
 /// and accepted shares grow; the server counts the worker's accepted shares and its client, and a
 /// share for a job it never issued raises `powkit_stratum_shares_rejected_total{reason="job_not_found"}`.
-#[test]
-fn miner_and_stratum_server_metrics_move_with_shares() {
-    let d = common::tmp_dir("metrics", "miner");
+/// A node in `d/n` with `--metrics` and a Stratum server (difficulty 0.001) paying a new key, started
+/// and answering: the process and the Stratum address.
+fn stratum_node(d: &Path) -> (Proc, String) {
     let key = d.join("miner.key");
     common::new_key(&key);
     let dir = d.join("n");
@@ -272,8 +272,15 @@ fn miner_and_stratum_server_metrics_move_with_shares() {
     let stratum = format!("127.0.0.1:{port}");
     let extra = ["--stratum", &stratum, "--miner-key", key.to_str().unwrap(), "--stratum-difficulty", "0.001"];
     let mut node = Proc::start(&node_args(dir.to_str().unwrap(), &extra), &d.join("node.log"));
-    let node_addr = node.metrics_addr();
     node_info(&dir, &mut node);
+    (node, stratum)
+}
+
+#[test]
+fn miner_and_stratum_server_metrics_move_with_shares() {
+    let d = common::tmp_dir("metrics", "miner");
+    let (mut node, stratum) = stratum_node(&d);
+    let node_addr = node.metrics_addr();
     let url = format!("stratum+tcp://{stratum}");
     let miner_args = ["mine", "--pool", &url, "--user", "w1", "--backend", "cpu", "--threads", "1"];
     let mut miner = Proc::start(&[&miner_args[..], &["--metrics", "127.0.0.1:0"]].concat(), &d.join("miner.log"));
@@ -503,15 +510,7 @@ fn gpu_mining_is_labelled_gpu_and_wgsl() {
         return;
     }
     let d = common::tmp_dir("metrics", "gpu");
-    let key = d.join("miner.key");
-    common::new_key(&key);
-    let dir = d.join("n");
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let stratum = format!("127.0.0.1:{port}");
-    let extra = ["--stratum", &stratum, "--miner-key", key.to_str().unwrap(), "--stratum-difficulty", "0.001"];
-    let mut node = Proc::start(&node_args(dir.to_str().unwrap(), &extra), &d.join("node.log"));
-    node_info(&dir, &mut node);
+    let (_node, stratum) = stratum_node(&d);
     let url = format!("stratum+tcp://{stratum}");
     let miner_args = ["mine", "--pool", &url, "--user", "g1", "--backend", "gpu", "--gpu-allow-software"];
     let mut miner = Proc::start(&[&miner_args[..], &["--metrics", "127.0.0.1:0"]].concat(), &d.join("miner.log"));
